@@ -1,0 +1,79 @@
+# Top-level build: `make` builds criu/criu, `make test` runs the whole suite,
+# `make install` installs under $(PREFIX).
+PREFIX ?= /usr/local
+CXX ?= g++
+CC ?= gcc
+PYTHON ?= /usr/bin/python3
+
+BUILD := build
+PROTOS := $(wildcard images/*.proto)
+PB_C := $(patsubst images/%.proto,$(BUILD)/images/%.pb-c.c,$(PROTOS))
+PB_O := $(PB_C:.c=.o)
+CRIU_SRCS := $(wildcard criu/*.cpp)
+CRIU_OBJS := $(patsubst criu/%.cpp,$(BUILD)/criu/%.o,$(CRIU_SRCS))
+DEPFLAGS = -MMD -MP
+
+CPPFLAGS += -Icriu/include -Iimages -I$(BUILD)/images -D_GNU_SOURCE
+CXXFLAGS ?= -O2 -g
+CXXFLAGS += -std=c++20 -Wall -Wextra -Wno-missing-field-initializers -fno-exceptions
+CFLAGS ?= -O2 -g
+LDLIBS += -lprotobuf-c
+
+# The restorer blob: freestanding, position independent, no relocations.
+RST_CFLAGS := -O2 -Wall -Wextra -ffreestanding -fno-stack-protector -fno-builtin -fpie \
+	-fvisibility=hidden -fno-asynchronous-unwind-tables -fcf-protection=none \
+	-mno-red-zone -mgeneral-regs-only -Icriu/include
+
+all: deps criu/criu tests
+
+deps:
+	@sh scripts/install-deps.sh
+
+criu/criu: $(PB_O) $(CRIU_OBJS) $(BUILD)/restorer-blob.o
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/images/%.pb-c.c $(BUILD)/images/%.pb-c.h: images/%.proto
+	@mkdir -p $(BUILD)/images
+	protoc-c --c_out=$(BUILD)/images -Iimages $<
+
+$(BUILD)/images/%.pb-c.o: $(BUILD)/images/%.pb-c.c
+	$(CC) $(CFLAGS) $(CPPFLAGS) -c -o $@ $<
+
+$(BUILD)/criu/%.o: criu/%.cpp | $(PB_C)
+	@mkdir -p $(BUILD)/criu
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+$(BUILD)/restorer/%.o: criu/restorer/%.c criu/include/restorer-args.h criu/restorer/rst-syscall.h
+	@mkdir -p $(BUILD)/restorer
+	$(CC) $(RST_CFLAGS) -c -o $@ $<
+
+$(BUILD)/restorer/entry.o: criu/restorer/entry.S
+	@mkdir -p $(BUILD)/restorer
+	$(CC) -c -o $@ $<
+
+$(BUILD)/restorer.bin: $(BUILD)/restorer/entry.o $(BUILD)/restorer/restorer.o criu/restorer/restorer.lds
+	ld -nostdlib -static -pie --no-dynamic-linker -T criu/restorer/restorer.lds -o $(BUILD)/restorer.elf \
+		$(BUILD)/restorer/entry.o $(BUILD)/restorer/restorer.o
+	@if readelf -r $(BUILD)/restorer.elf | grep -q R_X86; then \
+		echo "restorer blob needs relocations: it must be position independent" >&2; exit 1; fi
+	objcopy -O binary $(BUILD)/restorer.elf $@
+
+$(BUILD)/restorer-blob.o: criu/restorer/blob.S $(BUILD)/restorer.bin
+	$(CC) -c -DBLOB_PATH='"$(BUILD)/restorer.bin"' -o $@ criu/restorer/blob.S
+
+tests:
+	@$(MAKE) -s -C test/zdtm
+
+test: all
+	$(PYTHON) -m pytest -q test/zdtm
+
+install: criu/criu
+	install -D -m 0755 criu/criu $(DESTDIR)$(PREFIX)/sbin/criu
+	install -D -m 0644 Documentation/criu.8 $(DESTDIR)$(PREFIX)/share/man/man8/criu.8
+
+clean:
+	rm -rf $(BUILD) criu/criu
+	@$(MAKE) -s -C test/zdtm clean
+
+.PHONY: all deps tests test install clean
+-include $(CRIU_OBJS:.o=.d)

@@ -1,0 +1,626 @@
+#include "files.h"
+
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+
+#include <algorithm>
+#include <set>
+
+#include "arena.h"
+#include "fdinfo.pb-c.h"
+#include "ghost-file.pb-c.h"
+#include "log.h"
+#include "magic.h"
+#include "pipe-data.pb-c.h"
+#include "proc.h"
+#include "remap-file-path.pb-c.h"
+
+namespace criu {
+
+namespace {
+
+constexpr size_t kMaxGhost = 64u << 20;
+
+bool is_tty(const struct stat &st)
+{
+	unsigned maj = major(st.st_rdev), min = minor(st.st_rdev);
+	return S_ISCHR(st.st_mode) && (maj == 136 || maj == 4 || (maj == 5 && min <= 2));
+}
+
+Result<std::string> read_link(const std::string &p)
+{
+	char buf[PATH_MAX + 1];
+	ssize_t n = readlink(p.c_str(), buf, sizeof(buf) - 1);
+	if (n < 0)
+		return sys_error("can't readlink %s", p.c_str());
+	return std::string(buf, n);
+}
+
+constexpr std::string_view kDeleted = " (deleted)";
+
+// Copies what a pipe holds without consuming it: tee() into our own pipe.
+Result<std::string> peek_pipe(pid_t pid, int fd, uint32_t *size)
+{
+	auto path = strfmt("/proc/%d/fd/%d", pid, fd);
+	Fd src(open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+	if (!src.valid())
+		return sys_error("can't open pipe %s", path.c_str());
+	int psize = fcntl(src.get(), F_GETPIPE_SZ);
+	if (psize < 0)
+		return sys_error("can't get the size of pipe %s", path.c_str());
+	*size = psize;
+	int p[2];
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+		return sys_error("can't create a pipe");
+	Fd r(p[0]), w(p[1]);
+	if (fcntl(w.get(), F_SETPIPE_SZ, psize) < 0)
+		return sys_error("can't size a pipe to %d bytes", psize);
+	ssize_t n = tee(src.get(), w.get(), psize, SPLICE_F_NONBLOCK);
+	if (n < 0 && errno != EAGAIN)
+		return sys_error("can't copy the data of pipe %s", path.c_str());
+	std::string data(n > 0 ? n : 0, '\0');
+	if (n > 0)
+		TRY(read_all(r.get(), data.data(), n, "pipe copy"));
+	return data;
+}
+
+}  // namespace
+
+struct FileTable::Impl {
+	Arena arena;
+	std::vector<FileEntry *> files;
+	std::vector<std::pair<uint32_t, std::string>> pipe_data, fifo_data;  // pipe_id, bytes
+	std::set<uint64_t> pipes_seen, fifos_seen;
+	std::vector<RemapFilePathEntry *> remaps;
+	std::map<std::string, uint32_t> mapped;	 // "path|flags" -> id
+	uint32_t next_id = 1;
+	const ImageDir *dir = nullptr;
+
+	struct Known {
+		pid_t pid;
+		int fd;
+		uint32_t id;
+		dev_t dev;
+		ino_t ino;
+	};
+	std::vector<Known> known;  // open file descriptions already described
+
+	FileEntry *new_file(FdTypes type)
+	{
+		auto *f = arena.make<FileEntry>(FILE_ENTRY__INIT);
+		f->type = type;
+		f->id = next_id++;
+		files.push_back(f);
+		return f;
+	}
+
+	FownEntry *fown() { return arena.make<FownEntry>(FOWN_ENTRY__INIT); }
+
+	Result<RegFileEntry *> reg(FileEntry *f, std::string path, uint32_t flags, uint64_t pos,
+				   const struct stat &st, int mnt_id, const std::string &content_path)
+	{
+		auto *r = arena.make<RegFileEntry>(REG_FILE_ENTRY__INIT);
+		r->id = f->id;
+		r->flags = flags;
+		r->pos = pos;
+		r->fown = fown();
+		r->has_size = true;
+		r->size = st.st_size;
+		r->has_mode = true;
+		r->mode = st.st_mode;
+		r->has_mnt_id = mnt_id >= 0;
+		r->mnt_id = mnt_id;
+		if (std::string_view(path).ends_with(kDeleted)) {
+			path.resize(path.size() - kDeleted.size());
+			TRY(ghost(f->id, st, content_path));
+		}
+		r->name = arena.str(path);
+		f->reg = r;
+		return r;
+	}
+
+	// A deleted file is saved whole and recreated (then unlinked) at restore.
+	Status ghost(uint32_t id, const struct stat &st, const std::string &content_path)
+	{
+		if (!S_ISREG(st.st_mode))
+			return Error{strfmt("%s: deleted non-regular files are not supported", content_path.c_str())};
+		if ((size_t)st.st_size > kMaxGhost)
+			return Error{strfmt("%s: deleted file of %lld bytes is larger than the %zu-byte ghost limit",
+					    content_path.c_str(), (long long)st.st_size, kMaxGhost)};
+		Fd in(open(content_path.c_str(), O_RDONLY | O_CLOEXEC));
+		if (!in.valid())
+			return sys_error("can't open deleted file %s", content_path.c_str());
+		std::string data(st.st_size, '\0');
+		if (pread(in.get(), data.data(), data.size(), 0) != (ssize_t)data.size())
+			return sys_error("can't read deleted file %s", content_path.c_str());
+		GhostFileEntry g = GHOST_FILE_ENTRY__INIT;
+		g.uid = st.st_uid;
+		g.gid = st.st_gid;
+		g.mode = st.st_mode;
+		g.has_size = true;
+		g.size = st.st_size;
+		auto w = ImageWriter::create(*dir, strfmt("ghost-file-%u.img", id), GHOST_FILE_MAGIC);
+		if (!w)
+			return w.error();
+		TRY(w->write(&g.base));
+		TRY(w->write_raw(data.data(), data.size()));
+		TRY(w->close());
+		auto *rm = arena.make<RemapFilePathEntry>(REMAP_FILE_PATH_ENTRY__INIT);
+		rm->orig_id = id;
+		rm->remap_id = id;
+		rm->has_remap_type = true;
+		rm->remap_type = REMAP_TYPE__GHOST;
+		remaps.push_back(rm);
+		return {};
+	}
+
+	Result<uint32_t> dump_fd(pid_t pid, int fd, bool shell_job, uint32_t *fd_flags);
+};
+
+FileTable::FileTable() : impl_(std::make_unique<Impl>()) {}
+FileTable::~FileTable() = default;
+
+Result<uint32_t> FileTable::add_mapped(pid_t pid, const std::string &map_files_path, const std::string &path,
+				       uint32_t flags)
+{
+	auto key = path + "|" + std::to_string(flags);
+	if (auto it = impl_->mapped.find(key); it != impl_->mapped.end())
+		return it->second;
+	struct stat st;
+	if (stat(map_files_path.c_str(), &st) < 0)
+		return sys_error("can't stat mapped file %s of PID %d", path.c_str(), pid);
+	auto *f = impl_->new_file(FD_TYPES__REG);
+	auto r = impl_->reg(f, path, flags, 0, st, -1, map_files_path);
+	if (!r)
+		return r.error();
+	impl_->mapped[key] = f->id;
+	return f->id;
+}
+
+Result<uint32_t> FileTable::Impl::dump_fd(pid_t pid, int fd, bool shell_job, uint32_t *fd_flags)
+{
+	auto fdpath = strfmt("/proc/%d/fd/%d", pid, fd);
+	auto link = read_link(fdpath);
+	if (!link)
+		return link.error();
+	auto fi = parse_fdinfo(pid, fd);
+	if (!fi)
+		return fi.error();
+	struct stat st;
+	if (stat(fdpath.c_str(), &st) < 0)
+		return sys_error("can't stat fd %d of PID %d (%s)", fd, pid, link->c_str());
+	*fd_flags = (fi->flags & O_CLOEXEC) ? FD_CLOEXEC : 0;
+	uint32_t flags = fi->flags & ~O_CLOEXEC;
+
+	// dup()ed descriptors share one file entry (and so the offset)
+	for (auto &k : known)
+		if (k.dev == st.st_dev && k.ino == st.st_ino &&
+		    syscall(SYS_kcmp, pid, k.pid, KCMP_FILE, fd, k.fd) == 0)
+			return k.id;
+
+	FileEntry *f = nullptr;
+	if (link->starts_with("pipe:[")) {
+		f = new_file(FD_TYPES__PIPE);
+		auto *p = arena.make<PipeEntry>(PIPE_ENTRY__INIT);
+		p->id = f->id;
+		p->pipe_id = st.st_ino;
+		p->flags = flags;
+		p->fown = fown();
+		f->pipe = p;
+		if (pipes_seen.insert(st.st_ino).second) {
+			uint32_t size;
+			auto data = peek_pipe(pid, fd, &size);
+			if (!data)
+				return data.error();
+			pipe_data.emplace_back(st.st_ino, std::move(*data));
+		}
+	} else if (S_ISFIFO(st.st_mode)) {
+		// A FIFO is a path (a REG entry) plus the pipe behind it.
+		auto *path_entry = new_file(FD_TYPES__REG);
+		auto r = reg(path_entry, *link, O_RDWR, 0, st, fi->mnt_id, fdpath);
+		if (!r)
+			return r.error();
+		f = new_file(FD_TYPES__FIFO);
+		auto *e = arena.make<FifoEntry>(FIFO_ENTRY__INIT);
+		e->id = f->id;
+		e->pipe_id = st.st_ino;
+		e->has_regf_id = true;
+		e->regf_id = path_entry->id;
+		f->fifo = e;
+		// the open flags of the fd itself
+		(*r)->flags = flags;
+		if (fifos_seen.insert(st.st_ino).second) {
+			uint32_t size;
+			auto data = peek_pipe(pid, fd, &size);
+			if (!data)
+				return data.error();
+			fifo_data.emplace_back(st.st_ino, std::move(*data));
+		}
+	} else if (*link == "anon_inode:[eventfd]") {
+		f = new_file(FD_TYPES__EVENTFD);
+		auto *e = arena.make<EventfdFileEntry>(EVENTFD_FILE_ENTRY__INIT);
+		e->id = f->id;
+		e->flags = flags;
+		e->fown = fown();
+		auto it = fi->extra.find("eventfd-count");
+		e->counter = it == fi->extra.end() ? 0 : parse_u64(it->second, 16).value_or(0);
+		auto sem = fi->extra.find("eventfd-semaphore");
+		if (sem != fi->extra.end() && sem->second == "1")
+			e->flags |= EFD_SEMAPHORE;
+		f->efd = e;
+	} else if (is_tty(st)) {
+		if (!shell_job)
+			return Error{strfmt("PID %d has a terminal on fd %d (%s); dump it with --shell-job", pid, fd,
+					    link->c_str())};
+		// A shell job's terminal is the restoring shell's: keep only flags.
+		f = new_file(FD_TYPES__TTY);
+		auto *t = arena.make<TtyFileEntry>(TTY_FILE_ENTRY__INIT);
+		t->id = f->id;
+		t->tty_info_id = 0;
+		t->flags = flags;
+		t->fown = fown();
+		f->tty = t;
+	} else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+		if (!link->starts_with("/"))
+			return Error{strfmt("PID %d fd %d: unsupported file %s", pid, fd, link->c_str())};
+		f = new_file(FD_TYPES__REG);
+		auto r = reg(f, *link, flags, fi->pos, st, fi->mnt_id, fdpath);
+		if (!r)
+			return r.error();
+	} else {
+		return Error{strfmt("PID %d fd %d: unsupported file type %s", pid, fd, link->c_str())};
+	}
+	known.push_back({pid, fd, f->id, st.st_dev, st.st_ino});
+	return f->id;
+}
+
+Status FileTable::dump_fds(pid_t pid, const ImageDir &dir, uint32_t files_id, bool shell_job)
+{
+	impl_->dir = &dir;
+	auto fds = list_fds(pid);
+	if (!fds)
+		return fds.error();
+	auto w = ImageWriter::create(dir, strfmt("fdinfo-%u.img", files_id), FDINFO_MAGIC);
+	if (!w)
+		return w.error();
+	for (int fd : *fds) {
+		uint32_t fd_flags = 0;
+		auto id = impl_->dump_fd(pid, fd, shell_job, &fd_flags);
+		if (!id)
+			return id.error();
+		FdinfoEntry e = FDINFO_ENTRY__INIT;
+		e.id = *id;
+		e.flags = fd_flags;
+		e.fd = fd;
+		for (auto *f : impl_->files)
+			if (f->id == *id)
+				e.type = f->type;
+		pr_debug("fd %d -> file id %u type %d\n", fd, *id, e.type);
+		TRY(w->write(&e.base));
+	}
+	return w->close();
+}
+
+static Status write_pipe_data(const ImageDir &dir, const char *name, uint32_t magic,
+			      const std::vector<std::pair<uint32_t, std::string>> &data)
+{
+	auto w = ImageWriter::create(dir, name, magic);
+	if (!w)
+		return w.error();
+	for (auto &[id, bytes] : data) {
+		if (bytes.empty())
+			continue;
+		PipeDataEntry e = PIPE_DATA_ENTRY__INIT;
+		e.pipe_id = id;
+		e.bytes = bytes.size();
+		TRY(w->write(&e.base));
+		TRY(w->write_raw(bytes.data(), bytes.size()));
+	}
+	return w->close();
+}
+
+Status FileTable::write(const ImageDir &dir)
+{
+	auto w = ImageWriter::create(dir, "files.img", FILES_MAGIC);
+	if (!w)
+		return w.error();
+	for (auto *f : impl_->files)
+		TRY(w->write(&f->base));
+	TRY(w->close());
+	TRY(write_pipe_data(dir, "pipes-data.img", PIPES_DATA_MAGIC, impl_->pipe_data));
+	TRY(write_pipe_data(dir, "fifo-data.img", FIFO_DATA_MAGIC, impl_->fifo_data));
+	auto r = ImageWriter::create(dir, "remap-fpath.img", REMAP_FPATH_MAGIC);
+	if (!r)
+		return r.error();
+	for (auto *m : impl_->remaps)
+		TRY(r->write(&m->base));
+	return r->close();
+}
+
+// ---------------------------------------------------------------- restore
+
+const FileEntry *RestoredFiles::find(uint32_t id) const
+{
+	for (auto &f : files)
+		if (f->id == id)
+			return f.get();
+	return nullptr;
+}
+
+static Status read_pipe_data(const ImageDir &dir, const char *name, uint32_t magic,
+			     std::map<uint32_t, std::string> &out)
+{
+	auto r = ImageReader::open(dir, name, magic, true);
+	if (!r)
+		return r.error();
+	for (;;) {
+		auto e = r->next<PipeDataEntry>(pipe_data_entry__descriptor);
+		if (!e)
+			return e.error();
+		if (!*e)
+			break;
+		auto data = r->take_raw((*e)->bytes);
+		if (!data)
+			return data.error();
+		out[(*e)->pipe_id] = std::string(*data);
+	}
+	return {};
+}
+
+Result<RestoredFiles> read_files(const ImageDir &dir, uint32_t files_id)
+{
+	RestoredFiles rf;
+	auto r = ImageReader::open(dir, "files.img", FILES_MAGIC);
+	if (!r)
+		return r.error();
+	for (;;) {
+		auto e = r->next<FileEntry>(file_entry__descriptor);
+		if (!e)
+			return e.error();
+		if (!*e)
+			break;
+		auto &f = **e;
+		bool ok = (f.type == FD_TYPES__REG && f.reg) || (f.type == FD_TYPES__PIPE && f.pipe) ||
+			  (f.type == FD_TYPES__FIFO && f.fifo) || (f.type == FD_TYPES__EVENTFD && f.efd) ||
+			  (f.type == FD_TYPES__TTY && f.tty);
+		if (!ok)
+			return Error{strfmt("files.img: file id %u has unsupported or inconsistent type %d", f.id, f.type)};
+		rf.files.push_back(std::move(*e));
+	}
+	auto fr = ImageReader::open(dir, strfmt("fdinfo-%u.img", files_id), FDINFO_MAGIC);
+	if (!fr)
+		return fr.error();
+	for (;;) {
+		auto e = fr->next<FdinfoEntry>(fdinfo_entry__descriptor);
+		if (!e)
+			return e.error();
+		if (!*e)
+			break;
+		if (!rf.find((*e)->id))
+			return Error{strfmt("%s: fd %u refers to file id %u, which files.img lacks", fr->name().c_str(),
+					    (*e)->fd, (*e)->id)};
+		rf.fds.push_back(std::move(*e));
+	}
+	TRY(read_pipe_data(dir, "pipes-data.img", PIPES_DATA_MAGIC, rf.pipe_data));
+	TRY(read_pipe_data(dir, "fifo-data.img", FIFO_DATA_MAGIC, rf.pipe_data));
+	auto rm = ImageReader::open(dir, "remap-fpath.img", REMAP_FPATH_MAGIC, true);
+	if (!rm)
+		return rm.error();
+	for (;;) {
+		auto e = rm->next<RemapFilePathEntry>(remap_file_path_entry__descriptor);
+		if (!e)
+			return e.error();
+		if (!*e)
+			break;
+		auto name = strfmt("ghost-file-%u.img", (*e)->remap_id);
+		auto g = ImageReader::open(dir, name, GHOST_FILE_MAGIC);
+		if (!g)
+			return g.error();
+		auto ge = g->next<GhostFileEntry>(ghost_file_entry__descriptor);
+		if (!ge)
+			return ge.error();
+		if (!*ge)
+			return Error{name + " has no entry"};
+		auto data = g->take_raw((*ge)->size);
+		if (!data)
+			return data.error();
+		rf.ghosts[(*e)->orig_id] = std::string(*data);
+	}
+	return rf;
+}
+
+namespace {
+
+struct Opener {
+	const RestoredFiles &rf;
+	bool shell_job;
+	std::map<uint32_t, int> pipe_ends[2];  // pipe_id -> read/write end
+	std::vector<std::string> unlink_after;
+	std::map<uint32_t, std::string> ghost_paths;
+
+	Status make_ghost(uint32_t id, const RegFileEntry &r)
+	{
+		if (ghost_paths.count(id))
+			return {};
+		std::string path = r.name;
+		Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+		if (!fd.valid())
+			return sys_error("can't recreate deleted file %s", path.c_str());
+		auto &data = rf.ghosts.at(id);
+		TRY(write_all(fd.get(), data.data(), data.size(), path));
+		if (r.has_mode)
+			fchmod(fd.get(), r.mode & 07777);
+		ghost_paths[id] = path;
+		unlink_after.push_back(path);
+		return {};
+	}
+
+	Result<int> open_reg(uint32_t id, const RegFileEntry &r, int flags)
+	{
+		if (rf.ghosts.count(id))
+			TRY(make_ghost(id, r));
+		int fd = ::open(r.name, (flags & ~(O_CREAT | O_TRUNC | O_EXCL)) | O_CLOEXEC);
+		if (fd < 0)
+			return sys_error("can't open %s (file id %u)", r.name, id);
+		if (r.pos && lseek(fd, r.pos, SEEK_SET) < 0) {
+			close(fd);
+			return sys_error("can't seek %s to %llu", r.name, (unsigned long long)r.pos);
+		}
+		return fd;
+	}
+
+	Result<int> pipe_end(uint32_t pipe_id, uint32_t flags)
+	{
+		int end = (flags & O_ACCMODE) == O_RDONLY ? 0 : 1;
+		if (!pipe_ends[0].count(pipe_id)) {
+			int p[2];
+			if (pipe2(p, O_CLOEXEC) < 0)
+				return sys_error("can't create pipe %u", pipe_id);
+			pipe_ends[0][pipe_id] = p[0];
+			pipe_ends[1][pipe_id] = p[1];
+			if (auto it = rf.pipe_data.find(pipe_id); it != rf.pipe_data.end()) {
+				if (it->second.size() > 65536)
+					fcntl(p[1], F_SETPIPE_SZ, (int)it->second.size());
+				TRY(write_all(p[1], it->second.data(), it->second.size(), "pipe data"));
+			}
+		}
+		int fd = fcntl(pipe_ends[end][pipe_id], F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			return sys_error("can't dup pipe %u", pipe_id);
+		if (fcntl(fd, F_SETFL, flags & O_NONBLOCK) < 0)
+			return sys_error("can't set flags of pipe %u", pipe_id);
+		return fd;
+	}
+
+	Result<int> open_fifo(const FifoEntry &e)
+	{
+		const FileEntry *path = rf.find(e.regf_id);
+		if (!path || !path->reg)
+			return Error{strfmt("fifo %u: path entry %u missing", e.id, e.regf_id)};
+		if (!pipe_ends[0].count(e.pipe_id)) {
+			// Hold the FIFO open read-write so that opens never block.
+			int keep = ::open(path->reg->name, O_RDWR | O_CLOEXEC);
+			if (keep < 0)
+				return sys_error("can't open fifo %s", path->reg->name);
+			pipe_ends[0][e.pipe_id] = keep;
+			if (auto it = rf.pipe_data.find(e.pipe_id); it != rf.pipe_data.end())
+				TRY(write_all(keep, it->second.data(), it->second.size(), "fifo data"));
+		}
+		int fd = ::open(path->reg->name, (path->reg->flags | O_NONBLOCK) | O_CLOEXEC);
+		if (fd < 0)
+			return sys_error("can't open fifo %s", path->reg->name);
+		if (fcntl(fd, F_SETFL, path->reg->flags & ~O_ACCMODE) < 0)
+			return sys_error("can't set flags of fifo %s", path->reg->name);
+		return fd;
+	}
+
+	Result<int> open_tty(const TtyFileEntry &t)
+	{
+		if (!shell_job)
+			return Error{"the images hold a terminal: restore with --shell-job"};
+		for (int fd = 0; fd < 3; fd++)
+			if (isatty(fd)) {
+				int n = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+				if (n < 0)
+					return sys_error("can't dup the terminal");
+				fcntl(n, F_SETFL, t.flags & O_NONBLOCK);
+				return n;
+			}
+		int n = ::open("/dev/tty", (t.flags & O_ACCMODE) | O_CLOEXEC);
+		if (n < 0)
+			return sys_error("--shell-job: criu has no terminal to give the restored task");
+		return n;
+	}
+
+	Result<int> open_file(const FileEntry &f)
+	{
+		switch (f.type) {
+		case FD_TYPES__REG:
+			return open_reg(f.id, *f.reg, f.reg->flags);
+		case FD_TYPES__PIPE:
+			return pipe_end(f.pipe->pipe_id, f.pipe->flags);
+		case FD_TYPES__FIFO:
+			return open_fifo(*f.fifo);
+		case FD_TYPES__EVENTFD: {
+			int fd = eventfd(0, (f.efd->flags & (EFD_NONBLOCK | EFD_SEMAPHORE)) | EFD_CLOEXEC);
+			if (fd < 0)
+				return sys_error("can't create eventfd %u", f.id);
+			if (f.efd->counter) {
+				uint64_t v = f.efd->counter;
+				if (::write(fd, &v, 8) != 8)
+					return sys_error("can't set eventfd %u to %llu", f.id, (unsigned long long)v);
+			}
+			return fd;
+		}
+		case FD_TYPES__TTY:
+			return open_tty(*f.tty);
+		default:
+			return Error{strfmt("file id %u: unsupported type %d", f.id, f.type)};
+		}
+	}
+
+	void close_all()
+	{
+		for (auto &m : pipe_ends)
+			for (auto &[id, fd] : m)
+				::close(fd);
+		for (auto &p : unlink_after)
+			unlink(p.c_str());
+	}
+};
+
+}  // namespace
+
+Result<int> open_file_entry(const RestoredFiles &rf, uint32_t id, int flags)
+{
+	const FileEntry *f = rf.find(id);
+	if (!f || f->type != FD_TYPES__REG)
+		return Error{strfmt("mapped file id %u is missing in files.img", id)};
+	Opener o{rf, false};
+	auto fd = o.open_reg(id, *f->reg, flags);
+	o.close_all();
+	return fd;
+}
+
+Status restore_fds(const RestoredFiles &rf, bool shell_job, int min_service_fd)
+{
+	Opener o{rf, shell_job};
+	std::map<uint32_t, int> by_id;	// one open file description per id
+	std::set<int> targets;
+	for (auto &e : rf.fds) {
+		if ((int)e->fd >= min_service_fd)
+			return Error{strfmt("fd %u is above the service fd range", e->fd)};
+		targets.insert(e->fd);
+	}
+	// Temporary fds must not sit on a target number: park them up high.
+	for (auto &e : rf.fds) {
+		if (!by_id.count(e->id)) {
+			auto fd = o.open_file(*rf.find(e->id));
+			if (!fd)
+				return fd.error();
+			int hi = fcntl(*fd, F_DUPFD_CLOEXEC, min_service_fd + 256);
+			if (hi < 0)
+				return sys_error("can't move fd for file id %u", e->id);
+			::close(*fd);
+			by_id[e->id] = hi;
+		}
+	}
+	for (int fd = 0; fd < min_service_fd; fd++)
+		if (!targets.count(fd))
+			::close(fd);
+	for (auto &e : rf.fds) {
+		int flags = (e->flags & FD_CLOEXEC) ? O_CLOEXEC : 0;
+		if (dup3(by_id[e->id], e->fd, flags) < 0)
+			return sys_error("can't place fd %u", e->fd);
+	}
+	for (auto &[id, fd] : by_id)
+		::close(fd);
+	o.close_all();
+	return {};
+}
+
+}  // namespace criu

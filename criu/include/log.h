@@ -1,0 +1,26 @@
+// Logging with CRIU's conventions: -v0 (nothing) .. -v4 (debug), -o FILE.
+// Errors also reach stderr as one line, so a failed command always says why.
+#pragma once
+
+#include <string>
+
+namespace criu::log {
+
+enum Level { kMsg = 0, kError = 1, kWarn = 2, kInfo = 3, kDebug = 4 };
+
+void init(int verbosity, const std::string &path, bool log_pid);
+int verbosity();
+// The log's fd, so that a restoring child can move it out of the way.
+int fd();
+void set_fd(int fd);
+void print(Level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// The first error printed, for callers that must report one line.
+const std::string &first_error();
+
+}  // namespace criu::log
+
+#define pr_msg(fmt, ...) ::criu::log::print(::criu::log::kMsg, fmt, ##__VA_ARGS__)
+#define pr_err(fmt, ...) ::criu::log::print(::criu::log::kError, "Error (%s:%d): " fmt, __FILE__, __LINE__, ##__VA_ARGS__)
+#define pr_warn(fmt, ...) ::criu::log::print(::criu::log::kWarn, "Warn  (%s:%d): " fmt, __FILE__, __LINE__, ##__VA_ARGS__)
+#define pr_info(fmt, ...) ::criu::log::print(::criu::log::kInfo, fmt, ##__VA_ARGS__)
+#define pr_debug(fmt, ...) ::criu::log::print(::criu::log::kDebug, fmt, ##__VA_ARGS__)

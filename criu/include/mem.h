@@ -1,0 +1,56 @@
+// The address space: VMAs (mm-PID.img) and page contents (pagemap-PID.img,
+// pages-N.img).
+//
+// Dump writes only pages that exist: present or swapped anonymous pages,
+// copy-on-write copies inside private file mappings, and pages of shared
+// anonymous memory; clean file pages come back from the file itself.
+// Restore turns the images into a plan for the restorer blob: the VMAs to
+// map, the runs of pages to read from the pages image, and where the
+// kernel's [vdso]/[vvar] must go.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "files.h"
+#include "image.h"
+#include "restorer-args.h"
+#include "util.h"
+
+struct MmEntry;
+
+namespace criu {
+
+class Seized;
+
+// Values the dump gets by running syscalls inside the task.
+struct MmExtras {
+	uint64_t brk = 0;
+	int dumpable = 1;
+	bool thp_disabled = false;
+};
+
+struct MemStats {
+	uint64_t vmas = 0, pages_scanned = 0, pages_written = 0;
+};
+
+Result<MemStats> dump_memory(Seized &s, const ImageDir &dir, FileTable &files, const MmExtras &x);
+
+// Restore plan of one task.
+struct MemPlan {
+	PbPtr<MmEntry> mm;
+	std::vector<rst_vma> vmas;	  // fd holds the file id until fds are opened
+	std::vector<uint32_t> vma_file;	  // file id per vma, 0 for anonymous
+	std::vector<uint32_t> vma_fflags; // open flags per file vma
+	std::vector<uint64_t> vma_shmid;  // shared anonymous memory object, 0 if none
+	std::vector<rst_pagerun> runs;
+	std::vector<rst_special> specials; // target_start and len; cur_* filled later
+	std::string pages_image;
+	uint64_t pages_bytes = 0;
+};
+
+Result<MemPlan> plan_memory(const ImageDir &dir, pid_t pid);
+
+}  // namespace criu

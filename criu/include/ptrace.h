@@ -1,0 +1,72 @@
+// Freezing a process with ptrace and running system calls inside it.
+//
+// Seizing never changes the target: registers read at the freeze are
+// restored on detach, and a syscall the task slept in is set up to be
+// re-executed (or restarted through restart_syscall), as the kernel would on
+// a signal without handler. The destructor detaches, so an error path always
+// leaves the task running and untraced.
+#pragma once
+
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include <map>
+#include <vector>
+
+#include "util.h"
+
+namespace criu {
+
+struct SeizedThread {
+	pid_t tid = 0;
+	user_regs_struct regs{};  // after the syscall-restart fixup
+	bool stopped_in_syscall = false;
+};
+
+class Seized {
+public:
+	Seized() = default;
+	Seized(Seized &&o) noexcept
+	    : pid_(o.pid_), attached_(std::exchange(o.attached_, false)), syscall_insn_(o.syscall_insn_),
+	      threads_(std::move(o.threads_))
+	{
+	}
+	Seized &operator=(Seized &&) = delete;
+	Seized(const Seized &) = delete;
+	~Seized();
+
+	// Seizes and interrupts every thread of pid.
+	static Result<Seized> seize(pid_t pid);
+
+	pid_t pid() const { return pid_; }
+	std::vector<SeizedThread> &threads() { return threads_; }
+
+	// Runs syscall nr with args in thread tid and returns its raw result
+	// (-errno on failure). Needs the address of a "syscall" instruction.
+	Result<long> syscall(pid_t tid, long nr, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0,
+			     uint64_t a4 = 0, uint64_t a5 = 0, uint64_t a6 = 0);
+	void set_syscall_insn(uint64_t addr) { syscall_insn_ = addr; }
+
+	Result<std::vector<uint8_t>> xsave(pid_t tid);
+	Result<uint64_t> blocked_mask(pid_t tid);
+	// Pending signals (raw 128-byte siginfos), private or shared queue.
+	Result<std::vector<std::vector<uint8_t>>> pending(pid_t tid, bool shared);
+
+	Status write_mem(uint64_t addr, const void *buf, size_t len);
+	Status read_mem(uint64_t addr, void *buf, size_t len);
+
+	// Restores registers and lets the task run on.
+	Status detach();
+	// Kills the task (after a dump without --leave-running).
+	void kill_task();
+
+private:
+	Status wait_stop(pid_t tid, int *status);
+	pid_t pid_ = 0;
+	bool attached_ = false;
+	uint64_t syscall_insn_ = 0;
+	std::vector<SeizedThread> threads_;
+	SeizedThread *thread(pid_t tid);
+};
+
+}  // namespace criu

@@ -1,0 +1,127 @@
+// Small RAII helpers and error values shared by every module.
+#pragma once
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace criu {
+
+constexpr uint64_t kPageSize = 4096;
+
+// An error is a message with its context ("what, on which PID/path, errno").
+struct Error {
+	std::string msg;
+};
+
+std::string strfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+// strfmt(...) + ": " + strerror(errno)
+Error sys_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+// Either a T or an Error.
+template <class T> class [[nodiscard]] Result {
+public:
+	Result(T v) : v_(std::move(v)) {}
+	Result(Error e) : v_(std::move(e)) {}
+	bool ok() const { return v_.index() == 0; }
+	explicit operator bool() const { return ok(); }
+	T &operator*() { return std::get<0>(v_); }
+	T *operator->() { return &std::get<0>(v_); }
+	const Error &error() const { return std::get<1>(v_); }
+
+private:
+	std::variant<T, Error> v_;
+};
+
+// Success or an Error.
+class [[nodiscard]] Status {
+public:
+	Status() = default;
+	Status(Error e) : err_(std::move(e)) {}
+	static Status Ok() { return {}; }
+	bool ok() const { return !err_; }
+	explicit operator bool() const { return ok(); }
+	const Error &error() const { return *err_; }
+
+private:
+	std::optional<Error> err_;
+};
+
+#define TRY(expr)                                                                                  \
+	do {                                                                                       \
+		auto _st = (expr);                                                                 \
+		if (!_st)                                                                          \
+			return _st.error();                                                        \
+	} while (0)
+
+class Fd {
+public:
+	Fd() = default;
+	explicit Fd(int fd) : fd_(fd) {}
+	Fd(Fd &&o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+	Fd &operator=(Fd &&o) noexcept
+	{
+		reset(std::exchange(o.fd_, -1));
+		return *this;
+	}
+	Fd(const Fd &) = delete;
+	Fd &operator=(const Fd &) = delete;
+	~Fd() { reset(); }
+	int get() const { return fd_; }
+	bool valid() const { return fd_ >= 0; }
+	int release() { return std::exchange(fd_, -1); }
+	void reset(int fd = -1)
+	{
+		if (fd_ >= 0)
+			::close(fd_);
+		fd_ = fd;
+	}
+
+private:
+	int fd_ = -1;
+};
+
+class Mapping {
+public:
+	Mapping() = default;
+	Mapping(void *addr, size_t len) : addr_(addr), len_(len) {}
+	Mapping(Mapping &&o) noexcept : addr_(std::exchange(o.addr_, nullptr)), len_(o.len_) {}
+	Mapping &operator=(Mapping &&o) noexcept
+	{
+		unmap();
+		addr_ = std::exchange(o.addr_, nullptr);
+		len_ = o.len_;
+		return *this;
+	}
+	~Mapping() { unmap(); }
+	void *get() const { return addr_; }
+	size_t size() const { return len_; }
+	void *release() { return std::exchange(addr_, nullptr); }
+
+private:
+	void unmap()
+	{
+		if (addr_)
+			munmap(addr_, len_);
+		addr_ = nullptr;
+	}
+	void *addr_ = nullptr;
+	size_t len_ = 0;
+};
+
+Result<std::string> read_file(const std::string &path, size_t limit = 1 << 20);
+Status write_all(int fd, const void *buf, size_t len, const std::string &what);
+Status read_all(int fd, void *buf, size_t len, const std::string &what);
+std::vector<std::string_view> split(std::string_view s, char sep);
+std::optional<uint64_t> parse_u64(std::string_view s, int base = 10);
+
+}  // namespace criu

@@ -1,0 +1,190 @@
+// The criu command line: commands and options as criu(8) defines them.
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cstring>
+#include <vector>
+
+#include "log.h"
+#include "options.h"
+
+#ifndef CRIU_VERSION
+#define CRIU_VERSION "0.1"
+#endif
+
+namespace criu {
+
+namespace {
+
+// CRIU options this implementation knows of but does not implement yet:
+// refused with a clear message rather than silently ignored.
+const char *const kUnsupported[] = {
+	"action-script", "address", "auto-dedup", "cgroup-dump-controller", "cgroup-props", "cgroup-props-file",
+	"cgroup-root", "cgroup-yard", "config", "cpu-cap", "daemon", "display-stats", "empty-ns", "enable-fs",
+	"evasive-devices", "exec-cmd", "external", "extra", "file-locks", "file-validation", "force-irmap",
+	"freeze-cgroup", "ghost-limit", "inherit-fd", "irmap-scan-path", "join-ns", "lazy-pages", "leave-stopped",
+	"libdir", "link-remap", "lsm-mount-context", "lsm-profile", "manage-cgroups", "mntns-compat-mode",
+	"network-lock", "page-server", "port", "pre-dump-mode", "prev-images-dir", "ps-socket", "restore-sibling",
+	"root", "skip-in-flight", "skip-mnt", "status-fd", "stream", "tcp-close", "tcp-established", "timeout",
+	"tls", "tls-cacert", "tls-cacrl", "tls-cert", "tls-key", "tls-no-cn-verify", "track-mem", "weak-sysctls",
+	"feature", "all",
+};
+
+void usage()
+{
+	printf("Usage:\n"
+	       "  criu dump -t PID -D DIR [<options>]\n"
+	       "  criu restore -D DIR [<options>]\n"
+	       "  criu check\n"
+	       "\n"
+	       "Options:\n"
+	       "  -t|--tree PID            checkpoint the process PID (with all its threads)\n"
+	       "  -D|--images-dir DIR      directory of the image files\n"
+	       "  -W|--work-dir DIR        directory for logs (default: the images directory)\n"
+	       "  -o|--log-file FILE       log file, relative to the work directory\n"
+	       "  -v[NUM]|--verbosity      0: silent, 1: errors, 2: +warnings (default), 3: +info, 4: +debug\n"
+	       "  --log-pid                prefix log lines with the PID\n"
+	       "  -j|--shell-job           the task uses the terminal of the shell it runs in\n"
+	       "  -R|--leave-running       leave the task running after dump\n"
+	       "  -d|--restore-detached    do not wait for the restored task\n"
+	       "  --pidfile FILE           write the restored task's PID to FILE\n"
+	       "  -V|--version             print the version\n"
+	       "  -h|--help                this text\n");
+}
+
+}  // namespace
+
+bool parse_options(int argc, char **argv, Options &o)
+{
+	enum { kLogPid = 1000, kPidfile, kUnsup };
+	std::vector<option> longopts = {
+		{"tree", required_argument, nullptr, 't'},
+		{"images-dir", required_argument, nullptr, 'D'},
+		{"work-dir", required_argument, nullptr, 'W'},
+		{"log-file", required_argument, nullptr, 'o'},
+		{"verbosity", optional_argument, nullptr, 'v'},
+		{"log-pid", no_argument, nullptr, kLogPid},
+		{"shell-job", no_argument, nullptr, 'j'},
+		{"leave-running", no_argument, nullptr, 'R'},
+		{"restore-detached", no_argument, nullptr, 'd'},
+		{"pidfile", required_argument, nullptr, kPidfile},
+		{"version", no_argument, nullptr, 'V'},
+		{"help", no_argument, nullptr, 'h'},
+	};
+	for (const char *name : kUnsupported)
+		longopts.push_back({name, optional_argument, nullptr, kUnsup});
+	longopts.push_back({nullptr, 0, nullptr, 0});
+
+	opterr = 0;
+	int idx = 0;
+	for (;;) {
+		int c = getopt_long(argc, argv, ":t:D:W:o:v::jRdVh", longopts.data(), &idx);
+		if (c == -1)
+			break;
+		switch (c) {
+		case 't': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v <= 0 || v > (1 << 22)) {
+				fprintf(stderr, "Error: invalid PID '%s'\n", optarg);
+				return false;
+			}
+			o.pid = v;
+			break;
+		}
+		case 'D':
+			o.images_dir = optarg;
+			break;
+		case 'W':
+			o.work_dir = optarg;
+			break;
+		case 'o':
+			o.log_file = optarg;
+			break;
+		case 'v':
+			if (optarg) {
+				char *end;
+				long v = strtol(optarg, &end, 10);
+				if (*end || v < 0 || v > 4) {
+					fprintf(stderr, "Error: invalid verbosity '%s' (0..4)\n", optarg);
+					return false;
+				}
+				o.verbosity = v;
+			} else {
+				o.verbosity++;
+			}
+			break;
+		case kLogPid:
+			o.log_pid = true;
+			break;
+		case 'j':
+			o.shell_job = true;
+			break;
+		case 'R':
+			o.leave_running = true;
+			break;
+		case 'd':
+			o.restore_detached = true;
+			break;
+		case kPidfile:
+			o.pidfile = optarg;
+			break;
+		case 'V':
+			printf("Version: %s\n", CRIU_VERSION);
+			exit(0);
+		case 'h':
+			usage();
+			exit(0);
+		case kUnsup:
+			fprintf(stderr, "Error: option --%s is not supported by this criu yet\n", longopts[idx].name);
+			return false;
+		case ':':
+			fprintf(stderr, "Error: option %s needs an argument\n", argv[optind - 1]);
+			return false;
+		default:
+			fprintf(stderr, "Error: unknown option %s (see criu --help)\n", argv[optind - 1]);
+			return false;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "Error: no command given (see criu --help)\n");
+		return false;
+	}
+	o.command = argv[optind];
+	if (optind + 1 < argc) {
+		fprintf(stderr, "Error: unexpected argument '%s'\n", argv[optind + 1]);
+		return false;
+	}
+	return true;
+}
+
+}  // namespace criu
+
+int main(int argc, char **argv)
+{
+	using namespace criu;
+	Options o;
+	if (!parse_options(argc, argv, o))
+		return 1;
+	std::string log_path;
+	if (!o.log_file.empty()) {
+		std::string wd = o.work_dir.empty() ? o.images_dir : o.work_dir;
+		log_path = o.log_file[0] == '/' || o.log_file == "-" ? o.log_file : wd + "/" + o.log_file;
+	}
+	log::init(o.verbosity, log_path, o.log_pid);
+	if (o.command == "dump")
+		return cmd_dump(o);
+	if (o.command == "restore")
+		return cmd_restore(o);
+	if (o.command == "check")
+		return cmd_check(o);
+	const char *later[] = {"pre-dump", "page-server", "service", "swrk", "dedup", "lazy-pages", "cpuinfo"};
+	for (const char *c : later)
+		if (o.command == c) {
+			fprintf(stderr, "Error: command '%s' is not supported by this criu yet\n", c);
+			return 1;
+		}
+	fprintf(stderr, "Error: unknown command '%s' (see criu --help)\n", o.command.c_str());
+	return 1;
+}

@@ -1,0 +1,383 @@
+#include "mem.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include <algorithm>
+
+#include "arena.h"
+#include "log.h"
+#include "magic.h"
+#include "mm.pb-c.h"
+#include "pagemap.pb-c.h"
+#include "proc.h"
+#include "ptrace.h"
+
+namespace criu {
+
+namespace {
+
+// vma_entry.status bits, as CRIU defines them in its image format
+enum : uint32_t {
+	kRegular = 1u << 0,
+	kStack = 1u << 1,
+	kVsyscall = 1u << 2,
+	kVdso = 1u << 3,
+	kHeap = 1u << 5,
+	kFilePrivate = 1u << 6,
+	kFileShared = 1u << 7,
+	kAnonShared = 1u << 8,
+	kAnonPrivate = 1u << 9,
+	kVvar = 1u << 12,
+};
+
+constexpr uint32_t kPePresent = 1u << 2;
+constexpr uint64_t kPmPresent = 1ULL << 63, kPmSwap = 1ULL << 62, kPmFile = 1ULL << 61;
+constexpr size_t kChunk = 8u << 20;
+
+// madvise() advice per smaps VmFlags mnemonic
+const std::pair<const char *, int> kMadv[] = {
+	{"dc", MADV_DONTFORK}, {"hg", MADV_HUGEPAGE}, {"nh", MADV_NOHUGEPAGE},
+	{"dd", MADV_DONTDUMP}, {"wf", MADV_WIPEONFORK},
+};
+
+bool is_special(const ProcVma &v)
+{
+	return v.path == "[vdso]" || v.path == "[vvar]" || v.path == "[vvar_vclock]" || v.path == "[vsyscall]";
+}
+
+struct VmaClass {
+	uint32_t status = kRegular;
+	uint32_t flags = 0;
+	bool file = false;
+	bool dump_pages = true;
+};
+
+Result<VmaClass> classify(pid_t pid, const ProcVma &v)
+{
+	VmaClass c;
+	if (v.path == "[vdso]") {
+		c.status |= kVdso | kAnonPrivate;
+		c.flags = MAP_PRIVATE | MAP_ANONYMOUS;
+		c.dump_pages = false;
+	} else if (v.path == "[vvar]" || v.path == "[vvar_vclock]") {
+		c.status |= kVvar | kAnonPrivate;
+		c.flags = MAP_PRIVATE | MAP_ANONYMOUS;
+		c.dump_pages = false;
+	} else if (v.path == "[vsyscall]") {
+		c.status = kVsyscall;
+		c.flags = MAP_PRIVATE | MAP_ANONYMOUS;
+		c.dump_pages = false;
+	} else if (v.inode == 0 || v.path.starts_with("[")) {
+		if (v.shared)
+			return Error{strfmt("PID %d: shared mapping %lx-%lx without a backing object is not supported",
+					    pid, (unsigned long)v.start, (unsigned long)v.end)};
+		c.status |= kAnonPrivate;
+		c.flags = MAP_PRIVATE | MAP_ANONYMOUS;
+		if (v.path == "[heap]")
+			c.status |= kHeap;
+		if (v.path == "[stack]")
+			c.status |= kStack;
+		if (v.has_flag("gd"))
+			c.flags |= MAP_GROWSDOWN;
+	} else if (v.shared && v.dev_major == 0 && v.dev_minor == 1 && v.path.starts_with("/dev/zero")) {
+		c.status |= kAnonShared;
+		c.flags = MAP_SHARED | MAP_ANONYMOUS;
+	} else if (v.path.starts_with("/SYSV")) {
+		return Error{strfmt("PID %d: SysV shared memory at %lx is not supported yet", pid, (unsigned long)v.start)};
+	} else {
+		c.file = true;
+		c.status |= v.shared ? kFileShared : kFilePrivate;
+		c.flags = v.shared ? MAP_SHARED : MAP_PRIVATE;
+		c.dump_pages = !v.shared;  // a shared file mapping's pages live in the file
+	}
+	return c;
+}
+
+// Which pages of a VMA hold data the file or the zero page would not give back.
+bool page_wanted(const VmaClass &c, uint64_t pm)
+{
+	if (c.file)
+		return (pm & kPmSwap) || ((pm & kPmPresent) && !(pm & kPmFile));
+	return pm & (kPmPresent | kPmSwap);
+}
+
+class PageDumper {
+public:
+	PageDumper(pid_t pid, ImageWriter &pagemap, ImageWriter &pages, MemStats &st)
+	    : pid_(pid), pagemap_(pagemap), pages_(pages), st_(st)
+	{
+	}
+
+	Status open()
+	{
+		pm_.reset(::open(strfmt("/proc/%d/pagemap", pid_).c_str(), O_RDONLY | O_CLOEXEC));
+		mem_.reset(::open(strfmt("/proc/%d/mem", pid_).c_str(), O_RDONLY | O_CLOEXEC));
+		if (!pm_.valid() || !mem_.valid())
+			return sys_error("can't open pagemap/mem of PID %d", pid_);
+		buf_ = Mapping(mmap(nullptr, kChunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), kChunk);
+		if (buf_.get() == MAP_FAILED)
+			return sys_error("can't allocate a %zu-byte buffer", kChunk);
+		return {};
+	}
+
+	Status dump_vma(const ProcVma &v, const VmaClass &c)
+	{
+		uint64_t npages = (v.end - v.start) / kPageSize;
+		std::vector<uint64_t> pm(std::min<uint64_t>(npages, 65536));
+		uint64_t run_start = 0, run_len = 0;
+		for (uint64_t done = 0; done < npages;) {
+			uint64_t n = std::min<uint64_t>(npages - done, pm.size());
+			ssize_t r = pread(pm_.get(), pm.data(), n * 8, (v.start / kPageSize + done) * 8);
+			if (r != (ssize_t)(n * 8))
+				return sys_error("can't read pagemap of PID %d at %lx", pid_, (unsigned long)v.start);
+			for (uint64_t i = 0; i < n; i++) {
+				uint64_t addr = v.start + (done + i) * kPageSize;
+				if (page_wanted(c, pm[i])) {
+					if (run_len && run_start + run_len * kPageSize == addr) {
+						run_len++;
+						continue;
+					}
+					TRY(flush(run_start, run_len));
+					run_start = addr;
+					run_len = 1;
+				}
+			}
+			st_.pages_scanned += n;
+			done += n;
+		}
+		return flush(run_start, run_len);
+	}
+
+private:
+	Status flush(uint64_t start, uint64_t npages)
+	{
+		if (!npages)
+			return {};
+		PagemapEntry e = PAGEMAP_ENTRY__INIT;
+		e.vaddr = start;
+		e.nr_pages = npages;
+		e.has_flags = true;
+		e.flags = kPePresent;
+		TRY(pagemap_.write(&e.base));
+		uint64_t len = npages * kPageSize;
+		for (uint64_t off = 0; off < len;) {
+			size_t n = std::min<uint64_t>(len - off, kChunk);
+			ssize_t r = pread(mem_.get(), buf_.get(), n, start + off);
+			if (r != (ssize_t)n)
+				return sys_error("can't read memory of PID %d at %lx", pid_, (unsigned long)(start + off));
+			TRY(pages_.write_raw(buf_.get(), n));
+			off += n;
+		}
+		st_.pages_written += npages;
+		return {};
+	}
+
+	pid_t pid_;
+	ImageWriter &pagemap_, &pages_;
+	MemStats &st_;
+	Fd pm_, mem_;
+	Mapping buf_;
+};
+
+Result<std::vector<uint64_t>> read_auxv(pid_t pid)
+{
+	auto text = read_file(strfmt("/proc/%d/auxv", pid));
+	if (!text)
+		return text.error();
+	std::vector<uint64_t> v(text->size() / 8);
+	memcpy(v.data(), text->data(), v.size() * 8);
+	return v;
+}
+
+}  // namespace
+
+Result<MemStats> dump_memory(Seized &s, const ImageDir &dir, FileTable &files, const MmExtras &x)
+{
+	pid_t pid = s.pid();
+	MemStats st;
+	auto vmas = parse_smaps(pid);
+	if (!vmas)
+		return vmas.error();
+	auto stat = parse_stat(pid);
+	if (!stat)
+		return stat.error();
+	if (stat->size() < 52)
+		return Error{strfmt("/proc/%d/stat has %zu fields, expected 52", pid, stat->size())};
+	auto auxv = read_auxv(pid);
+	if (!auxv)
+		return auxv.error();
+
+	Arena arena;
+	MmEntry mm = MM_ENTRY__INIT;
+	auto f = [&](int i) { return parse_u64((*stat)[i]).value_or(0); };
+	mm.mm_start_code = f(26);
+	mm.mm_end_code = f(27);
+	mm.mm_start_stack = f(28);
+	mm.mm_start_data = f(45);
+	mm.mm_end_data = f(46);
+	mm.mm_start_brk = f(47);
+	mm.mm_arg_start = f(48);
+	mm.mm_arg_end = f(49);
+	mm.mm_env_start = f(50);
+	mm.mm_env_end = f(51);
+	mm.mm_brk = x.brk;
+	mm.n_mm_saved_auxv = auxv->size();
+	mm.mm_saved_auxv = arena.copy(*auxv);
+	mm.has_dumpable = true;
+	mm.dumpable = x.dumpable;
+	mm.has_thp_disabled = true;
+	mm.thp_disabled = x.thp_disabled;
+	char exe_path[PATH_MAX + 1];
+	ssize_t exe_len = readlink(strfmt("/proc/%d/exe", pid).c_str(), exe_path, PATH_MAX);
+	if (exe_len < 0)
+		return sys_error("can't read the executable of PID %d", pid);
+	auto exe = files.add_mapped(pid, strfmt("/proc/%d/exe", pid), std::string(exe_path, exe_len), O_RDONLY);
+	if (!exe)
+		return exe.error();
+	mm.exe_file_id = *exe;
+
+	auto pagemap = ImageWriter::create(dir, strfmt("pagemap-%d.img", pid), PAGEMAP_MAGIC);
+	if (!pagemap)
+		return pagemap.error();
+	auto pages = ImageWriter::create_raw(dir, "pages-1.img");
+	if (!pages)
+		return pages.error();
+	PagemapHead head = PAGEMAP_HEAD__INIT;
+	head.pages_id = 1;
+	TRY(pagemap->write(&head.base));
+	PageDumper pd(pid, *pagemap, *pages, st);
+	TRY(pd.open());
+
+	std::vector<VmaEntry *> out;
+	for (auto &v : *vmas) {
+		auto c = classify(pid, v);
+		if (!c)
+			return c.error();
+		auto *e = arena.make<VmaEntry>(VMA_ENTRY__INIT);
+		e->start = v.start;
+		e->end = v.end;
+		e->pgoff = c->file || (c->status & kAnonShared) ? v.pgoff * kPageSize : 0;
+		e->prot = v.prot;
+		e->flags = c->flags;
+		e->status = c->status;
+		e->fd = -1;
+		e->shmid = c->status & kAnonShared ? v.inode : 0;
+		e->has_madv = true;
+		for (auto &[name, adv] : kMadv)
+			if (v.has_flag(name))
+				e->madv |= 1ULL << adv;
+		if (c->file) {
+			bool writable = v.shared && v.has_flag("mw");
+			uint32_t oflags = writable ? O_RDWR : O_RDONLY;
+			auto id = files.add_mapped(pid, strfmt("/proc/%d/map_files/%lx-%lx", pid, (unsigned long)v.start,
+							     (unsigned long)v.end),
+						   v.path, oflags);
+			if (!id)
+				return id.error();
+			e->shmid = *id;
+			e->has_fdflags = true;
+			e->fdflags = oflags;
+		}
+		if (c->dump_pages && !is_special(v))
+			TRY(pd.dump_vma(v, *c));
+		out.push_back(e);
+		st.vmas++;
+	}
+	mm.n_vmas = out.size();
+	mm.vmas = out.data();
+	TRY(pagemap->close());
+	TRY(pages->close());
+	TRY(write_one(dir, strfmt("mm-%d.img", pid), MM_MAGIC, &mm.base));
+	pr_info("PID %d: %llu VMAs, %llu of %llu pages written\n", pid, (unsigned long long)st.vmas,
+		(unsigned long long)st.pages_written, (unsigned long long)st.pages_scanned);
+	return st;
+}
+
+Result<MemPlan> plan_memory(const ImageDir &dir, pid_t pid)
+{
+	MemPlan p;
+	auto mm = read_one<MmEntry>(dir, strfmt("mm-%d.img", pid), MM_MAGIC, mm_entry__descriptor);
+	if (!mm)
+		return mm.error();
+	p.mm = std::move(*mm);
+	uint64_t prev_end = 0;
+	for (size_t i = 0; i < p.mm->n_vmas; i++) {
+		const VmaEntry &e = *p.mm->vmas[i];
+		if (e.start >= e.end || (e.start | e.end) % kPageSize || e.start < prev_end)
+			return Error{strfmt("mm-%d.img: VMA %zu (%lx-%lx) is malformed or out of order", pid, i,
+					    (unsigned long)e.start, (unsigned long)e.end)};
+		prev_end = e.end;
+		if (e.status & kVsyscall)
+			continue;
+		if (e.status & (kVdso | kVvar)) {
+			p.specials.push_back({0, e.end - e.start, e.start});
+			continue;
+		}
+		if (!(e.status & kRegular))
+			return Error{strfmt("mm-%d.img: VMA %lx-%lx has unsupported status 0x%x", pid,
+					    (unsigned long)e.start, (unsigned long)e.end, e.status)};
+		rst_vma v{};
+		v.start = e.start;
+		v.end = e.end;
+		v.prot = e.prot;
+		v.mmap_flags = e.flags;
+		v.fd = -1;
+		v.madv = e.madv;
+		uint32_t file = 0, fflags = 0;
+		if (e.status & (kFilePrivate | kFileShared)) {
+			v.pgoff = e.pgoff;
+			file = e.shmid;
+			fflags = e.has_fdflags ? e.fdflags : O_RDONLY;
+		} else if (e.status & kAnonShared) {
+			v.pgoff = e.pgoff;
+		}
+		p.vmas.push_back(v);
+		p.vma_file.push_back(file);
+		p.vma_fflags.push_back(fflags);
+		p.vma_shmid.push_back(e.status & kAnonShared ? e.shmid : 0);
+	}
+	if (p.specials.size() > RST_MAX_SPECIAL)
+		return Error{strfmt("mm-%d.img: %zu vdso/vvar areas, at most %d supported", pid, p.specials.size(),
+				    RST_MAX_SPECIAL)};
+
+	auto pr = ImageReader::open(dir, strfmt("pagemap-%d.img", pid), PAGEMAP_MAGIC);
+	if (!pr)
+		return pr.error();
+	auto head = pr->next<PagemapHead>(pagemap_head__descriptor);
+	if (!head)
+		return head.error();
+	if (!*head)
+		return Error{pr->name() + " has no header"};
+	p.pages_image = strfmt("pages-%u.img", (*head)->pages_id);
+	size_t vi = 0;
+	for (;;) {
+		auto e = pr->next<PagemapEntry>(pagemap_entry__descriptor);
+		if (!e)
+			return e.error();
+		if (!*e)
+			break;
+		uint64_t start = (*e)->vaddr, len = (uint64_t)(*e)->nr_pages * kPageSize;
+		if ((*e)->has_in_parent && (*e)->in_parent)
+			return Error{pr->name() + ": incremental dumps (in_parent pages) are not supported"};
+		// runs are sorted like VMAs: advance to the VMA holding this run
+		while (vi < p.vmas.size() && p.vmas[vi].end <= start)
+			vi++;
+		if (vi == p.vmas.size() || start < p.vmas[vi].start || start + len > p.vmas[vi].end || start % kPageSize)
+			return Error{strfmt("%s: pages at %lx (+%lu) are outside every VMA", pr->name().c_str(),
+					    (unsigned long)start, (unsigned long)len)};
+		p.vmas[vi].has_pages = 1;
+		p.runs.push_back({start, len, p.pages_bytes});
+		p.pages_bytes += len;
+	}
+	struct stat st;
+	if (fstatat(dir.fd(), p.pages_image.c_str(), &st, 0) < 0)
+		return sys_error("can't stat image %s", p.pages_image.c_str());
+	if ((uint64_t)st.st_size < p.pages_bytes)
+		return Error{strfmt("image %s is truncated: %lld bytes, pagemap needs %llu", p.pages_image.c_str(),
+				    (long long)st.st_size, (unsigned long long)p.pages_bytes)};
+	return p;
+}
+
+}  // namespace criu

@@ -1,0 +1,816 @@
+// criu restore: rebuild a dumped process with its PID, memory, threads,
+// registers and kernel state, and let it continue where it stopped.
+//
+// The sequence (see Documentation/restore.md):
+//  1. read and validate every image; nothing is created before that;
+//  2. clone3() with set_tid = the dumped PID, and seize the child;
+//  3. the child, still running criu's code, opens its files and places
+//     them, sets cwd/umask/session, opens the pages image and mapped files,
+//     maps the bootstrap region (restorer blob + arguments) in a hole of
+//     both address spaces and jumps into the blob;
+//  4. the blob replaces the address space and per-thread state, creates
+//     the threads and stops each on an int3;
+//  5. this process (the tracer) unmaps the blob inside the task, sets each
+//     thread's registers, FPU state and signal mask, and detaches.
+// Any failure kills the new task: nothing half-restored survives.
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/rseq.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <algorithm>
+#include <elf.h>
+
+#include <sys/user.h>
+
+#include "core.pb-c.h"
+#include "fdinfo.pb-c.h"
+#include "files.h"
+#include "fpu.h"
+#include "fs.pb-c.h"
+#include "inventory.pb-c.h"
+#include "log.h"
+#include "magic.h"
+#include "mem.h"
+#include "mm.pb-c.h"
+#include "options.h"
+#include "proc.h"
+#include "pstree.pb-c.h"
+#include "restorer-args.h"
+
+extern "C" const char restorer_blob[], restorer_blob_end[];
+
+namespace criu {
+
+namespace {
+
+constexpr uint64_t kTaskSize = 0x7ffffffff000ULL;
+constexpr uint64_t kLeaderStack = 64 * 1024;
+
+uint64_t page_align(uint64_t v) { return (v + kPageSize - 1) & ~(kPageSize - 1); }
+
+double ms_since(const timespec &t0)
+{
+	timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+}
+
+// Everything read from the images, validated before anything is created.
+struct TaskImages {
+	pid_t pid = 0;
+	PbPtr<PstreeEntry> pstree;
+	PbPtr<TaskKobjIdsEntry> ids;
+	std::vector<PbPtr<CoreEntry>> cores;  // [0] is the leader
+	MemPlan mem;
+	RestoredFiles files;
+	PbPtr<FsEntry> fs;
+};
+
+Status check_core(const CoreEntry &c, const std::string &name, bool leader)
+{
+	if (c.mtype != CORE_ENTRY__MARCH__X86_64 || !c.thread_info || !c.thread_info->gpregs || !c.thread_info->fpregs)
+		return Error{name + ": not an x86-64 thread (no registers)"};
+	if (!c.thread_core || !c.thread_core->creds)
+		return Error{name + ": thread_core or creds missing"};
+	if (leader && (!c.tc || c.tc->n_sigactions > 64))
+		return Error{name + ": task core missing or malformed"};
+	if (c.thread_info->gpregs->has_mode && c.thread_info->gpregs->mode != USER_X86_REGS_MODE__NATIVE)
+		return Error{name + ": 32-bit (compat) tasks are not supported"};
+	auto *cr = c.thread_core->creds;
+	if (cr->n_cap_inh > 2 || cr->n_cap_prm > 2 || cr->n_cap_eff > 2 || cr->n_cap_bnd > 2 || cr->n_groups > 64)
+		return Error{name + ": malformed credentials"};
+	return {};
+}
+
+Result<TaskImages> read_images(const ImageDir &dir)
+{
+	TaskImages ti;
+	auto inv = read_one<InventoryEntry>(dir, "inventory.img", INVENTORY_MAGIC, inventory_entry__descriptor);
+	if (!inv)
+		return inv.error();
+	if ((*inv)->img_version != 2)
+		return Error{strfmt("inventory.img: unsupported image version %u", (*inv)->img_version)};
+	auto pr = ImageReader::open(dir, "pstree.img", PSTREE_MAGIC);
+	if (!pr)
+		return pr.error();
+	auto root = pr->next<PstreeEntry>(pstree_entry__descriptor);
+	if (!root)
+		return root.error();
+	if (!*root)
+		return Error{"pstree.img has no entry"};
+	auto more = pr->next<PstreeEntry>(pstree_entry__descriptor);
+	if (!more)
+		return more.error();
+	if (*more)
+		return Error{"pstree.img holds a process tree: restoring children is not supported yet"};
+	ti.pstree = std::move(*root);
+	ti.pid = ti.pstree->pid;
+	if (ti.pid <= 0 || ti.pstree->n_threads < 1 || ti.pstree->threads[0] != (uint32_t)ti.pid)
+		return Error{strfmt("pstree.img: malformed entry for PID %d", ti.pid)};
+	auto ids = read_one<TaskKobjIdsEntry>(dir, strfmt("ids-%d.img", ti.pid), IDS_MAGIC,
+					      task_kobj_ids_entry__descriptor);
+	if (!ids)
+		return ids.error();
+	ti.ids = std::move(*ids);
+	for (size_t i = 0; i < ti.pstree->n_threads; i++) {
+		auto name = strfmt("core-%u.img", ti.pstree->threads[i]);
+		auto c = read_one<CoreEntry>(dir, name, CORE_MAGIC, core_entry__descriptor);
+		if (!c)
+			return c.error();
+		TRY(check_core(**c, name, i == 0));
+		ti.cores.push_back(std::move(*c));
+	}
+	auto mem = plan_memory(dir, ti.pid);
+	if (!mem)
+		return mem.error();
+	ti.mem = std::move(*mem);
+	auto files = read_files(dir, ti.ids->files_id);
+	if (!files)
+		return files.error();
+	ti.files = std::move(*files);
+	auto fs = read_one<FsEntry>(dir, strfmt("fs-%u.img", ti.ids->fs_id), FS_MAGIC, fs_entry__descriptor);
+	if (!fs)
+		return fs.error();
+	ti.fs = std::move(*fs);
+	for (uint32_t id : {ti.fs->cwd_id, ti.fs->root_id, ti.mem.mm->exe_file_id})
+		if (!ti.files.find(id) || !ti.files.find(id)->reg)
+			return Error{strfmt("file id %u (cwd, root or exe) is missing in files.img", id)};
+	for (uint32_t id : ti.mem.vma_file)
+		if (id && (!ti.files.find(id) || !ti.files.find(id)->reg))
+			return Error{strfmt("mm-%d.img: mapped file id %u is missing in files.img", ti.pid, id)};
+	return ti;
+}
+
+Status check_ids_free(const TaskImages &ti)
+{
+	for (size_t i = 0; i < ti.pstree->n_threads; i++) {
+		pid_t t = ti.pstree->threads[i];
+		if (kill(t, 0) == 0 || errno != ESRCH)
+			return Error{strfmt("PID %d is already in use: can't restore %s %d", t, i ? "thread" : "process", t)};
+	}
+	return {};
+}
+
+// --------------------------------------------------------------- child side
+
+// What the child tells the tracer before jumping into the blob.
+struct ChildReport {
+	int32_t ok;
+	uint64_t region_start, region_len, args;
+	char error[1000];
+};
+
+class ChildSide {
+public:
+	ChildSide(const Options &o, const ImageDir &dir, TaskImages &ti, int report_fd)
+	    : o_(o), dir_(dir), ti_(ti), report_fd_(report_fd)
+	{
+	}
+
+	// Never returns on success: jumps into the blob.
+	Status run();
+
+private:
+	int service_fd(int fd);
+	Status move_service_fds();
+	Status open_memory_fds();
+	Status build_region();
+	Status session();
+
+	const Options &o_;
+	const ImageDir &dir_;
+	TaskImages &ti_;
+	int report_fd_;
+	int min_service_fd_ = 0;
+	int next_service_fd_ = 0;
+	int dir_fd_ = -1;
+	int pages_fd_ = -1, exe_fd_ = -1;
+	std::vector<int> close_fds_;
+	uint64_t region_ = 0, region_len_ = 0, args_addr_ = 0, stack_top_ = 0;
+};
+
+int ChildSide::service_fd(int fd)
+{
+	int n = fcntl(fd, F_DUPFD, next_service_fd_);
+	if (n >= 0) {
+		::close(fd);
+		next_service_fd_ = n + 1;
+		close_fds_.push_back(n);
+	}
+	return n;
+}
+
+Status ChildSide::move_service_fds()
+{
+	// Service fds live above every fd of the task; raise our own soft limit
+	// (the task's limits are set by the blob at the end).
+	rlimit nofile;
+	getrlimit(RLIMIT_NOFILE, &nofile);
+	nofile.rlim_cur = nofile.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &nofile);
+	int maxfd = 2;
+	for (auto &e : ti_.files.fds)
+		maxfd = std::max<int>(maxfd, e->fd);
+	min_service_fd_ = next_service_fd_ = maxfd + 1;
+	if ((rlim_t)maxfd + 512 > nofile.rlim_cur)
+		return Error{strfmt("fd %d is too close to RLIMIT_NOFILE (%llu)", maxfd, (unsigned long long)nofile.rlim_cur)};
+	int r = service_fd(report_fd_);
+	int d = fcntl(dir_.fd(), F_DUPFD_CLOEXEC, next_service_fd_);
+	if (r < 0 || d < 0)
+		return sys_error("can't move service fds");
+	next_service_fd_ = d + 1;
+	report_fd_ = r;
+	dir_fd_ = d;
+	close_fds_.push_back(d);
+	int logfd = log::fd();
+	if (logfd > 2) {
+		int l = fcntl(logfd, F_DUPFD_CLOEXEC, next_service_fd_);
+		if (l >= 0) {
+			log::set_fd(l);
+			next_service_fd_ = l + 1;
+			close_fds_.push_back(l);
+		}
+	}
+	return {};
+}
+
+Status ChildSide::open_memory_fds()
+{
+	int p = openat(dir_fd_, ti_.mem.pages_image.c_str(), O_RDONLY | O_CLOEXEC);
+	if (p < 0)
+		return sys_error("can't open image %s", ti_.mem.pages_image.c_str());
+	pages_fd_ = service_fd(p);
+	std::map<std::pair<uint32_t, uint32_t>, int> by_file;
+	std::map<uint64_t, int> by_shmid;
+	auto &m = ti_.mem;
+	for (size_t i = 0; i < m.vmas.size(); i++) {
+		if (uint32_t id = m.vma_file[i]) {
+			auto key = std::make_pair(id, m.vma_fflags[i]);
+			if (!by_file.count(key)) {
+				auto fd = open_file_entry(ti_.files, id, m.vma_fflags[i]);
+				if (!fd)
+					return fd.error();
+				by_file[key] = service_fd(*fd);
+			}
+			m.vmas[i].fd = by_file[key];
+		} else if (uint64_t shmid = m.vma_shmid[i]) {
+			if (!by_shmid.count(shmid)) {
+				// One shmem object per dumped segment, as mmap(MAP_SHARED|MAP_ANONYMOUS)
+				// makes it; map_files gives an fd that maps it again.
+				uint64_t size = 0;
+				for (size_t j = 0; j < m.vmas.size(); j++)
+					if (m.vma_shmid[j] == shmid)
+						size = std::max(size, m.vmas[j].pgoff + m.vmas[j].end - m.vmas[j].start);
+				void *a = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+				if (a == MAP_FAILED)
+					return sys_error("can't create shared memory of %llu bytes", (unsigned long long)size);
+				auto path = strfmt("/proc/self/map_files/%lx-%lx", (unsigned long)a, (unsigned long)a + size);
+				int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+				munmap(a, size);
+				if (fd < 0)
+					return sys_error("can't open %s", path.c_str());
+				by_shmid[shmid] = service_fd(fd);
+			}
+			m.vmas[i].fd = by_shmid[shmid];
+		}
+	}
+	auto exe = open_file_entry(ti_.files, m.mm->exe_file_id, O_RDONLY);
+	if (!exe)
+		return exe.error();
+	exe_fd_ = fcntl(*exe, F_DUPFD, next_service_fd_);
+	::close(*exe);
+	if (exe_fd_ < 0)
+		return sys_error("can't move the exe fd");
+	next_service_fd_ = exe_fd_ + 1;
+	return {};
+}
+
+Status ChildSide::session()
+{
+	pid_t pid = ti_.pid;
+	if (ti_.pstree->sid == (uint32_t)pid) {
+		if (setsid() < 0)
+			return sys_error("can't make PID %d a session leader", pid);
+	} else if (ti_.pstree->pgid == (uint32_t)pid) {
+		if (setpgid(0, 0) < 0)
+			return sys_error("can't make PID %d a process group leader", pid);
+	}
+	return {};
+}
+
+// Finds an address range free in our current address space and in the target's.
+Result<uint64_t> find_hole(const MemPlan &m, uint64_t len)
+{
+	auto cur = parse_maps("/proc/self/maps");
+	if (!cur)
+		return cur.error();
+	std::vector<std::pair<uint64_t, uint64_t>> used;
+	for (auto &v : *cur)
+		used.emplace_back(v.start, v.end);
+	for (auto &v : m.vmas)
+		used.emplace_back(v.start, v.end);
+	for (auto &s : m.specials)
+		used.emplace_back(s.target_start, s.target_start + s.len);
+	std::sort(used.begin(), used.end());
+	// Search from the top, below the usual mmap area, leaving a guard gap.
+	const uint64_t gap = 16 * kPageSize;
+	uint64_t top = 0x7f0000000000ULL;
+	for (auto it = used.rbegin(); it != used.rend(); ++it) {
+		if (it->first >= top)
+			continue;
+		if (it->second + gap + len + gap <= top)
+			return top - gap - len;
+		top = std::min(top, it->first);
+	}
+	if (top > 0x10000000ULL + len + gap)
+		return top - gap - len;
+	return Error{strfmt("no hole of %llu bytes for the restorer", (unsigned long long)len)};
+}
+
+Status ChildSide::build_region()
+{
+	auto &m = ti_.mem;
+	size_t nthreads = ti_.cores.size();
+	size_t blob_len = page_align(restorer_blob_end - restorer_blob);
+	// Arguments, then arrays, then stacks; everything 16-byte aligned.
+	size_t off = blob_len;
+	auto take = [&](size_t bytes) {
+		size_t at = off;
+		off += (bytes + 15) & ~size_t(15);
+		return at;
+	};
+	size_t o_args = take(sizeof(rst_args));
+	size_t o_vmas = take(sizeof(rst_vma) * m.vmas.size());
+	size_t o_runs = take(sizeof(rst_pagerun) * m.runs.size());
+	size_t o_threads = take(sizeof(rst_thread) * nthreads);
+	size_t o_close = take(sizeof(int32_t) * (close_fds_.size() + 2));
+	size_t o_auxv = take(8 * m.mm->n_mm_saved_auxv);
+	std::vector<size_t> o_sigs;
+	for (auto &c : ti_.cores)
+		o_sigs.push_back(take(sizeof(rst_siginfo) * (c->thread_core->signals_p ? c->thread_core->signals_p->n_signals : 0)));
+	auto *shared_q = ti_.cores[0]->tc->signals_s;
+	size_t o_shared = take(sizeof(rst_siginfo) * (shared_q ? shared_q->n_signals : 0));
+	off = page_align(off);
+	size_t o_stacks = off;
+	off += RST_THREAD_STACK * nthreads + kLeaderStack;
+	region_len_ = page_align(off);
+	uint64_t park = 0;
+	for (auto &s : m.specials)
+		park += s.len;
+
+	auto hole = find_hole(m, region_len_ + park);
+	if (!hole)
+		return hole.error();
+	void *r = mmap((void *)*hole, region_len_ + park, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (r == MAP_FAILED)
+		return sys_error("can't map the restorer region at %lx", (unsigned long)*hole);
+	region_ = (uint64_t)r;
+	char *base = static_cast<char *>(r);
+	memcpy(base, restorer_blob, restorer_blob_end - restorer_blob);
+
+	auto *a = reinterpret_cast<rst_args *>(base + o_args);
+	a->region_start = region_;
+	a->region_len = region_len_;
+	args_addr_ = region_ + o_args;
+
+	// [vvar]/[vvar_vclock]/[vdso] now, matched in address order with the dump's
+	auto cur = parse_maps("/proc/self/maps");
+	if (!cur)
+		return cur.error();
+	std::vector<const ProcVma *> specials;
+	for (auto &v : *cur)
+		if (v.path == "[vdso]" || v.path == "[vvar]" || v.path == "[vvar_vclock]")
+			specials.push_back(&v);
+	if (specials.size() != m.specials.size())
+		return Error{strfmt("this kernel has %zu vdso/vvar areas, the dump has %zu: restore on the kernel that dumped",
+				    specials.size(), m.specials.size())};
+	for (size_t i = 0; i < specials.size(); i++) {
+		if (specials[i]->end - specials[i]->start != m.specials[i].len)
+			return Error{strfmt("vdso/vvar area %zu is %lu bytes here but %lu in the dump: restore on the kernel that dumped",
+					    i, (unsigned long)(specials[i]->end - specials[i]->start),
+					    (unsigned long)m.specials[i].len)};
+		a->specials[i] = {specials[i]->start, m.specials[i].len, m.specials[i].target_start};
+	}
+	a->nr_specials = specials.size();
+
+	a->nr_vmas = m.vmas.size();
+	a->vmas = reinterpret_cast<rst_vma *>(base + o_vmas);
+	std::copy(m.vmas.begin(), m.vmas.end(), a->vmas);
+	a->nr_pageruns = m.runs.size();
+	a->pageruns = reinterpret_cast<rst_pagerun *>(base + o_runs);
+	std::copy(m.runs.begin(), m.runs.end(), a->pageruns);
+	a->pages_fd = pages_fd_;
+
+	const MmEntry &mm = *m.mm;
+	a->mm_start_code = mm.mm_start_code, a->mm_end_code = mm.mm_end_code;
+	a->mm_start_data = mm.mm_start_data, a->mm_end_data = mm.mm_end_data;
+	a->mm_start_brk = mm.mm_start_brk, a->mm_brk = mm.mm_brk, a->mm_start_stack = mm.mm_start_stack;
+	a->mm_arg_start = mm.mm_arg_start, a->mm_arg_end = mm.mm_arg_end;
+	a->mm_env_start = mm.mm_env_start, a->mm_env_end = mm.mm_env_end;
+	a->auxv = reinterpret_cast<uint64_t *>(base + o_auxv);
+	std::copy(mm.mm_saved_auxv, mm.mm_saved_auxv + mm.n_mm_saved_auxv, a->auxv);
+	a->auxv_size = 8 * mm.n_mm_saved_auxv;
+	a->exe_fd = exe_fd_;
+	a->dumpable = mm.has_dumpable ? mm.dumpable : 1;
+	a->thp_disabled = mm.has_thp_disabled && mm.thp_disabled;
+
+	const TaskCoreEntry &tc = *ti_.cores[0]->tc;
+	a->child_subreaper = tc.has_child_subreaper && tc.child_subreaper;
+	a->personality = tc.personality;
+	a->nr_sigactions = tc.n_sigactions;
+	for (size_t i = 0; i < tc.n_sigactions; i++) {
+		auto *s = tc.sigactions[i];
+		a->sigactions[i] = {s->sigaction, s->flags, s->restorer, s->mask};
+	}
+	if (tc.timers) {
+		ItimerEntry *its[3] = {tc.timers->real, tc.timers->virt, tc.timers->prof};
+		for (int i = 0; i < 3; i++)
+			if (its[i])
+				a->itimers[i] = {its[i]->isec, its[i]->iusec, its[i]->vsec, its[i]->vusec};
+	}
+	if (tc.rlimits) {
+		a->nr_rlimits = std::min<size_t>(tc.rlimits->n_rlimits, 16);
+		for (uint32_t i = 0; i < a->nr_rlimits; i++) {
+			rlimit cur;
+			getrlimit(i, &cur);
+			uint64_t max = tc.rlimits->rlimits[i]->max, soft = tc.rlimits->rlimits[i]->cur;
+			// A hard limit can't be raised without CAP_SYS_RESOURCE.
+			if (max > cur.rlim_max) {
+				pr_warn("rlimit %u: hard limit %llu is above ours (%llu): keeping ours\n", i,
+					(unsigned long long)max, (unsigned long long)cur.rlim_max);
+				max = cur.rlim_max;
+			}
+			a->rlimits[i] = {std::min(soft, max), max};
+		}
+	}
+	if (shared_q) {
+		a->nr_shared_signals = shared_q->n_signals;
+		a->shared_signals = reinterpret_cast<rst_siginfo *>(base + o_shared);
+		for (size_t i = 0; i < shared_q->n_signals; i++)
+			memcpy(a->shared_signals[i].raw, shared_q->signals[i]->siginfo.data,
+			       std::min<size_t>(128, shared_q->signals[i]->siginfo.len));
+	}
+
+	uint32_t last_cap = 40;
+	if (auto lc = read_file("/proc/sys/kernel/cap_last_cap"))
+		last_cap = atoi(lc->c_str());
+	a->nr_threads = nthreads;
+	a->threads = reinterpret_cast<rst_thread *>(base + o_threads);
+	for (size_t i = 0; i < nthreads; i++) {
+		rst_thread &t = a->threads[i];
+		const CoreEntry &c = *ti_.cores[i];
+		const ThreadCoreEntry &th = *c.thread_core;
+		t.tid = ti_.pstree->threads[i];
+		t.stack_top = region_ + o_stacks + RST_THREAD_STACK * (i + 1);
+		t.clear_tid_addr = c.thread_info->clear_tid_addr;
+		t.robust_list = th.futex_rla;
+		t.robust_len = th.futex_rla_len;
+		if (th.rseq_entry) {
+			t.rseq_ptr = th.rseq_entry->rseq_abi_pointer;
+			t.rseq_len = th.rseq_entry->rseq_abi_size;
+			t.rseq_sig = th.rseq_entry->signature;
+		}
+		if (th.sas) {
+			t.has_sas = 1;
+			t.sas_sp = th.sas->ss_sp;
+			t.sas_size = th.sas->ss_size;
+			t.sas_flags = th.sas->ss_flags & ~1u;  // SS_ONSTACK is a state, not a setting
+		}
+		t.pdeath_sig = th.has_pdeath_sig ? th.pdeath_sig : 0;
+		const char *comm = th.comm ? th.comm : (i == 0 ? tc.comm : "");
+		strncpy(t.comm, comm, sizeof(t.comm) - 1);
+		if (th.signals_p && th.signals_p->n_signals) {
+			t.nr_signals = th.signals_p->n_signals;
+			t.signals = reinterpret_cast<rst_siginfo *>(base + o_sigs[i]);
+			for (size_t k = 0; k < t.nr_signals; k++)
+				memcpy(t.signals[k].raw, th.signals_p->signals[k]->siginfo.data,
+				       std::min<size_t>(128, th.signals_p->signals[k]->siginfo.len));
+		}
+		const CredsEntry &cr = *th.creds;
+		rst_creds &rc = t.creds;
+		rc.uid = cr.uid, rc.gid = cr.gid, rc.euid = cr.euid, rc.egid = cr.egid;
+		rc.suid = cr.suid, rc.sgid = cr.sgid, rc.fsuid = cr.fsuid, rc.fsgid = cr.fsgid;
+		std::copy(cr.cap_inh, cr.cap_inh + cr.n_cap_inh, rc.cap_inh);
+		std::copy(cr.cap_prm, cr.cap_prm + cr.n_cap_prm, rc.cap_prm);
+		std::copy(cr.cap_eff, cr.cap_eff + cr.n_cap_eff, rc.cap_eff);
+		std::copy(cr.cap_bnd, cr.cap_bnd + cr.n_cap_bnd, rc.cap_bnd);
+		rc.secbits = cr.secbits;
+		rc.ngroups = cr.n_groups;
+		std::copy(cr.groups, cr.groups + cr.n_groups, rc.groups);
+		rc.last_cap = last_cap;
+	}
+	stack_top_ = region_ + o_stacks + RST_THREAD_STACK * nthreads + kLeaderStack;
+
+	a->nr_close_fds = close_fds_.size();
+	a->close_fds = reinterpret_cast<int32_t *>(base + o_close);
+	std::copy(close_fds_.begin(), close_fds_.end(), a->close_fds);
+	if (mprotect(base, blob_len, PROT_READ | PROT_EXEC) < 0)
+		return sys_error("can't make the restorer executable");
+	return {};
+}
+
+Status ChildSide::run()
+{
+	TRY(move_service_fds());
+	TRY(session());
+	TRY(restore_fds(ti_.files, o_.shell_job, min_service_fd_));
+	TRY(open_memory_fds());
+	const FileEntry *cwd = ti_.files.find(ti_.fs->cwd_id);
+	const FileEntry *root = ti_.files.find(ti_.fs->root_id);
+	if (strcmp(root->reg->name, "/") != 0 && chroot(root->reg->name) < 0)
+		return sys_error("can't chroot to %s", root->reg->name);
+	if (chdir(cwd->reg->name) < 0)
+		return sys_error("can't chdir to %s", cwd->reg->name);
+	umask(ti_.fs->has_umask ? ti_.fs->umask : 022);
+	TRY(build_region());
+
+	ChildReport rep{};
+	rep.ok = 1;
+	rep.region_start = region_;
+	rep.region_len = region_len_;
+	rep.args = args_addr_;
+	TRY(write_all(report_fd_, &rep, sizeof(rep), "report to criu"));
+	// glibc registered rseq for criu's own thread; its area goes away with
+	// the address space, and the blob registers the task's own.
+	if (__rseq_size) {
+		// glibc's registered length is 32 even where __rseq_size says less
+		char *area = (char *)__builtin_thread_pointer() + __rseq_offset;
+		if (syscall(SYS_rseq, area, 32, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) < 0 &&
+		    syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) < 0)
+			return sys_error("can't unregister criu's rseq area");
+	}
+	pr_info("Jumping into the restorer at %lx\n", (unsigned long)region_);
+	// The tracer unmaps the region; from here on only the blob runs.
+	asm volatile("movq %0, %%rsp\n\t"
+		     "movq %1, %%rdi\n\t"
+		     "jmp *%2\n\t"
+		     :
+		     : "r"(stack_top_), "r"(args_addr_), "r"(region_ + RST_BLOB_ENTRY_OFF)
+		     : "memory");
+	__builtin_unreachable();
+}
+
+// --------------------------------------------------------------- tracer side
+
+const char *step_name(int s)
+{
+	static const char *names[] = {"ok", "unmapping the old address space", "moving vdso/vvar", "mapping a VMA",
+				      "reading pages", "mprotect", "madvise", "closing fds", "PR_SET_MM_MAP",
+				      "rt_sigaction", "setitimer", "prlimit", "personality", "creating a thread",
+				      "set_robust_list", "rseq", "sigaltstack", "credentials", "queueing a signal",
+				      "prctl"};
+	return s >= 0 && s < RST_STEP_MAX ? names[s] : "?";
+}
+
+class Tracer {
+public:
+	Tracer(TaskImages &ti, pid_t pid) : ti_(ti), pid_(pid) {}
+	Status wait_child_report(int fd, ChildReport &rep);
+	Status wait_traps(const ChildReport &rep);
+	Status finish(const ChildReport &rep);
+
+private:
+	Status set_thread_state(pid_t tid, const CoreEntry &c);
+	TaskImages &ti_;
+	pid_t pid_;
+	std::vector<pid_t> trapped_;
+};
+
+Status Tracer::wait_child_report(int fd, ChildReport &rep)
+{
+	ssize_t n = read(fd, &rep, sizeof(rep));
+	if (n != (ssize_t)sizeof(rep) || !rep.ok) {
+		if (n == (ssize_t)sizeof(rep))
+			return Error{std::string(rep.error, strnlen(rep.error, sizeof(rep.error)))};
+		return Error{"the restored task died before reaching the restorer"};
+	}
+	return {};
+}
+
+Status Tracer::wait_traps(const ChildReport &rep)
+{
+	size_t want = ti_.cores.size();
+	while (trapped_.size() < want) {
+		int status;
+		pid_t t = waitpid(-1, &status, __WALL);
+		if (t < 0)
+			return sys_error("waitpid for the restored task");
+		if (WIFEXITED(status) || WIFSIGNALED(status)) {
+			if (t == pid_ || WIFSIGNALED(status))
+				return Error{strfmt("the restored task %d %s %d during restore", t,
+						    WIFEXITED(status) ? "exited with" : "was killed by signal",
+						    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status))};
+			continue;
+		}
+		int sig = WSTOPSIG(status), event = status >> 16;
+		if (event == PTRACE_EVENT_CLONE || event == PTRACE_EVENT_STOP) {
+			ptrace(PTRACE_CONT, t, nullptr, nullptr);
+			continue;
+		}
+		if (sig == SIGTRAP) {
+			trapped_.push_back(t);
+			continue;
+		}
+		user_regs_struct r{};
+		ptrace(PTRACE_GETREGS, t, nullptr, &r);
+		return Error{strfmt("the restorer got signal %d in thread %d at ip %llx", sig, t, (unsigned long long)r.rip)};
+	}
+	// Every thread stopped: did any of them fail?
+	std::vector<rst_thread> th(want);
+	rst_args a;
+	iovec l1 = {&a, sizeof(a)}, r1 = {(void *)rep.args, sizeof(a)};
+	if (process_vm_readv(pid_, &l1, 1, &r1, 1, 0) != sizeof(a))
+		return sys_error("can't read the restorer's arguments");
+	iovec l2 = {th.data(), sizeof(rst_thread) * want}, r2 = {a.threads, sizeof(rst_thread) * want};
+	if (process_vm_readv(pid_, &l2, 1, &r2, 1, 0) != (ssize_t)(sizeof(rst_thread) * want))
+		return sys_error("can't read the restorer's thread records");
+	for (auto &t : th)
+		if (t.err_step)
+			return Error{strfmt("restorer failed in thread %d while %s (at/arg 0x%llx): %s", t.tid,
+					    step_name(t.err_step), (unsigned long long)t.err_addr, strerror(t.err_errno))};
+	return {};
+}
+
+Status Tracer::set_thread_state(pid_t tid, const CoreEntry &c)
+{
+	const UserX86RegsEntry &g = *c.thread_info->gpregs;
+	user_regs_struct r{};
+	r.r15 = g.r15, r.r14 = g.r14, r.r13 = g.r13, r.r12 = g.r12, r.rbp = g.bp, r.rbx = g.bx;
+	r.r11 = g.r11, r.r10 = g.r10, r.r9 = g.r9, r.r8 = g.r8, r.rax = g.ax, r.rcx = g.cx;
+	r.rdx = g.dx, r.rsi = g.si, r.rdi = g.di, r.orig_rax = g.orig_ax, r.rip = g.ip, r.cs = g.cs;
+	r.eflags = g.flags, r.rsp = g.sp, r.ss = g.ss, r.fs_base = g.fs_base, r.gs_base = g.gs_base;
+	r.ds = g.ds, r.es = g.es, r.fs = g.fs, r.gs = g.gs;
+	if (ptrace(PTRACE_SETREGS, tid, nullptr, &r) < 0)
+		return sys_error("can't set the registers of thread %d", tid);
+	std::vector<uint8_t> xs(64 * 1024);
+	iovec iov = {xs.data(), xs.size()};
+	if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_X86_XSTATE, &iov) < 0)
+		return sys_error("can't read the xsave area of thread %d", tid);
+	xs.resize(iov.iov_len);
+	auto st = fpu_from_image(*c.thread_info->fpregs, xs);
+	if (!st)
+		return Error{strfmt("thread %d: %s", tid, st.error().msg.c_str())};
+	iov = {xs.data(), xs.size()};
+	if (ptrace(PTRACE_SETREGSET, tid, (void *)NT_X86_XSTATE, &iov) < 0)
+		return sys_error("can't set the FPU state of thread %d", tid);
+	uint64_t mask = c.thread_core->has_blk_sigset ? c.thread_core->blk_sigset : (c.tc ? c.tc->blk_sigset : 0);
+	if (ptrace(PTRACE_SETSIGMASK, tid, (void *)sizeof(mask), &mask) < 0)
+		return sys_error("can't set the signal mask of thread %d", tid);
+	return {};
+}
+
+Status Tracer::finish(const ChildReport &rep)
+{
+	// Unmap the restorer region from inside the task, via the blob's gadget.
+	user_regs_struct r{};
+	if (ptrace(PTRACE_GETREGS, pid_, nullptr, &r) < 0)
+		return sys_error("can't read the registers of %d", pid_);
+	r.rip = rep.region_start + RST_BLOB_GADGET_OFF;
+	r.rax = SYS_munmap;
+	r.orig_rax = -1;
+	r.rdi = rep.region_start;
+	r.rsi = rep.region_len;
+	if (ptrace(PTRACE_SETREGS, pid_, nullptr, &r) < 0)
+		return sys_error("can't set the registers of %d", pid_);
+	for (int stops = 0; stops < 2;) {
+		if (ptrace(PTRACE_SYSCALL, pid_, nullptr, nullptr) < 0)
+			return sys_error("can't resume %d to unmap the restorer", pid_);
+		int status;
+		if (waitpid(pid_, &status, __WALL) < 0 || !WIFSTOPPED(status))
+			return Error{"the restored task died while unmapping the restorer"};
+		if (WSTOPSIG(status) == (SIGTRAP | 0x80))
+			stops++;
+	}
+	if (ptrace(PTRACE_GETREGS, pid_, nullptr, &r) < 0 || (long)r.rax != 0)
+		return Error{strfmt("unmapping the restorer failed: %s", strerror((int)-(long)r.rax))};
+	for (size_t i = 0; i < ti_.cores.size(); i++)
+		TRY(set_thread_state(ti_.pstree->threads[i], *ti_.cores[i]));
+	for (size_t i = 0; i < ti_.cores.size(); i++)
+		if (ptrace(PTRACE_DETACH, ti_.pstree->threads[i], nullptr, nullptr) < 0)
+			return sys_error("can't detach from thread %u", ti_.pstree->threads[i]);
+	return {};
+}
+
+pid_t clone_with_pid(pid_t pid)
+{
+	clone_args ca{};
+	ca.exit_signal = SIGCHLD;
+	int64_t tid = pid;
+	ca.set_tid = (uint64_t)&tid;
+	ca.set_tid_size = 1;
+	return syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+Status write_pidfile(const std::string &path, pid_t pid)
+{
+	if (path.empty())
+		return {};
+	auto tmp = path + ".tmp";
+	Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+	if (!fd.valid())
+		return sys_error("can't create pidfile %s", tmp.c_str());
+	auto s = std::to_string(pid);
+	TRY(write_all(fd.get(), s.data(), s.size(), path));
+	if (rename(tmp.c_str(), path.c_str()) < 0)
+		return sys_error("can't rename pidfile to %s", path.c_str());
+	return {};
+}
+
+}  // namespace
+
+int cmd_restore(const Options &o)
+{
+	timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	auto dir = ImageDir::open(o.images_dir, false);
+	if (!dir) {
+		pr_err("%s\n", dir.error().msg.c_str());
+		return 1;
+	}
+	auto ti = read_images(*dir);
+	if (!ti) {
+		pr_err("%s\n", ti.error().msg.c_str());
+		return 1;
+	}
+	if (auto st = check_ids_free(*ti); !st) {
+		pr_err("%s\n", st.error().msg.c_str());
+		return 1;
+	}
+	pr_info("Images read in %.3f ms; restoring PID %d (%zu thread(s), %zu VMAs, %llu bytes of pages)\n",
+		ms_since(t0), ti->pid, ti->cores.size(), ti->mem.vmas.size(), (unsigned long long)ti->mem.pages_bytes);
+
+	int rep_pipe[2], go_pipe[2];
+	if (pipe2(rep_pipe, O_CLOEXEC) < 0 || pipe2(go_pipe, O_CLOEXEC) < 0) {
+		pr_err("can't create pipes: %s\n", strerror(errno));
+		return 1;
+	}
+	pid_t pid = clone_with_pid(ti->pid);
+	if (pid < 0) {
+		pr_err("can't create PID %d: %s\n", ti->pid, strerror(errno));
+		return 1;
+	}
+	if (pid == 0) {
+		::close(rep_pipe[0]);
+		::close(go_pipe[1]);
+		char go;
+		if (read(go_pipe[0], &go, 1) != 1)
+			_exit(1);
+		::close(go_pipe[0]);
+		ChildSide cs(o, *dir, *ti, rep_pipe[1]);
+		auto st = cs.run();
+		ChildReport rep{};
+		snprintf(rep.error, sizeof(rep.error), "%s", st.error().msg.c_str());
+		ssize_t w = write(rep_pipe[1], &rep, sizeof(rep));
+		(void)w;
+		_exit(1);
+	}
+	::close(rep_pipe[1]);
+	::close(go_pipe[0]);
+	Fd rep_fd(rep_pipe[0]), go_fd(go_pipe[1]);
+	auto fail = [&](const Error &e) {
+		pr_err("restore of PID %d failed: %s\n", ti->pid, e.msg.c_str());
+		kill(pid, SIGKILL);
+		int status;
+		while (waitpid(-1, &status, __WALL) > 0)
+			;
+		return 1;
+	};
+	if (ptrace(PTRACE_SEIZE, pid, nullptr,
+		   (void *)(long)(PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD)) < 0)
+		return fail(sys_error("can't seize the new task %d", pid));
+	if (write(go_fd.get(), "g", 1) != 1)
+		return fail(sys_error("can't start the new task"));
+	Tracer tr(*ti, pid);
+	ChildReport rep{};
+	if (auto st = tr.wait_child_report(rep_fd.get(), rep); !st)
+		return fail(st.error());
+	if (auto st = tr.wait_traps(rep); !st)
+		return fail(st.error());
+	if (auto st = tr.finish(rep); !st)
+		return fail(st.error());
+	pr_info("Restore finished successfully in %.3f ms\n", ms_since(t0));
+	if (auto st = write_pidfile(o.pidfile, pid); !st)
+		pr_err("%s\n", st.error().msg.c_str());
+	if (o.restore_detached)
+		return 0;
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return 1;
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+}  // namespace criu

@@ -1,0 +1,112 @@
+#include "util.h"
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include <charconv>
+
+namespace criu {
+
+std::string strfmt(const char *fmt, ...)
+{
+	char buf[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	return buf;
+}
+
+Error sys_error(const char *fmt, ...)
+{
+	int saved = errno;
+	char buf[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	return Error{std::string(buf) + ": " + strerror(saved)};
+}
+
+Result<std::string> read_file(const std::string &path, size_t limit)
+{
+	Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+	if (!fd.valid())
+		return sys_error("can't open %s", path.c_str());
+	std::string out;
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(fd.get(), buf, sizeof(buf));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return sys_error("can't read %s", path.c_str());
+		}
+		if (n == 0)
+			break;
+		out.append(buf, n);
+		if (out.size() > limit)
+			return Error{strfmt("%s is larger than %zu bytes", path.c_str(), limit)};
+	}
+	return out;
+}
+
+Status write_all(int fd, const void *buf, size_t len, const std::string &what)
+{
+	auto p = static_cast<const char *>(buf);
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return sys_error("can't write %s", what.c_str());
+		}
+		p += n;
+		len -= n;
+	}
+	return {};
+}
+
+Status read_all(int fd, void *buf, size_t len, const std::string &what)
+{
+	auto p = static_cast<char *>(buf);
+	while (len) {
+		ssize_t n = read(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return sys_error("can't read %s", what.c_str());
+		}
+		if (n == 0)
+			return Error{strfmt("%s is truncated", what.c_str())};
+		p += n;
+		len -= n;
+	}
+	return {};
+}
+
+std::vector<std::string_view> split(std::string_view s, char sep)
+{
+	std::vector<std::string_view> out;
+	size_t pos = 0;
+	while (pos <= s.size()) {
+		size_t e = s.find(sep, pos);
+		if (e == std::string_view::npos)
+			e = s.size();
+		out.push_back(s.substr(pos, e - pos));
+		pos = e + 1;
+	}
+	return out;
+}
+
+std::optional<uint64_t> parse_u64(std::string_view s, int base)
+{
+	uint64_t v = 0;
+	auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
+	if (ec != std::errc() || p != s.data() + s.size() || s.empty())
+		return std::nullopt;
+	return v;
+}
+
+}  // namespace criu
