@@ -237,11 +237,16 @@ void Seized::kill_task()
 		return;
 	attached_ = false;
 	::kill(pid_, SIGKILL);
-	for (auto &t : threads_) {
+	// A dead leader is reported only after its threads: reap those first.
+	auto reap = [](pid_t tid) {
 		int status;
-		while (waitpid(t.tid, &status, __WALL) > 0 && !WIFEXITED(status) && !WIFSIGNALED(status))
+		while (waitpid(tid, &status, __WALL) > 0 && !WIFEXITED(status) && !WIFSIGNALED(status))
 			;
-	}
+	};
+	for (auto &t : threads_)
+		if (t.tid != pid_)
+			reap(t.tid);
+	reap(pid_);
 }
 
 }  // namespace criu
