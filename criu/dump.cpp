@@ -33,10 +33,18 @@ constexpr int kNSig = 64;
 constexpr uint32_t kTaskAlive = 1;
 constexpr long kPtraceGetRseqConfig = 0x420f;
 
+// A page mapped inside the task for the results of injected syscalls; it is
+// unmapped again before the memory is dumped, or on any error.
 struct Scratch {
 	Seized &s;
 	pid_t tid;
 	uint64_t addr = 0;
+
+	~Scratch()
+	{
+		if (auto st = unmap(); !st)
+			pr_err("%s\n", st.error().msg.c_str());
+	}
 
 	Status map()
 	{
