@@ -435,6 +435,7 @@ struct Dumper {
 		x.dumpable = dumpable;
 		x.thp_disabled = thp;
 		TRY(sc.unmap());
+		pr_info("Task state of PID %d collected\n", pid);
 
 		TRY(write_ids());
 		for (size_t i = 0; i < cores.size(); i++)
@@ -442,6 +443,7 @@ struct Dumper {
 		auto mem = dump_memory(s, dir, files, x);
 		if (!mem)
 			return mem.error();
+		pr_info("Memory of PID %d dumped\n", pid);
 		TRY(files.dump_fds(pid, dir, ids->files_id, o.shell_job));
 		TRY(write_fs(files, ids->fs_id));
 		TRY(files.write(dir));

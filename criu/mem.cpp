@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 
 #include <algorithm>
 
@@ -164,16 +165,44 @@ private:
 		uint64_t len = npages * kPageSize;
 		for (uint64_t off = 0; off < len;) {
 			size_t n = std::min<uint64_t>(len - off, kChunk);
-			ssize_t r = pread(mem_.get(), buf_.get(), n, start + off);
-			if (r != (ssize_t)n)
-				return sys_error("can't read memory of PID %d at %lx", pid_, (unsigned long)(start + off));
-			TRY(pages_.write_raw(buf_.get(), n));
+			if (batch_bytes_ + n > kChunk || batch_.size() == kMaxIov)
+				TRY(drain());
+			batch_.push_back({(void *)(start + off), n});
+			batch_bytes_ += n;
 			off += n;
 		}
 		st_.pages_written += npages;
 		return {};
 	}
 
+public:
+	// Many small runs are read with one process_vm_readv and written with
+	// one write: a fragmented address space costs few syscalls.
+	Status drain()
+	{
+		if (batch_.empty())
+			return {};
+		iovec local = {buf_.get(), batch_bytes_};
+		ssize_t r = process_vm_readv(pid_, &local, 1, batch_.data(), batch_.size(), 0);
+		if (r != (ssize_t)batch_bytes_) {
+			// Pages without PROT_READ: /proc/PID/mem reads them (FOLL_FORCE).
+			char *p = static_cast<char *>(buf_.get());
+			for (auto &io : batch_) {
+				if (pread(mem_.get(), p, io.iov_len, (uint64_t)io.iov_base) != (ssize_t)io.iov_len)
+					return sys_error("can't read memory of PID %d at %p", pid_, io.iov_base);
+				p += io.iov_len;
+			}
+		}
+		TRY(pages_.write_raw(buf_.get(), batch_bytes_));
+		batch_.clear();
+		batch_bytes_ = 0;
+		return {};
+	}
+
+private:
+	static constexpr size_t kMaxIov = 1024;
+	std::vector<iovec> batch_;
+	size_t batch_bytes_ = 0;
 	pid_t pid_;
 	ImageWriter &pagemap_, &pages_;
 	MemStats &st_;
@@ -287,6 +316,7 @@ Result<MemStats> dump_memory(Seized &s, const ImageDir &dir, FileTable &files, c
 	}
 	mm.n_vmas = out.size();
 	mm.vmas = out.data();
+	TRY(pd.drain());
 	TRY(pagemap->close());
 	TRY(pages->close());
 	TRY(write_one(dir, strfmt("mm-%d.img", pid), MM_MAGIC, &mm.base));
