@@ -1,0 +1,836 @@
+"""zdtm-style checkpoint/restore regression suite.
+
+Run from the repository root with Debian's pytest:
+
+    /usr/bin/python3 -m pytest test/zdtm                 # everything
+    /usr/bin/python3 -m pytest test/zdtm -k env00        # one test, all flavors
+    /usr/bin/python3 -m pytest test/zdtm -k 'test_zdtm and env00'
+
+Every test program in static/ speaks this protocol (see lib/zdtmtst.h):
+
+    static/NAME --out OUT --pidfile PIDFILE      (cwd: a fresh temp dir)
+
+It sets up its state, writes its pid to PIDFILE (tmp + rename) when it is
+ready to be checkpointed, sleeps until SIGTERM, then verifies its state and
+writes "PASS" (or "FAIL: reason") to OUT and exits 0 (1).
+
+For each test the harness starts the program, waits for PIDFILE, dumps it
+with `criu dump`, reaps the killed original, checks that every image decodes
+with Debian's crit, restores it with `criu restore -d` (the harness is a
+child subreaper, so the restored task becomes its child), checks pid and
+starttime, sends SIGTERM, reaps it and requires PASS.
+
+Environment:
+    CRIU=path         criu binary (default: criu/criu in the repo root)
+    CRIT=path         crit binary (default: /usr/bin/crit)
+    ZDTM_NOCR=1       no checkpoint at all: only start / SIGTERM / check, to
+                      validate the test programs and the harness themselves
+    ZDTM_KEEP=1       keep the temp dirs of passing tests too
+    ZDTM_TMPDIR=dir   where the per-test temp dirs go (default: $TMPDIR or /tmp)
+    ZDTM_NO_BUILD=1   do not run `make -C test/zdtm` before the tests
+    ZDTM_SLEEP=secs   how long a restored task runs before SIGTERM (0.1)
+    ZDTM_TIMEOUT=secs default per-test timeout (90)
+    ZDTM_CRIU_TIMEOUT=secs  limit for one criu run (30)
+"""
+
+import concurrent.futures
+import ctypes
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ZDTM_DIR = Path(__file__).resolve().parent
+REPO = ZDTM_DIR.parent.parent
+STATIC = ZDTM_DIR / "static"
+
+
+def _criu_path():
+    env = os.environ.get("CRIU")
+    if not env:
+        return str(REPO / "criu" / "criu")
+    if "/" not in env:
+        return shutil.which(env) or env
+    return os.path.abspath(env)
+
+
+CRIU = _criu_path()
+CRIT = os.environ.get("CRIT", "/usr/bin/crit")
+NOCR = os.environ.get("ZDTM_NOCR", "") not in ("", "0")
+KEEP = os.environ.get("ZDTM_KEEP", "") not in ("", "0")
+TMPROOT = os.environ.get("ZDTM_TMPDIR") or None
+RUN_SLEEP = float(os.environ.get("ZDTM_SLEEP", "0.1"))
+DEFAULT_TIMEOUT = float(os.environ.get("ZDTM_TIMEOUT", "90"))
+# a single criu run (dump or restore) may take at most this long
+CRIU_TIMEOUT = float(os.environ.get("ZDTM_CRIU_TIMEOUT", "30"))
+
+# Per-test options.  timeout: whole-test budget in seconds; criu_timeout:
+# budget of one criu run.
+TEST_OPTS = {
+    "mem_1g": {"timeout": 300, "criu_timeout": 120},
+    "maps_large": {"timeout": 120},
+    "maps_sparse": {"timeout": 120},
+    "python_compute": {"timeout": 120},
+}
+
+# Flavors that only run for a few tests.
+NODETACH_TESTS = ["env00", "pipe00", "sigpending00", "fpu_threads"]
+LEAVE_RUNNING_TESTS = ["env00", "heap00", "pipe00", "fpu_threads"]
+DUMP_TWICE_TESTS = ["env00", "heap00", "sigpending00", "itimer_real", "unlinked_fd", "fpu_threads"]
+
+# Images that `criu restore` does not read at all, so damaging them cannot
+# make it fail.  pages-*.img hold raw memory: flipping bits in them is not
+# detectable (truncating them is).
+RESTORE_UNUSED_IMAGES = {"stats-dump.img", "irmap-cache.img"}
+
+IMG_COMMON_MAGIC = 0x54564319
+IMG_SERVICE_MAGIC = 0x55105940
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def discover_tests():
+    names = set()
+    if STATIC.is_dir():
+        for p in STATIC.iterdir():
+            if p.suffix in (".c", ".cc", ".py") and not p.name.startswith("."):
+                names.add(p.stem)
+    return sorted(names)
+
+
+ALL_TESTS = discover_tests()
+
+
+def command_for(name):
+    py = STATIC / (name + ".py")
+    if py.exists():
+        return ["/usr/bin/python3", "-I", str(py)]
+    return [str(STATIC / name)]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def proc_starttime(pid):
+    """starttime (field 22 of /proc/PID/stat) or None if there is no such process."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except OSError:
+        return None
+    rest = data[data.rindex(")") + 2:].split()
+    return int(rest[19])
+
+
+def proc_state(pid):
+    """(state letter, TracerPid) from /proc/PID/status, or (None, None)."""
+    state = tracer = None
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("State:"):
+                    state = line.split()[1]
+                elif line.startswith("TracerPid:"):
+                    tracer = int(line.split()[1])
+    except OSError:
+        return None, None
+    return state, tracer
+
+
+def tail(path, lines=40):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return "<no %s>" % path
+    text = data.decode("utf-8", "replace").rstrip("\n").split("\n")
+    if len(text) > lines:
+        text = ["... (%d lines skipped)" % (len(text) - lines)] + text[-lines:]
+    return "\n".join(text)
+
+
+def read_text(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def wait_popen(p, timeout):
+    """p.wait() with a timeout; returns the exit code or None on timeout."""
+    try:
+        return p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def wait_status_str(status):
+    if os.WIFEXITED(status):
+        return "exit code %d" % os.WEXITSTATUS(status)
+    if os.WIFSIGNALED(status):
+        return "killed by signal %d (%s)" % (os.WTERMSIG(status), signal.Signals(os.WTERMSIG(status)).name)
+    return "status %#x" % status
+
+
+def reap_zombie_children():
+    """Reap zombies whose parent is us (we are a subreaper, orphans land here)."""
+    me = os.getpid()
+    for ent in os.listdir("/proc"):
+        if not ent.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % ent) as f:
+                data = f.read()
+        except OSError:
+            continue
+        rest = data[data.rindex(")") + 2:].split()
+        if rest[0] == "Z" and int(rest[1]) == me:
+            try:
+                os.waitpid(int(ent), os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def crit_decode(img):
+    """Decode one image with crit; returns None if fine, else an error text."""
+    try:
+        r = subprocess.run([CRIT, "decode", "-i", str(img)], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    except subprocess.TimeoutExpired:
+        return "%s: crit timed out" % img.name
+    except OSError as e:
+        return "%s: can't run %s: %s" % (img.name, CRIT, e)
+    if r.returncode != 0:
+        return "%s: crit exited with %d:\n%s" % (img.name, r.returncode,
+                                                r.stderr.decode("utf-8", "replace")[-2000:])
+    try:
+        doc = json.loads(r.stdout)
+    except ValueError as e:
+        return "%s: crit output is not JSON: %s" % (img.name, e)
+    if not isinstance(doc, dict) or "magic" not in doc or "entries" not in doc:
+        return "%s: unexpected crit output structure" % img.name
+    return None
+
+
+def check_images(imgdir):
+    imgs = sorted(p for p in Path(imgdir).glob("*.img") if not p.name.startswith("pages-"))
+    assert imgs, "dump produced no images in %s" % imgdir
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as ex:
+        errors = [e for e in ex.map(crit_decode, imgs) if e]
+    assert not errors, "crit can't decode images:\n" + "\n".join(errors)
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def built():
+    if os.environ.get("ZDTM_NO_BUILD", "") not in ("", "0"):
+        return
+    r = subprocess.run(["make", "-C", str(ZDTM_DIR), "-s"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
+    if r.returncode != 0:
+        pytest.fail("building the zdtm tests failed:\n" + r.stdout.decode("utf-8", "replace")[-4000:],
+                    pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def subreaper():
+    """Make this (pytest) process a child subreaper, once per session, so that
+    tasks restored with `criu restore -d` are reparented to us and can be
+    waited for."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        e = ctypes.get_errno()
+        pytest.fail("prctl(PR_SET_CHILD_SUBREAPER): %s" % os.strerror(e), pytrace=False)
+    return True
+
+
+def require_criu():
+    if NOCR:
+        return
+    if not (os.path.isfile(CRIU) and os.access(CRIU, os.X_OK)):
+        pytest.fail("criu binary not found or not executable: %s "
+                    "(build it with `make` in the repo root, or set CRIU=/path/to/criu)" % CRIU,
+                    pytrace=False)
+
+
+class ZdtmError(AssertionError):
+    pass
+
+
+class Run:
+    """One test program: its temp dir, its processes, and the C/R steps."""
+
+    def __init__(self, name, timeout=None):
+        self.name = name
+        opts = TEST_OPTS.get(name, {})
+        self.timeout = timeout or opts.get("timeout", DEFAULT_TIMEOUT)
+        self.criu_timeout = opts.get("criu_timeout", CRIU_TIMEOUT)
+        self.deadline = time.monotonic() + self.timeout
+        self.dir = Path(tempfile.mkdtemp(prefix="zdtm-%s-" % name, dir=TMPROOT))
+        # tests may drop privileges (creds00) and must still write there
+        os.chmod(self.dir, 0o777)
+        self.out = self.dir / "out"
+        self.pidfile = self.dir / "test.pid"
+        self.log = self.dir / "test.log"
+        self.proc = None         # Popen of the original test process
+        self.pid = None
+        self.starttime = None    # of the original
+        self.tracked = []        # (pid, starttime) of every task incarnation we own
+        self.popens = []         # every Popen we started
+        self.criu_runs = []      # (tag, argv, rc, stdout file, stderr file, log file)
+        self.imgdirs = []
+        self.ok = False
+        self.nimg = 0
+
+    # -- time budget
+    def remaining(self, cap=None):
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            self.fail("per-test timeout (%ds) exceeded" % self.timeout)
+        return min(left, cap) if cap else left
+
+    # -- diagnostics
+    def diag(self):
+        parts = ["temp dir: %s" % self.dir]
+        out = read_text(self.out)
+        parts.append("out file: %s" % (repr(out) if out is not None else "<missing>"))
+        parts.append("---- test log (%s):\n%s" % (self.log, tail(self.log, 30)))
+        for tag, argv, rc, so, se, logf in self.criu_runs[-3:]:
+            parts.append("---- criu %s: %s -> %s" % (tag, " ".join(argv), rc))
+            err = read_text(se)
+            if err:
+                parts.append("stderr:\n" + "\n".join(err.rstrip().split("\n")[-20:]))
+            if logf:
+                parts.append("log %s:\n%s" % (logf, tail(logf, 40)))
+        return "\n".join(parts)
+
+    def fail(self, msg):
+        raise ZdtmError("%s: %s\n%s" % (self.name, msg, self.diag()))
+
+    def check(self, cond, msg):
+        if not cond:
+            self.fail(msg)
+
+    # -- process handling
+    def track(self, pid):
+        st = proc_starttime(pid)
+        if st is not None:
+            self.tracked.append((pid, st))
+        return st
+
+    def start(self):
+        cmd = command_for(self.name)
+        if not os.path.exists(cmd[-1]):
+            self.fail("test program %s does not exist (make -C test/zdtm)" % cmd[-1])
+        logf = open(self.log, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                cmd + ["--out", str(self.out), "--pidfile", str(self.pidfile)],
+                cwd=str(self.dir), stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                close_fds=True, start_new_session=True)
+        finally:
+            logf.close()
+        self.popens.append(self.proc)
+        self.pid = self.proc.pid
+        self.starttime = self.track(self.pid)
+        # wait until the test says it is ready
+        while True:
+            if self.pidfile.exists():
+                text = read_text(self.pidfile) or ""
+                if text.strip():
+                    break
+            rc = self.proc.poll()
+            if rc is not None:
+                self.fail("test exited (%s) before it was ready" % (
+                    "exit code %d" % rc if rc >= 0 else "signal %d" % -rc))
+            if time.monotonic() > self.deadline:
+                self.fail("test did not become ready (no pidfile) within the timeout")
+            time.sleep(0.01)
+        self.check(int(text.strip()) == self.pid,
+                   "pidfile says %s, but the test's pid is %d" % (text.strip(), self.pid))
+        # it is a session leader (CRIU needs that without --shell-job)
+        self.check(os.getsid(self.pid) == self.pid, "test is not a session leader")
+        return self.pid
+
+    def criu(self, tag, args, log=None, timeout=None, wait=True):
+        """Run criu with args; stdout/stderr go to files in the temp dir."""
+        so = self.dir / ("criu-%s.stdout" % tag)
+        se = self.dir / ("criu-%s.stderr" % tag)
+        argv = [CRIU] + [str(a) for a in args]
+        with open(so, "wb") as fo, open(se, "wb") as fe:
+            p = subprocess.Popen(argv, cwd=str(self.dir), stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
+                                 close_fds=True, start_new_session=True)
+        self.popens.append(p)
+        entry = [tag, argv, None, so, se, log]
+        self.criu_runs.append(entry)
+        if not wait:
+            return p, entry
+        limit = self.remaining(timeout or self.criu_timeout)
+        rc = wait_popen(p, limit)
+        if rc is None:
+            p.kill()
+            p.wait()
+            entry[2] = "timeout"
+            self.fail("criu %s did not finish within %d seconds" % (tag, limit))
+        entry[2] = rc
+        return rc
+
+    def new_imgdir(self):
+        self.nimg += 1
+        d = self.dir / ("img%d" % self.nimg)
+        d.mkdir()
+        self.imgdirs.append(d)
+        return d
+
+    def dump(self, pid, extra=()):
+        imgdir = self.new_imgdir()
+        rc = self.criu("dump%d" % self.nimg, ["dump", "-t", pid, "-D", imgdir, "-o", "dump.log", "-v4"] +
+                       list(extra), log=imgdir / "dump.log")
+        self.check(rc == 0, "criu dump exited with %s" % (rc if rc >= 0 else "signal %d" % -rc))
+        return imgdir
+
+    def restore(self, imgdir, detach=True):
+        """criu restore -d; returns the restored pid (checked against the original)."""
+        rpid = self.dir / ("restore%d.pid" % self.nimg)
+        args = ["restore", "-D", imgdir, "--pidfile", rpid, "-o", "restore.log", "-v4"]
+        if detach:
+            args.insert(3, "-d")
+            rc = self.criu("restore%d" % self.nimg, args, log=imgdir / "restore.log")
+            self.check(rc == 0, "criu restore exited with %s" % (rc if rc >= 0 else "signal %d" % -rc))
+            self.check(rpid.exists(), "criu restore did not write --pidfile %s" % rpid)
+            return self._check_restored(rpid), None
+        p, entry = self.criu("restore%d" % self.nimg, args, log=imgdir / "restore.log", wait=False)
+        while not (rpid.exists() and (read_text(rpid) or "").strip()):
+            rc = p.poll()
+            if rc is not None:
+                entry[2] = rc
+                self.fail("criu restore (no -d) exited with %s before writing its pidfile" % rc)
+            if time.monotonic() > self.deadline:
+                self.fail("criu restore (no -d) did not write its pidfile in time")
+            time.sleep(0.01)
+        return self._check_restored(rpid), (p, entry)
+
+    def _check_restored(self, rpid):
+        text = (read_text(rpid) or "").strip()
+        self.check(text.isdigit(), "bad restore pidfile contents %r" % text)
+        pid = int(text)
+        self.check(pid == self.pid, "restored pid %d != original pid %d" % (pid, self.pid))
+        st = self.track(pid)
+        self.check(st is not None, "restored task %d does not exist" % pid)
+        self.check(st != self.starttime,
+                   "restored task has the original's starttime %s: not a new process image" % st)
+        state, tracer = proc_state(pid)
+        self.check(tracer == 0, "restored task is traced by %s" % tracer)
+        self.check(state not in ("t", "T", "Z", "X"), "restored task is in state %s" % state)
+        return pid
+
+    def reap_dumped(self):
+        """The dump killed the original: reap it so its pid is free again."""
+        rc = wait_popen(self.proc, self.remaining(10))
+        if rc is None:
+            self.fail("criu dump succeeded but the original task %d is still alive" % self.pid)
+        self.check(rc < 0, "dumped task was not killed by the dump but exited with %d" % rc)
+        self.check(not self.out.exists(), "the dumped task wrote its result before being restored")
+
+    def wait_task(self, pid, what="restored task"):
+        """Wait for pid (our child, thanks to the subreaper) to exit; returns its status or None."""
+        while True:
+            try:
+                wpid, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                # not our child: wait for it to disappear
+                if proc_starttime(pid) is None:
+                    return None
+                wpid = 0
+            if wpid == pid:
+                return status
+            if time.monotonic() > self.deadline:
+                self.fail("%s %d did not exit after SIGTERM within the timeout" % (what, pid))
+            time.sleep(0.01)
+
+    def finish_task(self, pid, what="restored task"):
+        """SIGTERM a (restored) task, reap it, require PASS."""
+        if RUN_SLEEP:
+            time.sleep(RUN_SLEEP)
+        os.kill(pid, signal.SIGTERM)
+        status = self.wait_task(pid, what)
+        self.check_pass(status, what)
+
+    def check_pass(self, status, what):
+        out = read_text(self.out)
+        if status is not None and not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+            self.fail("%s finished with %s; out: %r" % (what, wait_status_str(status), out))
+        self.check(out is not None, "%s wrote no result file" % what)
+        self.check(out.strip() == "PASS", "%s reports: %s" % (what, out.strip()))
+
+    def sigterm_original(self):
+        """SIGTERM the original (never dumped / left running) task and require PASS."""
+        if RUN_SLEEP:
+            time.sleep(RUN_SLEEP)
+        self.proc.send_signal(signal.SIGTERM)
+        rc = wait_popen(self.proc, self.remaining(60))
+        if rc is None:
+            self.fail("original task did not exit after SIGTERM")
+        status = (rc << 8) if rc >= 0 else -rc
+        self.check_pass(status, "original task")
+
+    def cleanup(self):
+        # kill whatever of ours is still alive, by pid, if it is still the same process
+        for pid, st in self.tracked:
+            if proc_starttime(pid) == st:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for p in self.popens:
+            if p.poll() is None:
+                try:
+                    p.kill()
+                except ProcessLookupError:
+                    pass
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+        deadline = time.monotonic() + 10
+        for pid, st in self.tracked:
+            while proc_starttime(pid) == st and time.monotonic() < deadline:
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+                time.sleep(0.01)
+        reap_zombie_children()
+        if self.ok and not KEEP:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        elif not self.ok:
+            sys.stderr.write("\nzdtm: keeping %s for inspection\n" % self.dir)
+
+
+@pytest.fixture
+def zdtm(built, subreaper):
+    runs = []
+
+    def make(name, timeout=None):
+        require_criu()
+        r = Run(name, timeout)
+        runs.append(r)
+        return r
+
+    yield make
+    for r in runs:
+        r.cleanup()
+
+
+def _cr_cycle(r, detach=True):
+    """dump the running task, reap it, check images, restore; returns (pid, nodetach-criu)."""
+    imgdir = r.dump(r.pid)
+    r.reap_dumped()
+    check_images(imgdir)
+    return r.restore(imgdir, detach=detach)
+
+
+# ---------------------------------------------------------------- the tests
+
+
+@pytest.mark.parametrize("name", ALL_TESTS)
+def test_zdtm(zdtm, name):
+    """start -> dump -> crit -> restore -d -> SIGTERM -> PASS"""
+    r = zdtm(name)
+    r.start()
+    if NOCR:
+        r.sigterm_original()
+        r.ok = True
+        return
+    pid, _ = _cr_cycle(r)
+    r.finish_task(pid)
+    r.ok = True
+
+
+@pytest.mark.parametrize("name", NODETACH_TESTS)
+def test_zdtm_nodetach(zdtm, name):
+    """restore without -d: criu waits for the task and exits with its status"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm(name)
+    r.start()
+    pid, (crp, entry) = _cr_cycle(r, detach=False)
+    if RUN_SLEEP:
+        time.sleep(RUN_SLEEP)
+    os.kill(pid, signal.SIGTERM)
+    rc = wait_popen(crp, r.remaining(60))
+    if rc is None:
+        r.fail("criu restore (no -d) did not exit after the task got SIGTERM")
+    entry[2] = rc
+    r.check(rc == 0, "criu restore (no -d) exited with %d, expected the task's exit status 0" % rc)
+    r.check_pass(None, "restored task")
+    r.ok = True
+
+
+@pytest.mark.parametrize("name", LEAVE_RUNNING_TESTS)
+def test_leave_running(zdtm, name):
+    """dump -R: the original keeps running untraced and passes; the copy passes too"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm(name)
+    r.start()
+    imgdir = r.dump(r.pid, ["-R"])
+    r.check(r.proc.poll() is None, "original task died after dump --leave-running")
+    r.check(proc_starttime(r.pid) == r.starttime, "original task was replaced")
+    state, tracer = proc_state(r.pid)
+    r.check(tracer == 0, "original task is still traced by %s after dump -R" % tracer)
+    r.check(state not in ("t", "T"), "original task is stopped (state %s) after dump -R" % state)
+    check_images(imgdir)
+    r.sigterm_original()
+    r.out.unlink()
+    pid, _ = r.restore(imgdir)
+    r.finish_task(pid)
+    r.ok = True
+
+
+@pytest.mark.parametrize("name", DUMP_TWICE_TESTS)
+def test_dump_twice(zdtm, name):
+    """dump -> restore -> dump -> restore of the same process"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm(name, timeout=TEST_OPTS.get(name, {}).get("timeout", DEFAULT_TIMEOUT) * 2)
+    r.start()
+    pid, _ = _cr_cycle(r)
+    if RUN_SLEEP:
+        time.sleep(RUN_SLEEP)
+    first_restored = proc_starttime(pid)
+    imgdir = r.dump(pid)
+    status = r.wait_task(pid, "restored task (being dumped again)")
+    r.check(status is None or os.WIFSIGNALED(status),
+            "restored task was not killed by the second dump: %s" % (
+                wait_status_str(status) if status is not None else "?"))
+    r.check(not r.out.exists(), "the task wrote its result before the second restore")
+    check_images(imgdir)
+    pid2, _ = r.restore(imgdir)
+    r.check(proc_starttime(pid2) != first_restored, "second restore did not create a new process")
+    r.finish_task(pid2)
+    r.ok = True
+
+
+# ---------------------------------------------------------------- error cases
+
+
+def _stderr_lines(r, tag):
+    text = read_text(r.dir / ("criu-%s.stderr" % tag)) or ""
+    return [l for l in text.split("\n") if l.strip()]
+
+
+def _check_failed_cleanly(r, rc, tag, what):
+    r.check(rc != 0, "%s: criu exited 0" % what)
+    r.check(rc > 0, "%s: criu crashed (signal %d)" % (what, -rc))
+    r.check(rc < 128, "%s: criu exit code %d looks like a signal" % (what, rc))
+    lines = _stderr_lines(r, tag)
+    r.check(lines, "%s: criu failed without an error message on stderr" % what)
+    return lines
+
+
+def test_err_dump_dead_pid(zdtm):
+    """dump of a PID that does not exist: non-zero exit, one-line error on stderr"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("err_dump_dead_pid", timeout=60)
+    p = subprocess.Popen(["/bin/true"])
+    p.wait()
+    dead = p.pid
+    r.check(proc_starttime(dead) is None, "pid %d got reused, rerun" % dead)
+    imgdir = r.new_imgdir()
+    rc = r.criu("dump-dead", ["dump", "-t", dead, "-D", imgdir])
+    lines = _check_failed_cleanly(r, rc, "dump-dead", "dump of dead pid %d" % dead)
+    r.check(len(lines) == 1, "expected a one-line error on stderr, got %d lines:\n%s" % (
+        len(lines), "\n".join(lines[:20])))
+    r.ok = True
+
+
+def test_err_restore_missing_dir(zdtm):
+    """restore from a directory that does not exist"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("err_restore_missing_dir", timeout=60)
+    missing = r.dir / "no-such-dir"
+    rc = r.criu("restore-missing", ["restore", "-D", missing, "-d", "--pidfile", r.dir / "rp"])
+    _check_failed_cleanly(r, rc, "restore-missing", "restore from a missing dir")
+    r.check(not (r.dir / "rp").exists(), "a pidfile was written by a failed restore")
+    r.ok = True
+
+
+def test_err_restore_pid_in_use(zdtm):
+    """restore while the original (dumped with -R) still runs: must fail, original unharmed"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("env00", timeout=90)
+    r.start()
+    imgdir = r.dump(r.pid, ["-R"])
+    r.check(r.proc.poll() is None, "original died after dump -R")
+    rpid = r.dir / "restore-inuse.pid"
+    rc = r.criu("restore-inuse", ["restore", "-D", imgdir, "-d", "--pidfile", rpid])
+    _check_failed_cleanly(r, rc, "restore-inuse", "restore with the pid in use")
+    r.check(proc_starttime(r.pid) == r.starttime, "the original task was replaced or killed")
+    state, tracer = proc_state(r.pid)
+    r.check(tracer == 0 and state not in ("t", "T", "Z"),
+            "the original task is in state %s, tracer %s after the failed restore" % (state, tracer))
+    if rpid.exists():
+        text = (read_text(rpid) or "").strip()
+        if text.isdigit() and int(text) != r.pid:
+            r.track(int(text))
+            r.fail("a failed restore left a task %s behind" % text)
+    r.sigterm_original()
+    r.ok = True
+
+
+def _entry_boundaries(data):
+    """Offsets where protobuf entries start in a CRIU image (best effort)."""
+    if len(data) < 4:
+        return 0, set()
+    m, = struct.unpack_from("<I", data, 0)
+    hdr = 8 if m in (IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC) else 4
+    bounds = {hdr}
+    off = hdr
+    while off + 4 <= len(data):
+        n, = struct.unpack_from("<I", data, off)
+        off += 4 + n
+        if off > len(data):
+            break
+        bounds.add(off)
+    return hdr, bounds
+
+
+def _mutations(img, kind):
+    """[(label, new bytes)] for one image file."""
+    data = img.read_bytes()
+    if not data:
+        return []
+    if kind == "zero":
+        return [("truncated to 0", b"")]
+    hdr, bounds = _entry_boundaries(data)
+    if kind == "half":
+        cut = len(data) // 2
+        if cut in bounds and not img.name.startswith("pages-"):
+            cut += 1  # never cut exactly between two entries
+        return [("truncated to %d of %d bytes" % (cut, len(data)), data[:cut])]
+    # flips
+    if img.name.startswith("pages-"):
+        return []
+    res = []
+    positions = [0]
+    if hdr == 8:
+        positions.append(4)
+    if len(data) >= hdr + 4:
+        positions.append(hdr + 3)  # most significant byte of the first entry's length
+    for pos in positions:
+        b = bytearray(data)
+        b[pos] ^= 0xff if pos == hdr + 3 else 0x5a
+        res.append(("byte %d flipped" % pos, bytes(b)))
+    return res
+
+
+@pytest.fixture(scope="module")
+def env00_images(built, subreaper):
+    """A real dump of env00 to damage; yields (Run, imgdir, pid)."""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    require_criu()
+    r = Run("env00", timeout=120)
+    try:
+        r.start()
+        imgdir = r.dump(r.pid)
+        r.reap_dumped()
+        r.ok = True
+        yield r, imgdir, r.pid
+    finally:
+        r.cleanup()
+
+
+@pytest.mark.parametrize("kind", ["half", "zero", "flip"])
+def test_err_corrupt_images(env00_images, kind):
+    """every image truncated / with bytes flipped: restore must fail cleanly and leave no task"""
+    base, imgdir, pid = env00_images
+    problems = []
+    ncases = 0
+    work = Path(tempfile.mkdtemp(prefix="zdtm-corrupt-%s-" % kind, dir=TMPROOT))
+    try:
+        for img in sorted(imgdir.glob("*.img")):
+            if img.name in RESTORE_UNUSED_IMAGES:
+                continue
+            for label, newdata in _mutations(img, kind):
+                ncases += 1
+                case = "%s %s" % (img.name, label)
+                copy = work / "img"
+                if copy.exists():
+                    shutil.rmtree(copy)
+                shutil.copytree(imgdir, copy)
+                for lf in ("restore.log",):
+                    if (copy / lf).exists():
+                        (copy / lf).unlink()
+                (copy / img.name).write_bytes(newdata)
+                rpid = work / "restore.pid"
+                if rpid.exists():
+                    rpid.unlink()
+                so, se = work / "stdout", work / "stderr"
+                with open(so, "wb") as fo, open(se, "wb") as fe:
+                    p = subprocess.Popen([CRIU, "restore", "-D", str(copy), "-d", "--pidfile", str(rpid)],
+                                         cwd=str(work), stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
+                                         close_fds=True, start_new_session=True)
+                    rc = wait_popen(p, CRIU_TIMEOUT)
+                    if rc is None:
+                        p.kill()
+                        p.wait()
+                        rc = "timeout"
+                err = (read_text(se) or "").strip()
+                if rc == "timeout":
+                    problems.append("%s: criu restore hung" % case)
+                elif rc == 0:
+                    problems.append("%s: criu restore succeeded" % case)
+                elif rc < 0 or rc >= 128:
+                    problems.append("%s: criu restore crashed (%s)" % (case, rc))
+                elif not err:
+                    problems.append("%s: no error message on stderr" % case)
+                # nothing may be left behind with the dumped pid (or any other restored pid)
+                pids = {pid}
+                txt = (read_text(rpid) or "").strip()
+                if txt.isdigit():
+                    pids.add(int(txt))
+                for lp in pids:
+                    try:
+                        os.waitpid(lp, os.WNOHANG)
+                    except ChildProcessError:
+                        pass
+                    st = proc_starttime(lp)
+                    if st is not None:
+                        state, _ = proc_state(lp)
+                        if state != "Z":
+                            problems.append("%s: a task with pid %d is left (state %s)" % (case, lp, state))
+                        try:
+                            os.kill(lp, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+                        end = time.monotonic() + 10
+                        while proc_starttime(lp) == st and time.monotonic() < end:
+                            try:
+                                os.waitpid(lp, os.WNOHANG)
+                            except ChildProcessError:
+                                pass
+                            time.sleep(0.01)
+                reap_zombie_children()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert ncases, "no images to damage in %s" % imgdir
+    assert not problems, "%d of %d damaged-image restores misbehaved:\n%s" % (
+        len(problems), ncases, "\n".join(problems))
