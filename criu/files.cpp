@@ -565,11 +565,14 @@ struct Opener {
 
 	void close_all()
 	{
-		for (auto &m : pipe_ends)
+		for (auto &m : pipe_ends) {
 			for (auto &[id, fd] : m)
 				::close(fd);
+			m.clear();
+		}
 		for (auto &p : unlink_after)
 			unlink(p.c_str());
+		unlink_after.clear();
 	}
 };
 
@@ -609,6 +612,8 @@ Status restore_fds(const RestoredFiles &rf, bool shell_job, int min_service_fd)
 			by_id[e->id] = hi;
 		}
 	}
+	// Helper fds may sit on target numbers: drop them before placing.
+	o.close_all();
 	for (int fd = 0; fd < min_service_fd; fd++)
 		if (!targets.count(fd))
 			::close(fd);
@@ -619,7 +624,6 @@ Status restore_fds(const RestoredFiles &rf, bool shell_job, int min_service_fd)
 	}
 	for (auto &[id, fd] : by_id)
 		::close(fd);
-	o.close_all();
 	return {};
 }
 

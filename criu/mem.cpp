@@ -123,8 +123,39 @@ public:
 		return {};
 	}
 
+	// Shared anonymous memory: take what its shmem object holds in this
+	// VMA's window, also pages another alias wrote and this one never touched.
+	Status dump_shmem_vma(const ProcVma &v)
+	{
+		auto path = strfmt("/proc/%d/map_files/%lx-%lx", pid_, (unsigned long)v.start, (unsigned long)v.end);
+		Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+		if (!fd.valid())
+			return sys_error("can't open %s", path.c_str());
+		uint64_t begin = v.pgoff * kPageSize, end = begin + (v.end - v.start);
+		for (uint64_t off = begin; off < end;) {
+			off_t data = lseek(fd.get(), off, SEEK_DATA);
+			if (data < 0 && errno == ENXIO)
+				break;
+			if (data < 0)
+				return sys_error("SEEK_DATA on %s", path.c_str());
+			if ((uint64_t)data >= end)
+				break;
+			off_t hole = lseek(fd.get(), data, SEEK_HOLE);
+			if (hole < 0)
+				return sys_error("SEEK_HOLE on %s", path.c_str());
+			uint64_t from = (uint64_t)data & ~(kPageSize - 1);
+			uint64_t to = std::min<uint64_t>(end, ((uint64_t)hole + kPageSize - 1) & ~(kPageSize - 1));
+			TRY(flush(v.start + (from - begin), (to - from) / kPageSize));
+			off = to;
+		}
+		st_.pages_scanned += (v.end - v.start) / kPageSize;
+		return {};
+	}
+
 	Status dump_vma(const ProcVma &v, const VmaClass &c)
 	{
+		if (c.status & kAnonShared)
+			return dump_shmem_vma(v);
 		uint64_t npages = (v.end - v.start) / kPageSize;
 		std::vector<uint64_t> pm(std::min<uint64_t>(npages, 65536));
 		uint64_t run_start = 0, run_len = 0;

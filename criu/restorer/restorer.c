@@ -164,7 +164,9 @@ static void map_vmas(struct rst_args *a, struct rst_thread *t)
 	for (uint32_t i = 0; i < a->nr_vmas; i++) {
 		struct rst_vma *v = &a->vmas[i];
 		uint32_t prot = v->prot | (v->has_pages ? PROT_WRITE : 0);
-		long r = sys_mmap(v->start, v->end - v->start, prot, v->mmap_flags | MAP_FIXED, v->fd, v->pgoff);
+		/* shared anonymous memory comes as an fd of its shmem object */
+		uint32_t flags = v->fd >= 0 ? v->mmap_flags & ~MAP_ANONYMOUS : v->mmap_flags;
+		long r = sys_mmap(v->start, v->end - v->start, prot, flags | MAP_FIXED, v->fd, v->pgoff);
 		if (r < 0 && r > -4096)
 			fail(t, RST_MMAP, r, v->start);
 		if ((uint64_t)r != v->start)
