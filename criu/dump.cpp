@@ -270,6 +270,60 @@ struct Dumper {
 		return ti;
 	}
 
+	// /proc/PID/timers: "ID: n", "signal: signo/sival", "notify: kind/pid|tid.N",
+	// "ClockID: n"; the times come from timer_gettime() inside the task.
+	Status posix_timers(Scratch &sc, TaskTimersEntry *timers)
+	{
+		pid_t pid = s.pid();
+		auto text = read_file(strfmt("/proc/%d/timers", pid));
+		if (!text)
+			return text.error();
+		std::vector<PosixTimerEntry *> out;
+		PosixTimerEntry *cur = nullptr;
+		for (auto line : split(*text, '\n')) {
+			auto colon = line.find(": ");
+			if (colon == std::string_view::npos)
+				continue;
+			auto key = line.substr(0, colon);
+			std::string val(line.substr(colon + 2));
+			if (key == "ID") {
+				cur = a.make<PosixTimerEntry>(POSIX_TIMER_ENTRY__INIT);
+				cur->it_id = parse_u64(val).value_or(0);
+				out.push_back(cur);
+			} else if (!cur) {
+				return Error{strfmt("/proc/%d/timers: unexpected line before an ID", pid)};
+			} else if (key == "signal") {
+				auto slash = val.find('/');
+				cur->si_signo = parse_u64(val.substr(0, slash)).value_or(0);
+				cur->sival_ptr = parse_u64(val.substr(slash + 1), 16).value_or(0);
+			} else if (key == "notify") {
+				// kind/pid.N or kind/tid.N
+				auto slash = val.find('/'), dot = val.find('.');
+				auto kind = val.substr(0, slash);
+				uint32_t n = kind == "none" ? SIGEV_NONE : kind == "thread" ? SIGEV_THREAD : SIGEV_SIGNAL;
+				if (val.compare(slash + 1, 3, "tid") == 0) {
+					n |= SIGEV_THREAD_ID;
+					cur->has_notify_thread_id = true;
+					cur->notify_thread_id = parse_u64(val.substr(dot + 1)).value_or(0);
+				}
+				cur->it_sigev_notify = n;
+			} else if (key == "ClockID") {
+				cur->clock_id = parse_u64(val).value_or(0);
+			}
+		}
+		for (auto *t : out) {
+			uint64_t its[4];
+			TRY(sc.query(pid, SYS_timer_gettime, t->it_id, sc.addr, 0, its, sizeof(its), "timer_gettime"));
+			t->isec = its[0], t->insec = its[1], t->vsec = its[2], t->vnsec = its[3];
+			long overrun = 0;
+			TRY(sc.query(pid, SYS_timer_getoverrun, t->it_id, 0, 0, nullptr, 0, "timer_getoverrun", &overrun));
+			t->overrun = overrun;
+		}
+		timers->n_posix = out.size();
+		timers->posix = a.copy(out);
+		return {};
+	}
+
 	Result<TaskCoreEntry *> task_core(Scratch &sc)
 	{
 		pid_t pid = s.pid();
@@ -316,6 +370,7 @@ struct Dumper {
 			e->isec = it[0], e->iusec = it[1], e->vsec = it[2], e->vusec = it[3];
 			*slot[w] = e;
 		}
+		TRY(posix_timers(sc, timers));
 		tc->timers = timers;
 
 		auto lim = parse_limits(pid);

@@ -360,6 +360,9 @@ Status ChildSide::build_region()
 		o_sigs.push_back(take(sizeof(rst_siginfo) * (c->thread_core->signals_p ? c->thread_core->signals_p->n_signals : 0)));
 	auto *shared_q = ti_.cores[0]->tc->signals_s;
 	size_t o_shared = take(sizeof(rst_siginfo) * (shared_q ? shared_q->n_signals : 0));
+	auto *timers = ti_.cores[0]->tc->timers;
+	size_t n_posix = timers ? timers->n_posix : 0;
+	size_t o_posix = take(sizeof(rst_posix_timer) * n_posix);
 	off = page_align(off);
 	size_t o_stacks = off;
 	off += RST_THREAD_STACK * nthreads + kLeaderStack;
@@ -438,6 +441,14 @@ Status ChildSide::build_region()
 		for (int i = 0; i < 3; i++)
 			if (its[i])
 				a->itimers[i] = {its[i]->isec, its[i]->iusec, its[i]->vsec, its[i]->vusec};
+		a->nr_posix_timers = n_posix;
+		a->posix_timers = reinterpret_cast<rst_posix_timer *>(base + o_posix);
+		for (size_t i = 0; i < n_posix; i++) {
+			const PosixTimerEntry &p = *tc.timers->posix[i];
+			a->posix_timers[i] = {(int32_t)p.it_id, (int32_t)p.clock_id, (int32_t)p.si_signo,
+					      (int32_t)p.it_sigev_notify, p.has_notify_thread_id ? p.notify_thread_id : 0,
+					      0, p.sival_ptr, p.isec, p.insec, p.vsec, p.vnsec};
+		}
 	}
 	if (tc.rlimits) {
 		a->nr_rlimits = std::min<size_t>(tc.rlimits->n_rlimits, 16);
@@ -569,7 +580,7 @@ const char *step_name(int s)
 				      "reading pages", "mprotect", "madvise", "closing fds", "PR_SET_MM_MAP",
 				      "rt_sigaction", "setitimer", "prlimit", "personality", "creating a thread",
 				      "set_robust_list", "rseq", "sigaltstack", "credentials", "queueing a signal",
-				      "prctl"};
+				      "prctl", "creating a POSIX timer"};
 	return s >= 0 && s < RST_STEP_MAX ? names[s] : "?";
 }
 

@@ -92,6 +92,17 @@ struct rst_thread {
 	uint64_t err_addr;
 };
 
+struct rst_posix_timer {
+	int32_t id;
+	int32_t clock;
+	int32_t signo;
+	int32_t notify; /* SIGEV_* as the kernel stores it (with SIGEV_THREAD_ID) */
+	int32_t tid;
+	int32_t pad;
+	uint64_t sival;
+	uint64_t interval_sec, interval_nsec, value_sec, value_nsec;
+};
+
 struct rst_rlimit {
 	uint64_t cur;
 	uint64_t max;
@@ -123,6 +134,7 @@ enum rst_step {
 	RST_CREDS,
 	RST_SIGQUEUE,
 	RST_PRCTL,
+	RST_POSIX_TIMER,
 	RST_STEP_MAX
 };
 
@@ -155,6 +167,8 @@ struct rst_args {
 	uint32_t nr_sigactions; /* entries for signals 1..nr */
 	struct rst_sigaction sigactions[64];
 	struct rst_itimer itimers[3];
+	uint32_t nr_posix_timers;
+	struct rst_posix_timer *posix_timers;
 	uint32_t nr_rlimits;
 	struct rst_rlimit rlimits[16];
 

@@ -299,6 +299,37 @@ static void thread_main(void *arg)
 	}
 }
 
+struct ksigevent {
+	uint64_t value;
+	int32_t signo;
+	int32_t notify;
+	int32_t tid;
+	int32_t pad[11];
+};
+
+#define PR_TIMER_CREATE_RESTORE_IDS 77
+
+/* Timers are created with their dumped ids (Linux 6.15+ prctl), after the
+ * threads exist since a timer may target one of them. */
+static void restore_posix_timers(struct rst_args *a, struct rst_thread *t)
+{
+	if (!a->nr_posix_timers)
+		return;
+	CHECK(t, RST_POSIX_TIMER, sys_prctl(PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0), 0);
+	for (uint32_t i = 0; i < a->nr_posix_timers; i++) {
+		struct rst_posix_timer *p = &a->posix_timers[i];
+		struct ksigevent ev = {.value = p->sival, .signo = p->signo, .notify = p->notify, .tid = p->tid};
+		int32_t id = p->id;
+		CHECK(t, RST_POSIX_TIMER, sys_timer_create(p->clock, &ev, &id), p->id);
+		if (id != p->id)
+			fail(t, RST_POSIX_TIMER, -22, p->id);
+		uint64_t its[4] = {p->interval_sec, p->interval_nsec, p->value_sec, p->value_nsec};
+		if (p->value_sec || p->value_nsec)
+			CHECK(t, RST_POSIX_TIMER, sys_timer_settime(id, 0, its, 0), p->id);
+	}
+	CHECK(t, RST_POSIX_TIMER, sys_prctl(PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0), 0);
+}
+
 static void create_threads(struct rst_args *a, struct rst_thread *lead)
 {
 	for (uint32_t i = 1; i < a->nr_threads; i++) {
@@ -339,6 +370,7 @@ void rst_main(struct rst_args *a)
 		if (a->itimers[i].value_sec || a->itimers[i].value_usec)
 			CHECK(lead, RST_ITIMER, sys_setitimer(i, &a->itimers[i], 0), i);
 	create_threads(a, lead);
+	restore_posix_timers(a, lead);
 	restore_thread(a, lead);
 	for (uint32_t i = 0; i < a->nr_shared_signals; i++) {
 		int sig = *(int32_t *)a->shared_signals[i].raw;

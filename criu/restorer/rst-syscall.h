@@ -45,6 +45,8 @@ static inline long sys_rt_sigqueueinfo(int tgid, int sig, const void *i) { retur
 static inline long sys_rt_tgsigqueueinfo(int tgid, int tid, int sig, const void *i) { return S6(297, tgid, tid, sig, i, 0, 0); }
 static inline long sys_set_robust_list(uint64_t h, uint64_t l) { return S6(273, h, l, 0, 0, 0, 0); }
 static inline long sys_prlimit64(int pid, unsigned r, const void *n, void *o) { return S6(302, pid, r, n, o, 0, 0); }
+static inline long sys_timer_create(int clk, void *ev, int32_t *id) { return S6(222, clk, ev, id, 0, 0, 0); }
+static inline long sys_timer_settime(int id, int fl, const void *n, void *o) { return S6(223, id, fl, n, o, 0, 0); }
 static inline long sys_rseq(uint64_t p, uint32_t l, int f, uint32_t sig) { return S6(334, p, l, f, sig, 0, 0); }
 
 #endif
