@@ -13,9 +13,11 @@
 #include "options.h"
 #include "util.h"
 
-namespace criu {
+namespace criu
+{
 
-namespace {
+namespace
+{
 
 struct Probe {
 	const char *name;
@@ -37,47 +39,47 @@ bool have_cap_sys_admin()
 int cmd_check(const Options &)
 {
 	const Probe probes[] = {
-		{"CAP_SYS_ADMIN", "clone3 with set_tid, PR_SET_MM_MAP with exe_fd", have_cap_sys_admin},
-		{"clone3", "restoring PIDs",
-		 [] { return syscall(SYS_clone3, nullptr, 0) < 0 && errno != ENOSYS; }},
-		{"kcmp", "finding shared open files",
-		 [] { return syscall(SYS_kcmp, getpid(), getpid(), KCMP_FILE, 0, 0) >= 0 || errno != ENOSYS; }},
-		{"PR_SET_MM_MAP", "restoring mm fields (CONFIG_CHECKPOINT_RESTORE)",
-		 [] {
-			 unsigned size = 0;
-			 return prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE, &size, 0, 0) == 0 && size > 0;
-		 }},
-		{"PTRACE_GET_RSEQ_CONFIGURATION", "dumping rseq (Linux 5.13+)",
-		 [] {
-			 struct utsname u;
-			 uname(&u);
-			 int maj = 0, min = 0;
-			 sscanf(u.release, "%d.%d", &maj, &min);
-			 return maj > 5 || (maj == 5 && min >= 13);
-		 }},
-		{"/proc/self/map_files", "mapped and deleted files",
-		 [] { return access("/proc/self/map_files", R_OK) == 0; }},
-		{"/proc/self/pagemap", "dumping only present pages",
-		 [] {
-			 Fd fd(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
-			 uint64_t e = 0;
-			 return fd.valid() && pread(fd.get(), &e, 8, ((uint64_t)&e / kPageSize) * 8) == 8 && (e >> 63);
-		 }},
-		{"process_vm_readv", "reading task memory",
-		 [] { return syscall(SYS_process_vm_readv, getpid(), nullptr, 0, nullptr, 0, 0) == 0; }},
-		{"rseq", "restoring rseq", [] { return syscall(SYS_rseq, nullptr, 0, 0, 0) < 0 && errno != ENOSYS; }},
-		{"vdso", "syscall injection and restore",
-		 [] {
-			 auto maps = read_file("/proc/self/maps");
-			 return maps && maps->find("[vdso]") != std::string::npos;
-		 }},
+	    {"CAP_SYS_ADMIN", "clone3 with set_tid, PR_SET_MM_MAP with exe_fd", have_cap_sys_admin},
+	    {"clone3", "restoring PIDs", [] { return syscall(SYS_clone3, nullptr, 0) < 0 && errno != ENOSYS; }},
+	    {"kcmp", "finding shared open files",
+	     [] { return syscall(SYS_kcmp, getpid(), getpid(), KCMP_FILE, 0, 0) >= 0 || errno != ENOSYS; }},
+	    {"PR_SET_MM_MAP", "restoring mm fields (CONFIG_CHECKPOINT_RESTORE)",
+	     [] {
+		     unsigned size = 0;
+		     return prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE, &size, 0, 0) == 0 && size > 0;
+	     }},
+	    {"PTRACE_GET_RSEQ_CONFIGURATION", "dumping rseq (Linux 5.13+)",
+	     [] {
+		     struct utsname u;
+		     uname(&u);
+		     int maj = 0, min = 0;
+		     sscanf(u.release, "%d.%d", &maj, &min);
+		     return maj > 5 || (maj == 5 && min >= 13);
+	     }},
+	    {"/proc/self/map_files", "mapped and deleted files",
+	     [] { return access("/proc/self/map_files", R_OK) == 0; }},
+	    {"/proc/self/pagemap", "dumping only present pages",
+	     [] {
+		     Fd fd(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
+		     uint64_t e = 0;
+		     return fd.valid() && pread(fd.get(), &e, 8, ((uint64_t)&e / kPageSize) * 8) == 8 && (e >> 63);
+	     }},
+	    {"process_vm_readv", "reading task memory",
+	     [] { return syscall(SYS_process_vm_readv, getpid(), nullptr, 0, nullptr, 0, 0) == 0; }},
+	    {"rseq", "restoring rseq", [] { return syscall(SYS_rseq, nullptr, 0, 0, 0) < 0 && errno != ENOSYS; }},
+	    {"vdso", "syscall injection and restore",
+	     [] {
+		     auto maps = read_file("/proc/self/maps");
+		     return maps && maps->find("[vdso]") != std::string::npos;
+	     }},
 	};
 	int missing = 0;
 	for (auto &p : probes) {
 		bool ok = p.run();
 		if (!ok)
 			missing++;
-		printf("%-32s %s%s%s\n", p.name, ok ? "ok" : "MISSING", ok ? "" : " - needed for ", ok ? "" : p.needed_for);
+		printf("%-32s %s%s%s\n", p.name, ok ? "ok" : "MISSING", ok ? "" : " - needed for ",
+		       ok ? "" : p.needed_for);
 	}
 	if (missing) {
 		printf("%d feature(s) missing: dump or restore will fail\n", missing);

@@ -25,9 +25,11 @@
 #include "pstree.pb-c.h"
 #include "ptrace.h"
 
-namespace criu {
+namespace criu
+{
 
-namespace {
+namespace
+{
 
 constexpr int kNSig = 64;
 constexpr uint32_t kTaskAlive = 1;
@@ -102,7 +104,10 @@ Status find_syscall_insn(Seized &s)
 	return Error{strfmt("PID %d has no vdso with a syscall instruction to borrow", s.pid())};
 }
 
-uint32_t parse_hex32(const std::string &s) { return parse_u64(s, 16).value_or(0); }
+uint32_t parse_hex32(const std::string &s)
+{
+	return parse_u64(s, 16).value_or(0);
+}
 
 Result<CredsEntry *> collect_creds(Arena &a, pid_t pid, pid_t tid, uint32_t secbits)
 {
@@ -252,7 +257,8 @@ struct Dumper {
 		if (!st)
 			return st.error();
 		if ((*st)["Seccomp"] != "0")
-			return Error{strfmt("thread %d of PID %d uses seccomp, which is not supported yet", tid, s.pid())};
+			return Error{
+			    strfmt("thread %d of PID %d uses seccomp, which is not supported yet", tid, s.pid())};
 		return tc;
 	}
 
@@ -300,7 +306,9 @@ struct Dumper {
 				// kind/pid.N or kind/tid.N
 				auto slash = val.find('/'), dot = val.find('.');
 				auto kind = val.substr(0, slash);
-				uint32_t n = kind == "none" ? SIGEV_NONE : kind == "thread" ? SIGEV_THREAD : SIGEV_SIGNAL;
+				uint32_t n = kind == "none"	? SIGEV_NONE
+					     : kind == "thread" ? SIGEV_THREAD
+								: SIGEV_SIGNAL;
 				if (val.compare(slash + 1, 3, "tid") == 0) {
 					n |= SIGEV_THREAD_ID;
 					cur->has_notify_thread_id = true;
@@ -316,7 +324,8 @@ struct Dumper {
 			TRY(sc.query(pid, SYS_timer_gettime, t->it_id, sc.addr, 0, its, sizeof(its), "timer_gettime"));
 			t->isec = its[0], t->insec = its[1], t->vsec = its[2], t->vnsec = its[3];
 			long overrun = 0;
-			TRY(sc.query(pid, SYS_timer_getoverrun, t->it_id, 0, 0, nullptr, 0, "timer_getoverrun", &overrun));
+			TRY(sc.query(pid, SYS_timer_getoverrun, t->it_id, 0, 0, nullptr, 0, "timer_getoverrun",
+				     &overrun));
 			t->overrun = overrun;
 		}
 		timers->n_posix = out.size();
@@ -392,7 +401,8 @@ struct Dumper {
 		tc->signals_s = signal_queue(a, *shared);
 
 		int32_t subreaper = 0;
-		TRY(sc.query(pid, SYS_prctl, PR_GET_CHILD_SUBREAPER, sc.addr, 0, &subreaper, 4, "PR_GET_CHILD_SUBREAPER"));
+		TRY(sc.query(pid, SYS_prctl, PR_GET_CHILD_SUBREAPER, sc.addr, 0, &subreaper, 4,
+			     "PR_GET_CHILD_SUBREAPER"));
 		tc->has_child_subreaper = true;
 		tc->child_subreaper = subreaper;
 		auto oom = read_file(strfmt("/proc/%d/oom_score_adj", pid));
@@ -440,10 +450,13 @@ struct Dumper {
 			protobuf_c_boolean *has;
 			uint32_t *id;
 		} nss[] = {
-			{"pid", &ids->has_pid_ns_id, &ids->pid_ns_id},	{"net", &ids->has_net_ns_id, &ids->net_ns_id},
-			{"ipc", &ids->has_ipc_ns_id, &ids->ipc_ns_id},	{"uts", &ids->has_uts_ns_id, &ids->uts_ns_id},
-			{"mnt", &ids->has_mnt_ns_id, &ids->mnt_ns_id},	{"user", &ids->has_user_ns_id, &ids->user_ns_id},
-			{"cgroup", &ids->has_cgroup_ns_id, &ids->cgroup_ns_id},
+		    {"pid", &ids->has_pid_ns_id, &ids->pid_ns_id},
+		    {"net", &ids->has_net_ns_id, &ids->net_ns_id},
+		    {"ipc", &ids->has_ipc_ns_id, &ids->ipc_ns_id},
+		    {"uts", &ids->has_uts_ns_id, &ids->uts_ns_id},
+		    {"mnt", &ids->has_mnt_ns_id, &ids->mnt_ns_id},
+		    {"user", &ids->has_user_ns_id, &ids->user_ns_id},
+		    {"cgroup", &ids->has_cgroup_ns_id, &ids->cgroup_ns_id},
 		};
 		for (auto &n : nss) {
 			struct stat st;

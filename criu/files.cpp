@@ -19,9 +19,11 @@
 #include "proc.h"
 #include "remap-file-path.pb-c.h"
 
-namespace criu {
+namespace criu
+{
 
-namespace {
+namespace
+{
 
 constexpr size_t kMaxGhost = 64u << 20;
 
@@ -100,8 +102,8 @@ struct FileTable::Impl {
 
 	FownEntry *fown() { return arena.make<FownEntry>(FOWN_ENTRY__INIT); }
 
-	Result<RegFileEntry *> reg(FileEntry *f, std::string path, uint32_t flags, uint64_t pos,
-				   const struct stat &st, int mnt_id, const std::string &content_path)
+	Result<RegFileEntry *> reg(FileEntry *f, std::string path, uint32_t flags, uint64_t pos, const struct stat &st,
+				   int mnt_id, const std::string &content_path)
 	{
 		auto *r = arena.make<RegFileEntry>(REG_FILE_ENTRY__INIT);
 		r->id = f->id;
@@ -198,8 +200,7 @@ Result<uint32_t> FileTable::Impl::dump_fd(pid_t pid, int fd, bool shell_job, uin
 
 	// dup()ed descriptors share one file entry (and so the offset)
 	for (auto &k : known)
-		if (k.dev == st.st_dev && k.ino == st.st_ino &&
-		    syscall(SYS_kcmp, pid, k.pid, KCMP_FILE, fd, k.fd) == 0)
+		if (k.dev == st.st_dev && k.ino == st.st_ino && syscall(SYS_kcmp, pid, k.pid, KCMP_FILE, fd, k.fd) == 0)
 			return k.id;
 
 	FileEntry *f = nullptr;
@@ -388,7 +389,8 @@ Result<RestoredFiles> read_files(const ImageDir &dir, uint32_t files_id)
 			  (f.type == FD_TYPES__FIFO && f.fifo) || (f.type == FD_TYPES__EVENTFD && f.efd) ||
 			  (f.type == FD_TYPES__TTY && f.tty);
 		if (!ok)
-			return Error{strfmt("files.img: file id %u has unsupported or inconsistent type %d", f.id, f.type)};
+			return Error{
+			    strfmt("files.img: file id %u has unsupported or inconsistent type %d", f.id, f.type)};
 		rf.files.push_back(std::move(*e));
 	}
 	auto fr = ImageReader::open(dir, strfmt("fdinfo-%u.img", files_id), FDINFO_MAGIC);
@@ -433,9 +435,15 @@ Result<RestoredFiles> read_files(const ImageDir &dir, uint32_t files_id)
 	return rf;
 }
 
-namespace {
+namespace
+{
 
 struct Opener {
+	Opener(const RestoredFiles &r, bool sj) : rf(r), shell_job(sj) {}
+	Opener(const Opener &) = delete;
+	// On an error path too: no helper fd stays open, no ghost stays linked.
+	~Opener() { close_all(); }
+
 	const RestoredFiles &rf;
 	bool shell_job;
 	std::map<uint32_t, int> pipe_ends[2];  // pipe_id -> read/write end

@@ -5,9 +5,11 @@
 
 #include "core-x86.pb-c.h"
 
-namespace criu {
+namespace criu
+{
 
-namespace {
+namespace
+{
 
 constexpr size_t kLegacy = 512, kHeader = 64;
 enum Comp { kYmm = 2, kBndRegs = 3, kBndCsr = 4, kOpmask = 5, kZmmHi256 = 6, kHi16Zmm = 7, kPkru = 9 };

@@ -6,9 +6,11 @@
 #include "log.h"
 #include "magic.h"
 
-namespace criu {
+namespace criu
+{
 
-namespace {
+namespace
+{
 constexpr size_t kMaxImage = 256u << 20;
 constexpr size_t kMaxEntry = 64u << 20;
 }  // namespace
@@ -87,8 +89,7 @@ Status ImageWriter::close()
 	return {};
 }
 
-Result<ImageReader> ImageReader::open(const ImageDir &dir, const std::string &name, uint32_t magic,
-				      bool optional)
+Result<ImageReader> ImageReader::open(const ImageDir &dir, const std::string &name, uint32_t magic, bool optional)
 {
 	ImageReader r;
 	r.name_ = name;
@@ -141,8 +142,8 @@ Result<PbPtr<ProtobufCMessage>> ImageReader::next_raw(const ProtobufCMessageDesc
 Result<std::string_view> ImageReader::take_raw(size_t len)
 {
 	if (len > data_.size() - pos_)
-		return Error{strfmt("image %s is truncated: %zu bytes of data missing after entry %d",
-				    name_.c_str(), len - (data_.size() - pos_), entry_)};
+		return Error{strfmt("image %s is truncated: %zu bytes of data missing after entry %d", name_.c_str(),
+				    len - (data_.size() - pos_), entry_)};
 	std::string_view v(data_.data() + pos_, len);
 	pos_ += len;
 	return v;

@@ -9,8 +9,10 @@
 
 #include <ctime>
 
-namespace criu::log {
-namespace {
+namespace criu::log
+{
+namespace
+{
 int g_level = kWarn;
 int g_fd = STDERR_FILENO;
 bool g_pid = false;
@@ -32,13 +34,25 @@ void init(int verbosity, const std::string &path, bool log_pid)
 	}
 }
 
-int verbosity() { return g_level; }
+int verbosity()
+{
+	return g_level;
+}
 
-int fd() { return g_fd; }
+int fd()
+{
+	return g_fd;
+}
 
-void set_fd(int fd) { g_fd = fd; }
+void set_fd(int fd)
+{
+	g_fd = fd;
+}
 
-const std::string &first_error() { return g_first_error; }
+const std::string &first_error()
+{
+	return g_first_error;
+}
 
 void print(Level lvl, const char *fmt, ...)
 {
@@ -59,7 +73,8 @@ void print(Level lvl, const char *fmt, ...)
 		gettimeofday(&now, nullptr);
 		long us = (now.tv_sec - g_start.tv_sec) * 1000000L + (now.tv_usec - g_start.tv_usec);
 		if (g_pid)
-			n = snprintf(line, sizeof(line), "(%02ld.%06ld) %6d: %s", us / 1000000, us % 1000000, getpid(), body);
+			n = snprintf(line, sizeof(line), "(%02ld.%06ld) %6d: %s", us / 1000000, us % 1000000, getpid(),
+				     body);
 		else
 			n = snprintf(line, sizeof(line), "(%02ld.%06ld) %s", us / 1000000, us % 1000000, body);
 	}

@@ -13,22 +13,74 @@
 #define CRIU_VERSION "0.1"
 #endif
 
-namespace criu {
+namespace criu
+{
 
-namespace {
+namespace
+{
 
 // CRIU options this implementation knows of but does not implement yet:
 // refused with a clear message rather than silently ignored.
 const char *const kUnsupported[] = {
-	"action-script", "address", "auto-dedup", "cgroup-dump-controller", "cgroup-props", "cgroup-props-file",
-	"cgroup-root", "cgroup-yard", "config", "cpu-cap", "daemon", "display-stats", "empty-ns", "enable-fs",
-	"evasive-devices", "exec-cmd", "external", "extra", "file-locks", "file-validation", "force-irmap",
-	"freeze-cgroup", "ghost-limit", "inherit-fd", "irmap-scan-path", "join-ns", "lazy-pages", "leave-stopped",
-	"libdir", "link-remap", "lsm-mount-context", "lsm-profile", "manage-cgroups", "mntns-compat-mode",
-	"network-lock", "page-server", "port", "pre-dump-mode", "prev-images-dir", "ps-socket", "restore-sibling",
-	"root", "skip-in-flight", "skip-mnt", "status-fd", "stream", "tcp-close", "tcp-established", "timeout",
-	"tls", "tls-cacert", "tls-cacrl", "tls-cert", "tls-key", "tls-no-cn-verify", "track-mem", "weak-sysctls",
-	"feature", "all",
+    "action-script",
+    "address",
+    "auto-dedup",
+    "cgroup-dump-controller",
+    "cgroup-props",
+    "cgroup-props-file",
+    "cgroup-root",
+    "cgroup-yard",
+    "config",
+    "cpu-cap",
+    "daemon",
+    "display-stats",
+    "empty-ns",
+    "enable-fs",
+    "evasive-devices",
+    "exec-cmd",
+    "external",
+    "extra",
+    "file-locks",
+    "file-validation",
+    "force-irmap",
+    "freeze-cgroup",
+    "ghost-limit",
+    "inherit-fd",
+    "irmap-scan-path",
+    "join-ns",
+    "lazy-pages",
+    "leave-stopped",
+    "libdir",
+    "link-remap",
+    "lsm-mount-context",
+    "lsm-profile",
+    "manage-cgroups",
+    "mntns-compat-mode",
+    "network-lock",
+    "page-server",
+    "port",
+    "pre-dump-mode",
+    "prev-images-dir",
+    "ps-socket",
+    "restore-sibling",
+    "root",
+    "skip-in-flight",
+    "skip-mnt",
+    "status-fd",
+    "stream",
+    "tcp-close",
+    "tcp-established",
+    "timeout",
+    "tls",
+    "tls-cacert",
+    "tls-cacrl",
+    "tls-cert",
+    "tls-key",
+    "tls-no-cn-verify",
+    "track-mem",
+    "weak-sysctls",
+    "feature",
+    "all",
 };
 
 void usage()
@@ -59,18 +111,12 @@ bool parse_options(int argc, char **argv, Options &o)
 {
 	enum { kLogPid = 1000, kPidfile, kUnsup };
 	std::vector<option> longopts = {
-		{"tree", required_argument, nullptr, 't'},
-		{"images-dir", required_argument, nullptr, 'D'},
-		{"work-dir", required_argument, nullptr, 'W'},
-		{"log-file", required_argument, nullptr, 'o'},
-		{"verbosity", optional_argument, nullptr, 'v'},
-		{"log-pid", no_argument, nullptr, kLogPid},
-		{"shell-job", no_argument, nullptr, 'j'},
-		{"leave-running", no_argument, nullptr, 'R'},
-		{"restore-detached", no_argument, nullptr, 'd'},
-		{"pidfile", required_argument, nullptr, kPidfile},
-		{"version", no_argument, nullptr, 'V'},
-		{"help", no_argument, nullptr, 'h'},
+	    {"tree", required_argument, nullptr, 't'},	     {"images-dir", required_argument, nullptr, 'D'},
+	    {"work-dir", required_argument, nullptr, 'W'},   {"log-file", required_argument, nullptr, 'o'},
+	    {"verbosity", optional_argument, nullptr, 'v'},  {"log-pid", no_argument, nullptr, kLogPid},
+	    {"shell-job", no_argument, nullptr, 'j'},	     {"leave-running", no_argument, nullptr, 'R'},
+	    {"restore-detached", no_argument, nullptr, 'd'}, {"pidfile", required_argument, nullptr, kPidfile},
+	    {"version", no_argument, nullptr, 'V'},	     {"help", no_argument, nullptr, 'h'},
 	};
 	for (const char *name : kUnsupported)
 		longopts.push_back({name, optional_argument, nullptr, kUnsup});

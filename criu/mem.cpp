@@ -15,9 +15,11 @@
 #include "proc.h"
 #include "ptrace.h"
 
-namespace criu {
+namespace criu
+{
 
-namespace {
+namespace
+{
 
 // vma_entry.status bits, as CRIU defines them in its image format
 enum : uint32_t {
@@ -39,8 +41,8 @@ constexpr size_t kChunk = 8u << 20;
 
 // madvise() advice per smaps VmFlags mnemonic
 const std::pair<const char *, int> kMadv[] = {
-	{"dc", MADV_DONTFORK}, {"hg", MADV_HUGEPAGE}, {"nh", MADV_NOHUGEPAGE},
-	{"dd", MADV_DONTDUMP}, {"wf", MADV_WIPEONFORK},
+    {"dc", MADV_DONTFORK}, {"hg", MADV_HUGEPAGE},   {"nh", MADV_NOHUGEPAGE},
+    {"dd", MADV_DONTDUMP}, {"wf", MADV_WIPEONFORK},
 };
 
 bool is_special(const ProcVma &v)
@@ -86,7 +88,8 @@ Result<VmaClass> classify(pid_t pid, const ProcVma &v)
 		c.status |= kAnonShared;
 		c.flags = MAP_SHARED | MAP_ANONYMOUS;
 	} else if (v.path.starts_with("/SYSV")) {
-		return Error{strfmt("PID %d: SysV shared memory at %lx is not supported yet", pid, (unsigned long)v.start)};
+		return Error{
+		    strfmt("PID %d: SysV shared memory at %lx is not supported yet", pid, (unsigned long)v.start)};
 	} else {
 		c.file = true;
 		c.status |= v.shared ? kFileShared : kFilePrivate;
@@ -104,7 +107,8 @@ bool page_wanted(const VmaClass &c, uint64_t pm)
 	return pm & (kPmPresent | kPmSwap);
 }
 
-class PageDumper {
+class PageDumper
+{
 public:
 	PageDumper(pid_t pid, ImageWriter &pagemap, ImageWriter &pages, MemStats &st)
 	    : pid_(pid), pagemap_(pagemap), pages_(pages), st_(st)
@@ -117,7 +121,8 @@ public:
 		mem_.reset(::open(strfmt("/proc/%d/mem", pid_).c_str(), O_RDONLY | O_CLOEXEC));
 		if (!pm_.valid() || !mem_.valid())
 			return sys_error("can't open pagemap/mem of PID %d", pid_);
-		buf_ = Mapping(mmap(nullptr, kChunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), kChunk);
+		buf_ =
+		    Mapping(mmap(nullptr, kChunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), kChunk);
 		if (buf_.get() == MAP_FAILED)
 			return sys_error("can't allocate a %zu-byte buffer", kChunk);
 		return {};
@@ -331,9 +336,10 @@ Result<MemStats> dump_memory(Seized &s, const ImageDir &dir, FileTable &files, c
 		if (c->file) {
 			bool writable = v.shared && v.has_flag("mw");
 			uint32_t oflags = writable ? O_RDWR : O_RDONLY;
-			auto id = files.add_mapped(pid, strfmt("/proc/%d/map_files/%lx-%lx", pid, (unsigned long)v.start,
-							     (unsigned long)v.end),
-						   v.path, oflags);
+			auto id = files.add_mapped(
+			    pid,
+			    strfmt("/proc/%d/map_files/%lx-%lx", pid, (unsigned long)v.start, (unsigned long)v.end),
+			    v.path, oflags);
 			if (!id)
 				return id.error();
 			e->shmid = *id;
@@ -425,7 +431,8 @@ Result<MemPlan> plan_memory(const ImageDir &dir, pid_t pid)
 		// runs are sorted like VMAs: advance to the VMA holding this run
 		while (vi < p.vmas.size() && p.vmas[vi].end <= start)
 			vi++;
-		if (vi == p.vmas.size() || start < p.vmas[vi].start || start + len > p.vmas[vi].end || start % kPageSize)
+		if (vi == p.vmas.size() || start < p.vmas[vi].start || start + len > p.vmas[vi].end ||
+		    start % kPageSize)
 			return Error{strfmt("%s: pages at %lx (+%lu) are outside every VMA", pr->name().c_str(),
 					    (unsigned long)start, (unsigned long)len)};
 		p.vmas[vi].has_pages = 1;

@@ -5,7 +5,8 @@
 
 #include <algorithm>
 
-namespace criu {
+namespace criu
+{
 
 bool ProcVma::has_flag(const char *f) const
 {
@@ -27,7 +28,8 @@ static bool parse_maps_line(std::string_view l, ProcVma &v)
 	if (dash == std::string_view::npos || colon == std::string_view::npos || perms.size() != 4)
 		return false;
 	auto a = parse_u64(range.substr(0, dash), 16), b = parse_u64(range.substr(dash + 1), 16);
-	auto o = parse_u64(off, 16), ma = parse_u64(dev.substr(0, colon), 16), mi = parse_u64(dev.substr(colon + 1), 16);
+	auto o = parse_u64(off, 16), ma = parse_u64(dev.substr(0, colon), 16),
+	     mi = parse_u64(dev.substr(colon + 1), 16);
 	auto in = parse_u64(ino);
 	if (!a || !b || !o || !ma || !mi || !in)
 		return false;
@@ -37,8 +39,8 @@ static bool parse_maps_line(std::string_view l, ProcVma &v)
 	v.dev_major = *ma;
 	v.dev_minor = *mi;
 	v.inode = *in;
-	v.prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
-		 (perms[2] == 'x' ? PROT_EXEC : 0);
+	v.prot =
+	    (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) | (perms[2] == 'x' ? PROT_EXEC : 0);
 	v.shared = perms[3] == 's';
 	size_t p = s.find_first_not_of(' ');
 	v.path = p == std::string_view::npos ? "" : std::string(s.substr(p));
@@ -65,7 +67,8 @@ static Result<std::vector<ProcVma>> parse_maps_text(const std::string &path, boo
 		}
 		ProcVma v;
 		if (!parse_maps_line(line, v))
-			return Error{strfmt("%s: can't parse line \"%.*s\"", path.c_str(), (int)line.size(), line.data())};
+			return Error{
+			    strfmt("%s: can't parse line \"%.*s\"", path.c_str(), (int)line.size(), line.data())};
 		out.push_back(std::move(v));
 	}
 	return out;

@@ -9,9 +9,11 @@
 #include "log.h"
 #include "proc.h"
 
-namespace criu {
+namespace criu
+{
 
-namespace {
+namespace
+{
 constexpr long kERestartSys = 512, kERestartNoIntr = 513, kERestartNoHand = 514, kERestartBlock = 516;
 constexpr long kNrRestartSyscall = 219;
 

@@ -49,14 +49,19 @@
 
 extern "C" const char restorer_blob[], restorer_blob_end[];
 
-namespace criu {
+namespace criu
+{
 
-namespace {
+namespace
+{
 
 constexpr uint64_t kTaskSize = 0x7ffffffff000ULL;
 constexpr uint64_t kLeaderStack = 64 * 1024;
 
-uint64_t page_align(uint64_t v) { return (v + kPageSize - 1) & ~(kPageSize - 1); }
+uint64_t page_align(uint64_t v)
+{
+	return (v + kPageSize - 1) & ~(kPageSize - 1);
+}
 
 double ms_since(const timespec &t0)
 {
@@ -117,8 +122,8 @@ Result<TaskImages> read_images(const ImageDir &dir)
 	ti.pid = ti.pstree->pid;
 	if (ti.pid <= 0 || ti.pstree->n_threads < 1 || ti.pstree->threads[0] != (uint32_t)ti.pid)
 		return Error{strfmt("pstree.img: malformed entry for PID %d", ti.pid)};
-	auto ids = read_one<TaskKobjIdsEntry>(dir, strfmt("ids-%d.img", ti.pid), IDS_MAGIC,
-					      task_kobj_ids_entry__descriptor);
+	auto ids =
+	    read_one<TaskKobjIdsEntry>(dir, strfmt("ids-%d.img", ti.pid), IDS_MAGIC, task_kobj_ids_entry__descriptor);
 	if (!ids)
 		return ids.error();
 	ti.ids = std::move(*ids);
@@ -156,7 +161,8 @@ Status check_ids_free(const TaskImages &ti)
 	for (size_t i = 0; i < ti.pstree->n_threads; i++) {
 		pid_t t = ti.pstree->threads[i];
 		if (kill(t, 0) == 0 || errno != ESRCH)
-			return Error{strfmt("PID %d is already in use: can't restore %s %d", t, i ? "thread" : "process", t)};
+			return Error{
+			    strfmt("PID %d is already in use: can't restore %s %d", t, i ? "thread" : "process", t)};
 	}
 	return {};
 }
@@ -170,7 +176,8 @@ struct ChildReport {
 	char error[1000];
 };
 
-class ChildSide {
+class ChildSide
+{
 public:
 	ChildSide(const Options &o, const ImageDir &dir, TaskImages &ti, int report_fd)
 	    : o_(o), dir_(dir), ti_(ti), report_fd_(report_fd)
@@ -223,7 +230,8 @@ Status ChildSide::move_service_fds()
 		maxfd = std::max<int>(maxfd, e->fd);
 	min_service_fd_ = next_service_fd_ = maxfd + 1;
 	if ((rlim_t)maxfd + 512 > nofile.rlim_cur)
-		return Error{strfmt("fd %d is too close to RLIMIT_NOFILE (%llu)", maxfd, (unsigned long long)nofile.rlim_cur)};
+		return Error{
+		    strfmt("fd %d is too close to RLIMIT_NOFILE (%llu)", maxfd, (unsigned long long)nofile.rlim_cur)};
 	int r = service_fd(report_fd_);
 	int d = fcntl(dir_.fd(), F_DUPFD_CLOEXEC, next_service_fd_);
 	if (r < 0 || d < 0)
@@ -270,11 +278,15 @@ Status ChildSide::open_memory_fds()
 				uint64_t size = 0;
 				for (size_t j = 0; j < m.vmas.size(); j++)
 					if (m.vma_shmid[j] == shmid)
-						size = std::max(size, m.vmas[j].pgoff + m.vmas[j].end - m.vmas[j].start);
-				void *a = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+						size =
+						    std::max(size, m.vmas[j].pgoff + m.vmas[j].end - m.vmas[j].start);
+				void *a =
+				    mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 				if (a == MAP_FAILED)
-					return sys_error("can't create shared memory of %llu bytes", (unsigned long long)size);
-				auto path = strfmt("/proc/self/map_files/%lx-%lx", (unsigned long)a, (unsigned long)a + size);
+					return sys_error("can't create shared memory of %llu bytes",
+							 (unsigned long long)size);
+				auto path =
+				    strfmt("/proc/self/map_files/%lx-%lx", (unsigned long)a, (unsigned long)a + size);
 				int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
 				munmap(a, size);
 				if (fd < 0)
@@ -357,7 +369,8 @@ Status ChildSide::build_region()
 	size_t o_auxv = take(8 * m.mm->n_mm_saved_auxv);
 	std::vector<size_t> o_sigs;
 	for (auto &c : ti_.cores)
-		o_sigs.push_back(take(sizeof(rst_siginfo) * (c->thread_core->signals_p ? c->thread_core->signals_p->n_signals : 0)));
+		o_sigs.push_back(
+		    take(sizeof(rst_siginfo) * (c->thread_core->signals_p ? c->thread_core->signals_p->n_signals : 0)));
 	auto *shared_q = ti_.cores[0]->tc->signals_s;
 	size_t o_shared = take(sizeof(rst_siginfo) * (shared_q ? shared_q->n_signals : 0));
 	auto *timers = ti_.cores[0]->tc->timers;
@@ -396,11 +409,13 @@ Status ChildSide::build_region()
 		if (v.path == "[vdso]" || v.path == "[vvar]" || v.path == "[vvar_vclock]")
 			specials.push_back(&v);
 	if (specials.size() != m.specials.size())
-		return Error{strfmt("this kernel has %zu vdso/vvar areas, the dump has %zu: restore on the kernel that dumped",
-				    specials.size(), m.specials.size())};
+		return Error{
+		    strfmt("this kernel has %zu vdso/vvar areas, the dump has %zu: restore on the kernel that dumped",
+			   specials.size(), m.specials.size())};
 	for (size_t i = 0; i < specials.size(); i++) {
 		if (specials[i]->end - specials[i]->start != m.specials[i].len)
-			return Error{strfmt("vdso/vvar area %zu is %lu bytes here but %lu in the dump: restore on the kernel that dumped",
+			return Error{strfmt("vdso/vvar area %zu is %lu bytes here but %lu in the dump: restore on the "
+					    "kernel that dumped",
 					    i, (unsigned long)(specials[i]->end - specials[i]->start),
 					    (unsigned long)m.specials[i].len)};
 		a->specials[i] = {specials[i]->start, m.specials[i].len, m.specials[i].target_start};
@@ -445,9 +460,17 @@ Status ChildSide::build_region()
 		a->posix_timers = reinterpret_cast<rst_posix_timer *>(base + o_posix);
 		for (size_t i = 0; i < n_posix; i++) {
 			const PosixTimerEntry &p = *tc.timers->posix[i];
-			a->posix_timers[i] = {(int32_t)p.it_id, (int32_t)p.clock_id, (int32_t)p.si_signo,
-					      (int32_t)p.it_sigev_notify, p.has_notify_thread_id ? p.notify_thread_id : 0,
-					      0, p.sival_ptr, p.isec, p.insec, p.vsec, p.vnsec};
+			a->posix_timers[i] = {(int32_t)p.it_id,
+					      (int32_t)p.clock_id,
+					      (int32_t)p.si_signo,
+					      (int32_t)p.it_sigev_notify,
+					      p.has_notify_thread_id ? p.notify_thread_id : 0,
+					      0,
+					      p.sival_ptr,
+					      p.isec,
+					      p.insec,
+					      p.vsec,
+					      p.vnsec};
 		}
 	}
 	if (tc.rlimits) {
@@ -576,15 +599,32 @@ Status ChildSide::run()
 
 const char *step_name(int s)
 {
-	static const char *names[] = {"ok", "unmapping the old address space", "moving vdso/vvar", "mapping a VMA",
-				      "reading pages", "mprotect", "madvise", "closing fds", "PR_SET_MM_MAP",
-				      "rt_sigaction", "setitimer", "prlimit", "personality", "creating a thread",
-				      "set_robust_list", "rseq", "sigaltstack", "credentials", "queueing a signal",
-				      "prctl", "creating a POSIX timer"};
+	static const char *names[] = {"ok",
+				      "unmapping the old address space",
+				      "moving vdso/vvar",
+				      "mapping a VMA",
+				      "reading pages",
+				      "mprotect",
+				      "madvise",
+				      "closing fds",
+				      "PR_SET_MM_MAP",
+				      "rt_sigaction",
+				      "setitimer",
+				      "prlimit",
+				      "personality",
+				      "creating a thread",
+				      "set_robust_list",
+				      "rseq",
+				      "sigaltstack",
+				      "credentials",
+				      "queueing a signal",
+				      "prctl",
+				      "creating a POSIX timer"};
 	return s >= 0 && s < RST_STEP_MAX ? names[s] : "?";
 }
 
-class Tracer {
+class Tracer
+{
 public:
 	Tracer(TaskImages &ti, pid_t pid) : ti_(ti), pid_(pid) {}
 	Status wait_child_report(int fd, ChildReport &rep);
@@ -635,7 +675,8 @@ Status Tracer::wait_traps(const ChildReport &rep)
 		}
 		user_regs_struct r{};
 		ptrace(PTRACE_GETREGS, t, nullptr, &r);
-		return Error{strfmt("the restorer got signal %d in thread %d at ip %llx", sig, t, (unsigned long long)r.rip)};
+		return Error{
+		    strfmt("the restorer got signal %d in thread %d at ip %llx", sig, t, (unsigned long long)r.rip)};
 	}
 	// Every thread stopped: did any of them fail?
 	std::vector<rst_thread> th(want);
@@ -649,7 +690,8 @@ Status Tracer::wait_traps(const ChildReport &rep)
 	for (auto &t : th)
 		if (t.err_step)
 			return Error{strfmt("restorer failed in thread %d while %s (at/arg 0x%llx): %s", t.tid,
-					    step_name(t.err_step), (unsigned long long)t.err_addr, strerror(t.err_errno))};
+					    step_name(t.err_step), (unsigned long long)t.err_addr,
+					    strerror(t.err_errno))};
 	return {};
 }
 

@@ -6,7 +6,8 @@
 
 #include <charconv>
 
-namespace criu {
+namespace criu
+{
 
 std::string strfmt(const char *fmt, ...)
 {

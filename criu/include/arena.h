@@ -7,9 +7,11 @@
 #include <string>
 #include <vector>
 
-namespace criu {
+namespace criu
+{
 
-class Arena {
+class Arena
+{
 public:
 	// A message initialised with its protobuf-c INIT value.
 	template <class T> T *make(const T &init)

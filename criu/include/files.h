@@ -24,13 +24,15 @@
 struct FileEntry;
 struct FdinfoEntry;
 
-namespace criu {
+namespace criu
+{
 
 class Seized;
 
 struct DumpOpts;
 
-class FileTable {
+class FileTable
+{
 public:
 	FileTable();
 	~FileTable();
@@ -51,7 +53,7 @@ struct RestoredFiles {
 	std::vector<PbPtr<FileEntry>> files;
 	std::vector<PbPtr<FdinfoEntry>> fds;
 	std::map<uint32_t, std::string> pipe_data;  // pipe_id -> buffered bytes
-	std::map<uint32_t, std::string> ghosts;     // file id -> ghost path to recreate
+	std::map<uint32_t, std::string> ghosts;	    // file id -> ghost path to recreate
 	const FileEntry *find(uint32_t id) const;
 };
 

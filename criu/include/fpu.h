@@ -11,7 +11,8 @@
 
 struct UserX86FpregsEntry;
 
-namespace criu {
+namespace criu
+{
 
 UserX86FpregsEntry *fpu_to_image(Arena &arena, const std::vector<uint8_t> &xsave);
 // Writes the image's state into buf, a valid xsave buffer of this CPU

@@ -14,7 +14,8 @@
 
 #include "util.h"
 
-namespace criu {
+namespace criu
+{
 
 struct PbFree {
 	void operator()(void *m) const
@@ -25,7 +26,8 @@ struct PbFree {
 };
 template <class T> using PbPtr = std::unique_ptr<T, PbFree>;
 
-class ImageDir {
+class ImageDir
+{
 public:
 	static Result<ImageDir> open(const std::string &path, bool create);
 	int fd() const { return fd_.get(); }
@@ -37,7 +39,8 @@ private:
 	std::string path_;
 };
 
-class ImageWriter {
+class ImageWriter
+{
 public:
 	static Result<ImageWriter> create(const ImageDir &dir, const std::string &name, uint32_t magic);
 	// Raw files (pages-*.img) have no magic.
@@ -54,7 +57,8 @@ private:
 	std::string buf_;
 };
 
-class ImageReader {
+class ImageReader
+{
 public:
 	// A missing optional image reads as empty.
 	static Result<ImageReader> open(const ImageDir &dir, const std::string &name, uint32_t magic,

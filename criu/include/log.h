@@ -4,7 +4,8 @@
 
 #include <string>
 
-namespace criu::log {
+namespace criu::log
+{
 
 enum Level { kMsg = 0, kError = 1, kWarn = 2, kInfo = 3, kDebug = 4 };
 
@@ -20,7 +21,9 @@ const std::string &first_error();
 }  // namespace criu::log
 
 #define pr_msg(fmt, ...) ::criu::log::print(::criu::log::kMsg, fmt, ##__VA_ARGS__)
-#define pr_err(fmt, ...) ::criu::log::print(::criu::log::kError, "Error (%s:%d): " fmt, __FILE__, __LINE__, ##__VA_ARGS__)
-#define pr_warn(fmt, ...) ::criu::log::print(::criu::log::kWarn, "Warn  (%s:%d): " fmt, __FILE__, __LINE__, ##__VA_ARGS__)
+#define pr_err(fmt, ...)                                                                                               \
+	::criu::log::print(::criu::log::kError, "Error (%s:%d): " fmt, __FILE__, __LINE__, ##__VA_ARGS__)
+#define pr_warn(fmt, ...)                                                                                              \
+	::criu::log::print(::criu::log::kWarn, "Warn  (%s:%d): " fmt, __FILE__, __LINE__, ##__VA_ARGS__)
 #define pr_info(fmt, ...) ::criu::log::print(::criu::log::kInfo, fmt, ##__VA_ARGS__)
 #define pr_debug(fmt, ...) ::criu::log::print(::criu::log::kDebug, fmt, ##__VA_ARGS__)

@@ -21,7 +21,8 @@
 
 struct MmEntry;
 
-namespace criu {
+namespace criu
+{
 
 class Seized;
 
@@ -41,12 +42,12 @@ Result<MemStats> dump_memory(Seized &s, const ImageDir &dir, FileTable &files, c
 // Restore plan of one task.
 struct MemPlan {
 	PbPtr<MmEntry> mm;
-	std::vector<rst_vma> vmas;	  // fd holds the file id until fds are opened
-	std::vector<uint32_t> vma_file;	  // file id per vma, 0 for anonymous
-	std::vector<uint32_t> vma_fflags; // open flags per file vma
-	std::vector<uint64_t> vma_shmid;  // shared anonymous memory object, 0 if none
+	std::vector<rst_vma> vmas;	   // fd holds the file id until fds are opened
+	std::vector<uint32_t> vma_file;	   // file id per vma, 0 for anonymous
+	std::vector<uint32_t> vma_fflags;  // open flags per file vma
+	std::vector<uint64_t> vma_shmid;   // shared anonymous memory object, 0 if none
 	std::vector<rst_pagerun> runs;
-	std::vector<rst_special> specials; // target_start and len; cur_* filled later
+	std::vector<rst_special> specials;  // target_start and len; cur_* filled later
 	std::string pages_image;
 	uint64_t pages_bytes = 0;
 };

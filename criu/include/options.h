@@ -5,19 +5,20 @@
 
 #include <string>
 
-namespace criu {
+namespace criu
+{
 
 struct Options {
 	std::string command;
-	pid_t pid = 0;		  // -t
-	std::string images_dir = "."; // -D
-	std::string work_dir;	  // -W (defaults to -D)
-	std::string log_file;	  // -o, relative to the work dir
-	int verbosity = 2;	  // -v
+	pid_t pid = 0;		       // -t
+	std::string images_dir = ".";  // -D
+	std::string work_dir;	       // -W (defaults to -D)
+	std::string log_file;	       // -o, relative to the work dir
+	int verbosity = 2;	       // -v
 	bool log_pid = false;
-	bool shell_job = false;	  // -j
-	bool leave_running = false; // -R
-	bool restore_detached = false; // -d
+	bool shell_job = false;		// -j
+	bool leave_running = false;	// -R
+	bool restore_detached = false;	// -d
 	std::string pidfile;
 };
 

@@ -10,7 +10,8 @@
 
 #include "util.h"
 
-namespace criu {
+namespace criu
+{
 
 struct ProcVma {
 	uint64_t start = 0, end = 0, pgoff = 0;

@@ -15,7 +15,8 @@
 
 #include "util.h"
 
-namespace criu {
+namespace criu
+{
 
 struct SeizedThread {
 	pid_t tid = 0;
@@ -23,7 +24,8 @@ struct SeizedThread {
 	bool stopped_in_syscall = false;
 };
 
-class Seized {
+class Seized
+{
 public:
 	Seized() = default;
 	Seized(Seized &&o) noexcept
@@ -43,8 +45,8 @@ public:
 
 	// Runs syscall nr with args in thread tid and returns its raw result
 	// (-errno on failure). Needs the address of a "syscall" instruction.
-	Result<long> syscall(pid_t tid, long nr, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0,
-			     uint64_t a4 = 0, uint64_t a5 = 0, uint64_t a6 = 0);
+	Result<long> syscall(pid_t tid, long nr, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0, uint64_t a4 = 0,
+			     uint64_t a5 = 0, uint64_t a6 = 0);
 	void set_syscall_insn(uint64_t addr) { syscall_insn_ = addr; }
 
 	Result<std::vector<uint8_t>> xsave(pid_t tid);

@@ -15,10 +15,10 @@
 
 #include <stdint.h>
 
-#define RST_BLOB_ENTRY_OFF 0  /* entry(struct rst_args *) on the blob stack */
+#define RST_BLOB_ENTRY_OFF 0   /* entry(struct rst_args *) on the blob stack */
 #define RST_BLOB_GADGET_OFF 16 /* "syscall; int3" used by the tracer */
 
-#define RST_MAX_SPECIAL 4 /* [vvar], [vvar_vclock], [vdso], spare */
+#define RST_MAX_SPECIAL 4      /* [vvar], [vvar_vclock], [vdso], spare */
 #define RST_THREAD_STACK 16384 /* blob stack of each thread */
 
 /* A mapping of the target address space. */

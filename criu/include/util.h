@@ -14,7 +14,8 @@
 #include <variant>
 #include <vector>
 
-namespace criu {
+namespace criu
+{
 
 constexpr uint64_t kPageSize = 4096;
 
@@ -28,7 +29,8 @@ std::string strfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 Error sys_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 // Either a T or an Error.
-template <class T> class [[nodiscard]] Result {
+template <class T> class [[nodiscard]] Result
+{
 public:
 	Result(T v) : v_(std::move(v)) {}
 	Result(Error e) : v_(std::move(e)) {}
@@ -43,7 +45,8 @@ private:
 };
 
 // Success or an Error.
-class [[nodiscard]] Status {
+class [[nodiscard]] Status
+{
 public:
 	Status() = default;
 	Status(Error e) : err_(std::move(e)) {}
@@ -56,14 +59,15 @@ private:
 	std::optional<Error> err_;
 };
 
-#define TRY(expr)                                                                                  \
-	do {                                                                                       \
-		auto _st = (expr);                                                                 \
-		if (!_st)                                                                          \
-			return _st.error();                                                        \
+#define TRY(expr)                                                                                                      \
+	do {                                                                                                           \
+		auto _st = (expr);                                                                                     \
+		if (!_st)                                                                                              \
+			return _st.error();                                                                            \
 	} while (0)
 
-class Fd {
+class Fd
+{
 public:
 	Fd() = default;
 	explicit Fd(int fd) : fd_(fd) {}
@@ -90,7 +94,8 @@ private:
 	int fd_ = -1;
 };
 
-class Mapping {
+class Mapping
+{
 public:
 	Mapping() = default;
 	Mapping(void *addr, size_t len) : addr_(addr), len_(len) {}

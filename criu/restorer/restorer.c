@@ -107,11 +107,11 @@ static void __attribute__((noreturn)) fail(struct rst_thread *t, int step, long 
 	}
 }
 
-#define CHECK(t, step, expr, addr)                                                                 \
-	do {                                                                                       \
-		long __r = (expr);                                                                 \
-		if (__r < 0 && __r > -4096)                                                        \
-			fail(t, step, __r, (uint64_t)(addr));                                      \
+#define CHECK(t, step, expr, addr)                                                                                     \
+	do {                                                                                                           \
+		long __r = (expr);                                                                                     \
+		if (__r < 0 && __r > -4096)                                                                            \
+			fail(t, step, __r, (uint64_t)(addr));                                                          \
 	} while (0)
 
 /*
@@ -205,20 +205,20 @@ static void finish_vmas(struct rst_args *a, struct rst_thread *t)
 static void restore_mm(struct rst_args *a, struct rst_thread *t)
 {
 	struct prctl_mm_map m = {
-		.start_code = a->mm_start_code,
-		.end_code = a->mm_end_code,
-		.start_data = a->mm_start_data,
-		.end_data = a->mm_end_data,
-		.start_brk = a->mm_start_brk,
-		.brk = a->mm_brk,
-		.start_stack = a->mm_start_stack,
-		.arg_start = a->mm_arg_start,
-		.arg_end = a->mm_arg_end,
-		.env_start = a->mm_env_start,
-		.env_end = a->mm_env_end,
-		.auxv = (uint64_t)a->auxv,
-		.auxv_size = a->auxv_size,
-		.exe_fd = (uint32_t)a->exe_fd,
+	    .start_code = a->mm_start_code,
+	    .end_code = a->mm_end_code,
+	    .start_data = a->mm_start_data,
+	    .end_data = a->mm_end_data,
+	    .start_brk = a->mm_start_brk,
+	    .brk = a->mm_brk,
+	    .start_stack = a->mm_start_stack,
+	    .arg_start = a->mm_arg_start,
+	    .arg_end = a->mm_arg_end,
+	    .env_start = a->mm_env_start,
+	    .env_end = a->mm_env_end,
+	    .auxv = (uint64_t)a->auxv,
+	    .auxv_size = a->auxv_size,
+	    .exe_fd = (uint32_t)a->exe_fd,
 	};
 	CHECK(t, RST_MM_MAP, sys_prctl(PR_SET_MM, PR_SET_MM_MAP, (uint64_t)&m, sizeof(m), 0), 0);
 	if (a->thp_disabled)
@@ -337,11 +337,11 @@ static void create_threads(struct rst_args *a, struct rst_thread *lead)
 		int64_t tid = t->tid;
 		*(struct rst_args **)(t->stack_top - 8) = a;
 		struct clone_args_v2 ca = {
-			.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM,
-			.stack = t->stack_top - RST_THREAD_STACK,
-			.stack_size = RST_THREAD_STACK - 16,
-			.set_tid = (uint64_t)&tid,
-			.set_tid_size = 1,
+		    .flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM,
+		    .stack = t->stack_top - RST_THREAD_STACK,
+		    .stack_size = RST_THREAD_STACK - 16,
+		    .set_tid = (uint64_t)&tid,
+		    .set_tid_size = 1,
 		};
 		long r = rst_clone_thread(&ca, sizeof(ca), thread_main, t);
 		CHECK(lead, RST_CLONE, r, t->tid);

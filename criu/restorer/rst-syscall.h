@@ -19,34 +19,121 @@ static inline long rst_sys6(long nr, long a1, long a2, long a3, long a4, long a5
 
 #define S6(nr, a, b, c, d, e, f) rst_sys6(nr, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
 
-static inline long sys_pread64(int fd, uint64_t buf, uint64_t n, uint64_t off) { return S6(17, fd, buf, n, off, 0, 0); }
-static inline long sys_close(int fd) { return S6(3, fd, 0, 0, 0, 0, 0); }
-static inline long sys_mmap(uint64_t a, uint64_t l, uint32_t p, uint32_t f, int fd, uint64_t o) { return S6(9, a, l, p, f, fd, o); }
-static inline long sys_mprotect(uint64_t a, uint64_t l, uint32_t p) { return S6(10, a, l, p, 0, 0, 0); }
-static inline long sys_munmap(uint64_t a, uint64_t l) { return S6(11, a, l, 0, 0, 0, 0); }
-static inline long sys_rt_sigaction(int s, const void *n, void *o, unsigned long sz) { return S6(13, s, n, o, sz, 0, 0); }
-static inline long sys_rt_sigprocmask(int h, const void *n, void *o, unsigned long sz) { return S6(14, h, n, o, sz, 0, 0); }
-static inline long sys_sched_yield(void) { return S6(24, 0, 0, 0, 0, 0, 0); }
-static inline long sys_mremap(uint64_t o, uint64_t ol, uint64_t nl, int f, uint64_t n) { return S6(25, o, ol, nl, f, n, 0); }
-static inline long sys_madvise(uint64_t a, uint64_t l, int adv) { return S6(28, a, l, adv, 0, 0, 0); }
-static inline long sys_setitimer(int w, const void *n, void *o) { return S6(38, w, n, o, 0, 0, 0); }
-static inline long sys_setresuid(uint32_t r, uint32_t e, uint32_t s) { return S6(117, r, e, s, 0, 0, 0); }
-static inline long sys_setresgid(uint32_t r, uint32_t e, uint32_t s) { return S6(119, r, e, s, 0, 0, 0); }
-static inline long sys_setfsuid(uint32_t u) { return S6(122, u, 0, 0, 0, 0, 0); }
-static inline long sys_setfsgid(uint32_t g) { return S6(123, g, 0, 0, 0, 0, 0); }
-static inline long sys_setgroups(uint32_t n, const uint32_t *g) { return S6(116, n, g, 0, 0, 0, 0); }
-static inline long sys_capset(void *h, void *d) { return S6(126, h, d, 0, 0, 0, 0); }
-static inline long sys_sigaltstack(const void *n, void *o) { return S6(131, n, o, 0, 0, 0, 0); }
-static inline long sys_personality(uint32_t p) { return S6(135, p, 0, 0, 0, 0, 0); }
-static inline long sys_prctl(int o, uint64_t a, uint64_t b, uint64_t c, uint64_t d) { return S6(157, o, a, b, c, d, 0); }
-static inline long sys_set_tid_address(uint64_t p) { return S6(218, p, 0, 0, 0, 0, 0); }
-static inline long sys_exit_group(int c) { return S6(231, c, 0, 0, 0, 0, 0); }
-static inline long sys_rt_sigqueueinfo(int tgid, int sig, const void *i) { return S6(129, tgid, sig, i, 0, 0, 0); }
-static inline long sys_rt_tgsigqueueinfo(int tgid, int tid, int sig, const void *i) { return S6(297, tgid, tid, sig, i, 0, 0); }
-static inline long sys_set_robust_list(uint64_t h, uint64_t l) { return S6(273, h, l, 0, 0, 0, 0); }
-static inline long sys_prlimit64(int pid, unsigned r, const void *n, void *o) { return S6(302, pid, r, n, o, 0, 0); }
-static inline long sys_timer_create(int clk, void *ev, int32_t *id) { return S6(222, clk, ev, id, 0, 0, 0); }
-static inline long sys_timer_settime(int id, int fl, const void *n, void *o) { return S6(223, id, fl, n, o, 0, 0); }
-static inline long sys_rseq(uint64_t p, uint32_t l, int f, uint32_t sig) { return S6(334, p, l, f, sig, 0, 0); }
+static inline long sys_pread64(int fd, uint64_t buf, uint64_t n, uint64_t off)
+{
+	return S6(17, fd, buf, n, off, 0, 0);
+}
+static inline long sys_close(int fd)
+{
+	return S6(3, fd, 0, 0, 0, 0, 0);
+}
+static inline long sys_mmap(uint64_t a, uint64_t l, uint32_t p, uint32_t f, int fd, uint64_t o)
+{
+	return S6(9, a, l, p, f, fd, o);
+}
+static inline long sys_mprotect(uint64_t a, uint64_t l, uint32_t p)
+{
+	return S6(10, a, l, p, 0, 0, 0);
+}
+static inline long sys_munmap(uint64_t a, uint64_t l)
+{
+	return S6(11, a, l, 0, 0, 0, 0);
+}
+static inline long sys_rt_sigaction(int s, const void *n, void *o, unsigned long sz)
+{
+	return S6(13, s, n, o, sz, 0, 0);
+}
+static inline long sys_rt_sigprocmask(int h, const void *n, void *o, unsigned long sz)
+{
+	return S6(14, h, n, o, sz, 0, 0);
+}
+static inline long sys_sched_yield(void)
+{
+	return S6(24, 0, 0, 0, 0, 0, 0);
+}
+static inline long sys_mremap(uint64_t o, uint64_t ol, uint64_t nl, int f, uint64_t n)
+{
+	return S6(25, o, ol, nl, f, n, 0);
+}
+static inline long sys_madvise(uint64_t a, uint64_t l, int adv)
+{
+	return S6(28, a, l, adv, 0, 0, 0);
+}
+static inline long sys_setitimer(int w, const void *n, void *o)
+{
+	return S6(38, w, n, o, 0, 0, 0);
+}
+static inline long sys_setresuid(uint32_t r, uint32_t e, uint32_t s)
+{
+	return S6(117, r, e, s, 0, 0, 0);
+}
+static inline long sys_setresgid(uint32_t r, uint32_t e, uint32_t s)
+{
+	return S6(119, r, e, s, 0, 0, 0);
+}
+static inline long sys_setfsuid(uint32_t u)
+{
+	return S6(122, u, 0, 0, 0, 0, 0);
+}
+static inline long sys_setfsgid(uint32_t g)
+{
+	return S6(123, g, 0, 0, 0, 0, 0);
+}
+static inline long sys_setgroups(uint32_t n, const uint32_t *g)
+{
+	return S6(116, n, g, 0, 0, 0, 0);
+}
+static inline long sys_capset(void *h, void *d)
+{
+	return S6(126, h, d, 0, 0, 0, 0);
+}
+static inline long sys_sigaltstack(const void *n, void *o)
+{
+	return S6(131, n, o, 0, 0, 0, 0);
+}
+static inline long sys_personality(uint32_t p)
+{
+	return S6(135, p, 0, 0, 0, 0, 0);
+}
+static inline long sys_prctl(int o, uint64_t a, uint64_t b, uint64_t c, uint64_t d)
+{
+	return S6(157, o, a, b, c, d, 0);
+}
+static inline long sys_set_tid_address(uint64_t p)
+{
+	return S6(218, p, 0, 0, 0, 0, 0);
+}
+static inline long sys_exit_group(int c)
+{
+	return S6(231, c, 0, 0, 0, 0, 0);
+}
+static inline long sys_rt_sigqueueinfo(int tgid, int sig, const void *i)
+{
+	return S6(129, tgid, sig, i, 0, 0, 0);
+}
+static inline long sys_rt_tgsigqueueinfo(int tgid, int tid, int sig, const void *i)
+{
+	return S6(297, tgid, tid, sig, i, 0, 0);
+}
+static inline long sys_set_robust_list(uint64_t h, uint64_t l)
+{
+	return S6(273, h, l, 0, 0, 0, 0);
+}
+static inline long sys_prlimit64(int pid, unsigned r, const void *n, void *o)
+{
+	return S6(302, pid, r, n, o, 0, 0);
+}
+static inline long sys_timer_create(int clk, void *ev, int32_t *id)
+{
+	return S6(222, clk, ev, id, 0, 0, 0);
+}
+static inline long sys_timer_settime(int id, int fl, const void *n, void *o)
+{
+	return S6(223, id, fl, n, o, 0, 0);
+}
+static inline long sys_rseq(uint64_t p, uint32_t l, int f, uint32_t sig)
+{
+	return S6(334, p, l, f, sig, 0, 0);
+}
 
 #endif
