@@ -186,6 +186,8 @@ public:
 
 	// Never returns on success: jumps into the blob.
 	Status run();
+	// Where to report an error: the report pipe moves during run().
+	int report_fd() const { return report_fd_; }
 
 private:
 	int service_fd(int fd);
@@ -824,7 +826,7 @@ int cmd_restore(const Options &o)
 		auto st = cs.run();
 		ChildReport rep{};
 		snprintf(rep.error, sizeof(rep.error), "%s", st.error().msg.c_str());
-		ssize_t w = write(rep_pipe[1], &rep, sizeof(rep));
+		ssize_t w = write(cs.report_fd(), &rep, sizeof(rep));
 		(void)w;
 		_exit(1);
 	}

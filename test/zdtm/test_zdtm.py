@@ -20,6 +20,12 @@ with Debian's crit, restores it with `criu restore -d` (the harness is a
 child subreaper, so the restored task becomes its child), checks pid and
 starttime, sends SIGTERM, reaps it and requires PASS.
 
+Programs in SPECIAL_TESTS have their own tests instead: shell_job00 runs as
+a job of lib/jobshell.py (a small job-control shell on a pty) and is dumped
+and restored with --shell-job (test_shell_job*); unsupp_fd00 holds a socket,
+so its dump must fail and leave it unchanged (test_dump_fail_unchanged).
+test_cli.py covers criu's command line and log options.
+
 Environment:
     CRIU=path         criu binary (default: criu/criu in the repo root)
     CRIT=path         crit binary (default: /usr/bin/crit)
@@ -35,14 +41,19 @@ Environment:
 
 import concurrent.futures
 import ctypes
+import fcntl
 import json
 import os
+import re
+import select
 import shutil
 import signal
 import struct
 import subprocess
 import sys
 import tempfile
+import termios
+import threading
 import time
 from pathlib import Path
 
@@ -81,6 +92,11 @@ TEST_OPTS = {
     "python_compute": {"timeout": 120},
 }
 
+# Test programs that need a special setup and have their own tests, not the
+# generic C/R flavors: shell_job00 needs a terminal (test_shell_job*),
+# unsupp_fd00 holds an fd criu can't dump (test_dump_fail_unchanged).
+SPECIAL_TESTS = {"shell_job00", "unsupp_fd00"}
+
 # Flavors that only run for a few tests.
 NODETACH_TESTS = ["env00", "pipe00", "sigpending00", "fpu_threads"]
 LEAVE_RUNNING_TESTS = ["env00", "heap00", "pipe00", "fpu_threads"]
@@ -107,6 +123,7 @@ def discover_tests():
 
 
 ALL_TESTS = discover_tests()
+CR_TESTS = [t for t in ALL_TESTS if t not in SPECIAL_TESTS]
 
 
 def command_for(name):
@@ -145,6 +162,63 @@ def proc_state(pid):
     except OSError:
         return None, None
     return state, tracer
+
+
+def proc_ids(pid):
+    """(session id, process group id, tty_nr) from /proc/PID/stat, or (None, None, None)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except OSError:
+        return None, None, None
+    rest = data[data.rindex(")") + 2:].split()
+    return int(rest[3]), int(rest[2]), int(rest[4])
+
+
+SNAPSHOT_STATUS = ("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+
+
+def task_snapshot(pid):
+    """What a failed dump must not change: /proc/PID/maps, the threads with
+    their signal state, and the fds (target, pos, flags)."""
+    snap = {"maps": read_text("/proc/%d/maps" % pid), "threads": {}, "fds": {}}
+    for tid in sorted(os.listdir("/proc/%d/task" % pid), key=int):
+        fields = {}
+        for line in (read_text("/proc/%d/task/%s/status" % (pid, tid)) or "").split("\n"):
+            key, _, val = line.partition(":")
+            if key in SNAPSHOT_STATUS:
+                fields[key] = val.strip()
+        snap["threads"][int(tid)] = fields
+    for fd in sorted(os.listdir("/proc/%d/fd" % pid), key=int):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError as e:
+            link = "<%s>" % e.strerror
+        info = [l for l in (read_text("/proc/%d/fdinfo/%s" % (pid, fd)) or "").split("\n")
+                if l.startswith(("pos:", "flags:"))]
+        snap["fds"][int(fd)] = (link, tuple(info))
+    return snap
+
+
+def snapshot_diff(a, b):
+    """Differences between two task_snapshot()s, as text lines."""
+    diffs = []
+    if a["maps"] != b["maps"]:
+        la, lb = (a["maps"] or "").split("\n"), (b["maps"] or "").split("\n")
+        diffs.append("/proc/PID/maps changed:\n  gone: %s\n  new:  %s" % (
+            "\n        ".join(l for l in la if l not in lb) or "-",
+            "\n        ".join(l for l in lb if l not in la) or "-"))
+    if sorted(a["threads"]) != sorted(b["threads"]):
+        diffs.append("threads %s -> %s" % (sorted(a["threads"]), sorted(b["threads"])))
+    for tid in sorted(set(a["threads"]) & set(b["threads"])):
+        for key in SNAPSHOT_STATUS:
+            va, vb = a["threads"][tid].get(key), b["threads"][tid].get(key)
+            if va != vb:
+                diffs.append("thread %d %s %s -> %s" % (tid, key, va, vb))
+    for fd in sorted(set(a["fds"]) | set(b["fds"])):
+        if a["fds"].get(fd) != b["fds"].get(fd):
+            diffs.append("fd %d: %s -> %s" % (fd, a["fds"].get(fd, "<none>"), b["fds"].get(fd, "<none>")))
+    return diffs
 
 
 def tail(path, lines=40):
@@ -231,6 +305,148 @@ def check_images(imgdir):
     assert not errors, "crit can't decode images:\n" + "\n".join(errors)
 
 
+# ---------------------------------------------------------------- terminals
+
+JOBSHELL = ZDTM_DIR / "lib" / "jobshell.py"
+PTY_WINSIZE = (37, 101)  # rows, cols: not the default, so a reset shows
+
+
+class Pty:
+    """A pseudo-terminal; a thread drains the master (so that writes to the
+    slave never block) into `path` and memory."""
+
+    def __init__(self, path):
+        self.master, self.slave = os.openpty()  # both O_CLOEXEC
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", PTY_WINSIZE[0], PTY_WINSIZE[1], 0, 0))
+        self.name = os.ttyname(self.slave)
+        self.rdev = os.fstat(self.slave).st_rdev
+        self.path = path
+        self.data = bytearray()
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._drain, name="pty-drain", daemon=True)
+        self.thread.start()
+
+    def _drain(self):
+        with open(self.path, "wb") as f:
+            while not self.stopping:
+                r, _, _ = select.select([self.master], [], [], 0.05)
+                if not r:
+                    continue
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:  # EIO while no slave is open
+                    chunk = b""
+                if not chunk:
+                    time.sleep(0.01)
+                    continue
+                with self.lock:
+                    self.data += chunk
+                f.write(chunk)
+                f.flush()
+
+    def output(self):
+        with self.lock:
+            return bytes(self.data)
+
+    def wait_for(self, text, timeout=5):
+        """True once text (bytes) has come out of the terminal."""
+        end = time.monotonic() + timeout
+        while text not in self.output():
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(5)
+        os.close(self.master)
+        os.close(self.slave)
+
+
+class JobShell:
+    """lib/jobshell.py on a Pty: a session leader with the pty as controlling
+    terminal that runs jobs (the test, criu) as an interactive shell does.
+    Its pid is its session id."""
+
+    def __init__(self, run, pty):
+        self.run = run
+        cmd_r, cmd_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                ["/usr/bin/python3", "-I", str(JOBSHELL), str(cmd_r), str(rep_w)],
+                stdin=pty.slave, stdout=pty.slave, stderr=pty.slave, pass_fds=(cmd_r, rep_w),
+                close_fds=True, start_new_session=True)
+        finally:
+            os.close(cmd_r)
+            os.close(rep_w)
+        self.cmd = os.fdopen(cmd_w, "w")
+        self.rep = rep_r
+        self.buf = b""
+        self.closed = False
+        self.pid = self.proc.pid
+        run.popens.append(self.proc)
+        run.track(self.pid)
+        info = self.request({"op": "info"})
+        run.check(info["sid"] == self.pid and info["tpgid"] == self.pid,
+                  "job shell %d did not set up its session: %s" % (self.pid, info))
+
+    def request(self, req, timeout=30):
+        try:
+            self.cmd.write(json.dumps(req) + "\n")
+            self.cmd.flush()
+        except OSError as e:
+            self.run.fail("job shell %d: can't send %s: %s" % (self.pid, req, e))
+        end = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = end - time.monotonic()
+            r = select.select([self.rep], [], [], max(left, 0))[0] if left > 0 else []
+            if not r:
+                self.run.fail("job shell %d did not answer %s" % (self.pid, req))
+            chunk = os.read(self.rep, 4096)
+            if not chunk:
+                self.run.fail("job shell %d died (%s) on %s" % (self.pid, self.proc.poll(), req))
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        ans = json.loads(line)
+        if "error" in ans:
+            self.run.fail("job shell %d: %s: %s" % (self.pid, req, ans["error"]))
+        return ans
+
+    def spawn(self, argv, cwd, stdout=None, stderr=None, pgrp="new", env=None):
+        """Start a job (stdout/stderr None: the terminal); returns its pid."""
+        pid = self.request({"op": "spawn", "argv": [str(a) for a in argv], "cwd": str(cwd),
+                            "stdout": stdout and str(stdout), "stderr": stderr and str(stderr),
+                            "pgrp": pgrp, "env": env})["pid"]
+        self.run.track(pid)
+        return pid
+
+    def wait(self, pid, timeout):
+        """The wait status of a job, or None if it still runs after timeout seconds."""
+        return self.request({"op": "wait", "pid": pid, "timeout": timeout}, timeout=timeout + 30)["status"]
+
+    def close(self):
+        """End the shell (and so its session; the terminal loses its session)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.proc.poll() is None:
+            try:
+                self.request({"op": "exit"}, timeout=10)
+            except ZdtmError:
+                pass
+        try:
+            self.cmd.close()
+        except OSError:
+            pass
+        os.close(self.rep)
+        if wait_popen(self.proc, 10) is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
 # ---------------------------------------------------------------- fixtures
 
 
@@ -285,12 +501,16 @@ class Run:
         self.out = self.dir / "out"
         self.pidfile = self.dir / "test.pid"
         self.log = self.dir / "test.log"
-        self.proc = None         # Popen of the original test process
+        self.proc = None         # Popen of the original test process (None if run by a JobShell)
+        self.shell = None        # the JobShell that runs the original, if any
+        self.pty = None          # the Pty of open_pty()
         self.pid = None
         self.starttime = None    # of the original
         self.tracked = []        # (pid, starttime) of every task incarnation we own
         self.popens = []         # every Popen we started
         self.criu_runs = []      # (tag, argv, rc, stdout file, stderr file, log file)
+        self.criu_pid = None     # pid of the last criu run
+        self.closers = []        # called at cleanup, last first (pty, job shells)
         self.imgdirs = []
         self.ok = False
         self.nimg = 0
@@ -308,6 +528,9 @@ class Run:
         out = read_text(self.out)
         parts.append("out file: %s" % (repr(out) if out is not None else "<missing>"))
         parts.append("---- test log (%s):\n%s" % (self.log, tail(self.log, 30)))
+        tty = self.dir / "tty.out"
+        if tty.exists():
+            parts.append("---- terminal output (%s):\n%s" % (tty, tail(tty, 30)))
         for tag, argv, rc, so, se, logf in self.criu_runs[-3:]:
             parts.append("---- criu %s: %s -> %s" % (tag, " ".join(argv), rc))
             err = read_text(se)
@@ -331,20 +554,29 @@ class Run:
             self.tracked.append((pid, st))
         return st
 
-    def start(self):
+    def start(self, env=None, shell=None, pgrp="new"):
+        """Start the test program and wait until it is ready.  env: extra
+        environment.  shell: a JobShell to run it as a job of (pgrp "new": in
+        its own process group, "shell": in the shell's), its stdin/stdout/
+        stderr being the shell's terminal; else it is our child, a session
+        leader with stdin /dev/null and stdout/stderr to test.log."""
         cmd = command_for(self.name)
         if not os.path.exists(cmd[-1]):
             self.fail("test program %s does not exist (make -C test/zdtm)" % cmd[-1])
-        logf = open(self.log, "ab")
-        try:
-            self.proc = subprocess.Popen(
-                cmd + ["--out", str(self.out), "--pidfile", str(self.pidfile)],
-                cwd=str(self.dir), stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                close_fds=True, start_new_session=True)
-        finally:
-            logf.close()
-        self.popens.append(self.proc)
-        self.pid = self.proc.pid
+        argv = cmd + ["--out", str(self.out), "--pidfile", str(self.pidfile)]
+        if shell is not None:
+            self.shell = shell
+            self.pid = shell.spawn(argv, cwd=self.dir, pgrp=pgrp, env=env)
+        else:
+            logf = open(self.log, "ab")
+            try:
+                self.proc = subprocess.Popen(
+                    argv, cwd=str(self.dir), stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                    close_fds=True, start_new_session=True, env=dict(os.environ, **env) if env else None)
+            finally:
+                logf.close()
+            self.popens.append(self.proc)
+            self.pid = self.proc.pid
         self.starttime = self.track(self.pid)
         # wait until the test says it is ready
         while True:
@@ -352,7 +584,7 @@ class Run:
                 text = read_text(self.pidfile) or ""
                 if text.strip():
                     break
-            rc = self.proc.poll()
+            rc = self.wait_original(0)
             if rc is not None:
                 self.fail("test exited (%s) before it was ready" % (
                     "exit code %d" % rc if rc >= 0 else "signal %d" % -rc))
@@ -361,20 +593,50 @@ class Run:
             time.sleep(0.01)
         self.check(int(text.strip()) == self.pid,
                    "pidfile says %s, but the test's pid is %d" % (text.strip(), self.pid))
-        # it is a session leader (CRIU needs that without --shell-job)
-        self.check(os.getsid(self.pid) == self.pid, "test is not a session leader")
+        if shell is None:
+            # it is a session leader (CRIU needs that without --shell-job)
+            self.check(os.getsid(self.pid) == self.pid, "test is not a session leader")
+        else:
+            sid, pgid, _ = proc_ids(self.pid)
+            want = self.pid if pgrp == "new" else shell.pid
+            self.check((sid, pgid) == (shell.pid, want),
+                       "job: sid %s pgid %s, expected %d %d" % (sid, pgid, shell.pid, want))
         return self.pid
 
-    def criu(self, tag, args, log=None, timeout=None, wait=True):
-        """Run criu with args; stdout/stderr go to files in the temp dir."""
+    def wait_original(self, timeout):
+        """Wait for the original test process; Popen-style returncode or None."""
+        if self.shell is None:
+            return wait_popen(self.proc, timeout)
+        status = self.shell.wait(self.pid, timeout)
+        return None if status is None else os.waitstatus_to_exitcode(status)
+
+    def criu(self, tag, args, log=None, timeout=None, wait=True, shell=None, tty=False):
+        """Run criu with args; stdout/stderr go to files in the temp dir.
+        shell: run it as a job of that JobShell (stdin is the terminal), with
+        tty also stdout and stderr."""
         so = self.dir / ("criu-%s.stdout" % tag)
         se = self.dir / ("criu-%s.stderr" % tag)
         argv = [CRIU] + [str(a) for a in args]
+        entry = [tag, argv, None, so, se, log]
+        if shell is not None:
+            assert wait, "criu(shell=...) always waits"
+            pid = self.criu_pid = shell.spawn(argv, cwd=self.dir, stdout=None if tty else so,
+                                              stderr=None if tty else se)
+            self.criu_runs.append(entry)
+            limit = self.remaining(timeout or self.criu_timeout)
+            status = shell.wait(pid, limit)
+            if status is None:
+                os.kill(pid, signal.SIGKILL)
+                shell.wait(pid, 10)
+                entry[2] = "timeout"
+                self.fail("criu %s did not finish within %d seconds" % (tag, limit))
+            entry[2] = os.waitstatus_to_exitcode(status)
+            return entry[2]
         with open(so, "wb") as fo, open(se, "wb") as fe:
             p = subprocess.Popen(argv, cwd=str(self.dir), stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
                                  close_fds=True, start_new_session=True)
         self.popens.append(p)
-        entry = [tag, argv, None, so, se, log]
+        self.criu_pid = p.pid
         self.criu_runs.append(entry)
         if not wait:
             return p, entry
@@ -387,6 +649,17 @@ class Run:
             self.fail("criu %s did not finish within %d seconds" % (tag, limit))
         entry[2] = rc
         return rc
+
+    def open_pty(self):
+        """A Pty for this test (its output goes to DIR/tty.out); sets self.pty."""
+        self.pty = Pty(self.dir / "tty.out")
+        self.closers.append(self.pty.close)
+        return self.pty
+
+    def job_shell(self, pty):
+        sh = JobShell(self, pty)
+        self.closers.append(sh.close)
+        return sh
 
     def new_imgdir(self):
         self.nimg += 1
@@ -402,16 +675,18 @@ class Run:
         self.check(rc == 0, "criu dump exited with %s" % (rc if rc >= 0 else "signal %d" % -rc))
         return imgdir
 
-    def restore(self, imgdir, detach=True):
-        """criu restore -d; returns the restored pid (checked against the original)."""
+    def restore(self, imgdir, detach=True, extra=(), shell=None, tty=False):
+        """criu restore -d; returns the restored pid (checked against the original).
+        shell, tty: see criu()."""
         rpid = self.dir / ("restore%d.pid" % self.nimg)
-        args = ["restore", "-D", imgdir, "--pidfile", rpid, "-o", "restore.log", "-v4"]
+        args = ["restore", "-D", imgdir, "--pidfile", rpid, "-o", "restore.log", "-v4"] + list(extra)
         if detach:
             args.insert(3, "-d")
-            rc = self.criu("restore%d" % self.nimg, args, log=imgdir / "restore.log")
+            rc = self.criu("restore%d" % self.nimg, args, log=imgdir / "restore.log", shell=shell, tty=tty)
             self.check(rc == 0, "criu restore exited with %s" % (rc if rc >= 0 else "signal %d" % -rc))
             self.check(rpid.exists(), "criu restore did not write --pidfile %s" % rpid)
             return self._check_restored(rpid), None
+        assert shell is None, "restore without -d runs criu as our child"
         p, entry = self.criu("restore%d" % self.nimg, args, log=imgdir / "restore.log", wait=False)
         while not (rpid.exists() and (read_text(rpid) or "").strip()):
             rc = p.poll()
@@ -439,7 +714,7 @@ class Run:
 
     def reap_dumped(self):
         """The dump killed the original: reap it so its pid is free again."""
-        rc = wait_popen(self.proc, self.remaining(10))
+        rc = self.wait_original(self.remaining(10))
         if rc is None:
             self.fail("criu dump succeeded but the original task %d is still alive" % self.pid)
         self.check(rc < 0, "dumped task was not killed by the dump but exited with %d" % rc)
@@ -480,8 +755,8 @@ class Run:
         """SIGTERM the original (never dumped / left running) task and require PASS."""
         if RUN_SLEEP:
             time.sleep(RUN_SLEEP)
-        self.proc.send_signal(signal.SIGTERM)
-        rc = wait_popen(self.proc, self.remaining(60))
+        os.kill(self.pid, signal.SIGTERM)  # not reaped yet: still our (or our shell's) child
+        rc = self.wait_original(self.remaining(60))
         if rc is None:
             self.fail("original task did not exit after SIGTERM")
         status = (rc << 8) if rc >= 0 else -rc
@@ -514,6 +789,11 @@ class Run:
                     pass
                 time.sleep(0.01)
         reap_zombie_children()
+        while self.closers:
+            try:
+                self.closers.pop()()
+            except Exception as e:  # noqa: B902 - cleanup goes on
+                sys.stderr.write("\nzdtm: cleanup of %s: %s\n" % (self.name, e))
         if self.ok and not KEEP:
             shutil.rmtree(self.dir, ignore_errors=True)
         elif not self.ok:
@@ -546,7 +826,7 @@ def _cr_cycle(r, detach=True):
 # ---------------------------------------------------------------- the tests
 
 
-@pytest.mark.parametrize("name", ALL_TESTS)
+@pytest.mark.parametrize("name", CR_TESTS)
 def test_zdtm(zdtm, name):
     """start -> dump -> crit -> restore -d -> SIGTERM -> PASS"""
     r = zdtm(name)
@@ -625,6 +905,159 @@ def test_dump_twice(zdtm, name):
     r.ok = True
 
 
+# ---------------------------------------------------------------- shell jobs
+
+
+def _check_job_ids(r, pid, sid, pgid, what):
+    """The task's session and process group, and the pty as its controlling terminal."""
+    asid, apgid, tty_nr = proc_ids(pid)
+    r.check(asid == sid, "%s: session %s, expected %d" % (what, asid, sid))
+    r.check(apgid == pgid, "%s: process group %s, expected %d" % (what, apgid, pgid))
+    r.check(tty_nr == r.pty.rdev, "%s: controlling terminal %#x, expected the pty %s (%#x)" % (
+        what, tty_nr, r.pty.name, r.pty.rdev))
+
+
+def _start_shell_job(r, pgrp="new"):
+    """shell_job00 as a job of a new JobShell on a new Pty; returns the shell."""
+    sh = r.job_shell(r.open_pty())
+    r.start(shell=sh, pgrp=pgrp)
+    _check_job_ids(r, r.pid, sh.pid, r.pid if pgrp == "new" else sh.pid, "the job")
+    line = b"shell_job00 before pid %d" % r.pid
+    r.check(r.pty.wait_for(line), "%r did not appear on the terminal" % line)
+    return sh
+
+
+def _finish_shell_job(r, pid):
+    line = b"shell_job00 after pid %d" % pid
+    r.check(r.pty.wait_for(line), "%r did not appear on the terminal" % line)
+
+
+def _no_task_left(r, pid, what):
+    """After a failed restore: no process with the dumped pid (a zombie we reap is gone)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    st = proc_starttime(pid)
+    if st is not None:
+        state, _ = proc_state(pid)
+        r.tracked.append((pid, st))
+        r.fail("%s left a task with pid %d behind (state %s)" % (what, pid, state))
+
+
+def _wait_running_untraced(r, pid, what, grace=2.0):
+    """Every thread of pid is untraced and not stopped (after a short grace)."""
+    end = time.monotonic() + grace
+    while True:
+        bad = []
+        tids = os.listdir("/proc/%d/task" % pid) if proc_starttime(pid) is not None else []
+        r.check(tids, "%s: task %d is gone" % (what, pid))
+        for tid in tids:
+            state, tracer = proc_state(int(tid))
+            if tracer != 0 or state in ("t", "T", "Z", "X", None):
+                bad.append("thread %s: state %s, tracer %s" % (tid, state, tracer))
+        if not bad:
+            return
+        if time.monotonic() > end:
+            r.fail("%s: task %d is not left running: %s" % (what, pid, "; ".join(bad)))
+        time.sleep(0.01)
+
+
+def _dump_shell_job(r, pgrp="new"):
+    """start shell_job00 in a first shell, dump it with -j, end that shell;
+    returns (imgdir, a second shell on the same pty)."""
+    sh1 = _start_shell_job(r, pgrp)
+    imgdir = r.dump(r.pid, ["-j"])
+    r.reap_dumped()
+    check_images(imgdir)
+    sh1.close()
+    return imgdir, r.job_shell(r.pty)
+
+
+@pytest.mark.parametrize("pgrp", ["new", "shell"], ids=["pgrp-leader", "shell-pgrp"])
+def test_shell_job(zdtm, pgrp):
+    """shell_job00 run as a job of a shell on a pty (leading its own process
+    group, or in the shell's), dump -j, restore -j -d from another shell on
+    the same pty with criu's stdin/stdout/stderr the pty: the task inherits
+    criu's session (and criu's process group unless it led its own), the pty
+    is its controlling terminal, and it passes"""
+    r = zdtm("shell_job00", timeout=60)
+    if NOCR:
+        _start_shell_job(r, pgrp)
+        r.sigterm_original()
+        _finish_shell_job(r, r.pid)
+        r.ok = True
+        return
+    imgdir, sh2 = _dump_shell_job(r, pgrp)
+    pid, _ = r.restore(imgdir, extra=["-j"], shell=sh2, tty=True)
+    _check_job_ids(r, pid, sh2.pid, pid if pgrp == "new" else r.criu_pid, "restored job")
+    r.finish_task(pid)
+    _finish_shell_job(r, pid)
+    r.ok = True
+
+
+def _restore_without_j(r):
+    """dump shell_job00 with -j, restore it without -j as a job of a shell on
+    the pty: must fail cleanly and leave no task; returns the stderr lines."""
+    imgdir, sh2 = _dump_shell_job(r)
+    rpid = r.dir / "restore-noj.pid"
+    rc = r.criu("restore-noj", ["restore", "-D", imgdir, "-d", "--pidfile", rpid, "-o", "restore-noj.log",
+                                "-v4"], log=imgdir / "restore-noj.log", shell=sh2)
+    lines = _check_failed_cleanly(r, rc, "restore-noj", "restore of a shell job without -j")
+    _no_task_left(r, r.pid, "restore without -j")
+    r.check(not (read_text(rpid) or "").strip(), "restore without -j wrote its pidfile")
+    r.check(len(lines) == 1, "expected a one-line error on stderr, got %d lines:\n%s" % (
+        len(lines), "\n".join(lines[:20])))
+    return lines
+
+
+def test_shell_job_restore_without_j(zdtm):
+    """restore of images holding a terminal without -j (from a shell on the
+    pty): non-zero exit, one error line, no task left"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("shell_job00", timeout=60)
+    _restore_without_j(r)
+    r.ok = True
+
+
+
+def test_shell_job_restore_without_j_message(zdtm):
+    """the error line of a restore without -j says it is about the terminal / --shell-job"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("shell_job00", timeout=60)
+    line = _restore_without_j(r)[0]
+    r.check(re.search(r"shell-job|terminal|tty", line),
+            "restore without -j: the error does not say it is about the terminal/--shell-job: %r" % line)
+    r.ok = True
+
+
+def test_shell_job_dump_without_j(zdtm):
+    """dump of a task on a terminal without -j: fails with one error line
+    naming the fd and --shell-job; the task runs on unchanged and passes"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("shell_job00", timeout=60)
+    _start_shell_job(r)
+    before = task_snapshot(r.pid)
+    imgdir = r.new_imgdir()
+    rc = r.criu("dump-noj", ["dump", "-t", r.pid, "-D", imgdir, "-o", "dump.log", "-v4"], log=imgdir / "dump.log")
+    lines = _check_failed_cleanly(r, rc, "dump-noj", "dump of a shell job without -j")
+    r.check(len(lines) == 1, "expected a one-line error on stderr, got %d lines:\n%s" % (
+        len(lines), "\n".join(lines[:20])))
+    r.check("--shell-job" in lines[0] and re.search(r"terminal|tty", lines[0], re.I)
+            and re.search(r"\bfd\s*[012]\b", lines[0]),
+            "the error does not name the terminal fd and --shell-job: %r" % lines[0])
+    r.check(proc_starttime(r.pid) == r.starttime, "the task died or was replaced")
+    _wait_running_untraced(r, r.pid, "after the failed dump")
+    diffs = snapshot_diff(before, task_snapshot(r.pid))
+    r.check(not diffs, "the failed dump changed the task:\n" + "\n".join(diffs))
+    r.sigterm_original()
+    _finish_shell_job(r, r.pid)
+    r.ok = True
+
+
 # ---------------------------------------------------------------- error cases
 
 
@@ -691,6 +1124,36 @@ def test_err_restore_pid_in_use(zdtm):
         if text.isdigit() and int(text) != r.pid:
             r.track(int(text))
             r.fail("a failed restore left a task %s behind" % text)
+    r.sigterm_original()
+    r.ok = True
+
+
+@pytest.mark.parametrize("kind", ["tcp", "unix"])
+def test_dump_fail_unchanged(zdtm, kind):
+    """unsupp_fd00 holds a socket criu can't dump: the dump fails with an
+    error naming the pid and the fd, and leaves the task exactly as it was
+    (running, untraced, same maps, signal state and fds); it still passes"""
+    r = zdtm("unsupp_fd00", timeout=60)
+    r.start(env={"ZDTM_UNSUPP_FD": kind})
+    if NOCR:
+        r.sigterm_original()
+        r.ok = True
+        return
+    before = task_snapshot(r.pid)
+    socks = [fd for fd, (link, _) in before["fds"].items() if link.startswith("socket:")]
+    r.check(len(socks) == (1 if kind == "tcp" else 2), "unexpected sockets: %s" % before["fds"])
+    r.check(len(before["threads"]) == 2, "expected 2 threads, got %s" % sorted(before["threads"]))
+    imgdir = r.new_imgdir()
+    rc = r.criu("dump-fail", ["dump", "-t", r.pid, "-D", imgdir, "-o", "dump.log", "-v4"], log=imgdir / "dump.log")
+    lines = _check_failed_cleanly(r, rc, "dump-fail", "dump of a task with a %s socket" % kind)
+    named = [l for l in lines if re.search(r"\b%d\b" % r.pid, l)
+             and re.search(r"\bfd\s*(%s)\b" % "|".join(map(str, socks)), l)]
+    r.check(named, "no error line names PID %d and its socket fd %s:\n%s" % (r.pid, socks, "\n".join(lines[:20])))
+    r.check(proc_starttime(r.pid) == r.starttime, "the task died or was replaced")
+    r.check(r.proc.poll() is None, "the task exited")
+    _wait_running_untraced(r, r.pid, "after the failed dump")
+    diffs = snapshot_diff(before, task_snapshot(r.pid))
+    r.check(not diffs, "the failed dump changed the task:\n" + "\n".join(diffs))
     r.sigterm_original()
     r.ok = True
 
