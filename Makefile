@@ -8,6 +8,7 @@ PYTHON ?= /usr/bin/python3
 BUILD := build
 PROTOS := $(wildcard images/*.proto)
 PB_C := $(patsubst images/%.proto,$(BUILD)/images/%.pb-c.c,$(PROTOS))
+PB_H := $(PB_C:.c=.h)
 PB_O := $(PB_C:.c=.o)
 CRIU_SRCS := $(wildcard criu/*.cpp)
 CRIU_OBJS := $(patsubst criu/%.cpp,$(BUILD)/criu/%.o,$(CRIU_SRCS))
@@ -36,10 +37,10 @@ $(BUILD)/images/%.pb-c.c $(BUILD)/images/%.pb-c.h: images/%.proto
 	@mkdir -p $(BUILD)/images
 	protoc-c --c_out=$(BUILD)/images -Iimages $<
 
-$(BUILD)/images/%.pb-c.o: $(BUILD)/images/%.pb-c.c
+$(BUILD)/images/%.pb-c.o: $(BUILD)/images/%.pb-c.c | $(PB_H)
 	$(CC) $(CFLAGS) $(CPPFLAGS) -c -o $@ $<
 
-$(BUILD)/criu/%.o: criu/%.cpp | $(PB_C)
+$(BUILD)/criu/%.o: criu/%.cpp | $(PB_H)
 	@mkdir -p $(BUILD)/criu
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) $(DEPFLAGS) -c -o $@ $<
 
@@ -76,4 +77,5 @@ clean:
 	@$(MAKE) -s -C test/zdtm clean
 
 .PHONY: all deps tests test install clean
+.SECONDARY: $(PB_C) $(PB_H)
 -include $(CRIU_OBJS:.o=.d)
