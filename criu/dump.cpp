@@ -35,55 +35,6 @@ constexpr int kNSig = 64;
 constexpr uint32_t kTaskAlive = 1;
 constexpr long kPtraceGetRseqConfig = 0x420f;
 
-// A page mapped inside the task for the results of injected syscalls; it is
-// unmapped again before the memory is dumped, or on any error.
-struct Scratch {
-	Seized &s;
-	pid_t tid;
-	uint64_t addr = 0;
-
-	~Scratch()
-	{
-		if (auto st = unmap(); !st)
-			pr_err("%s\n", st.error().msg.c_str());
-	}
-
-	Status map()
-	{
-		auto r = s.syscall(tid, SYS_mmap, 0, kPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-				   (uint64_t)-1, 0);
-		if (!r)
-			return r.error();
-		if (*r < 0 && *r > -4096)
-			return Error{strfmt("can't map a scratch page in PID %d: %s", s.pid(), strerror((int)-*r))};
-		addr = *r;
-		return {};
-	}
-	Status unmap()
-	{
-		if (!addr)
-			return {};
-		auto r = s.syscall(tid, SYS_munmap, addr, kPageSize);
-		addr = 0;
-		if (!r)
-			return r.error();
-		return {};
-	}
-	// Runs a syscall that writes len bytes at the scratch page, copies them out.
-	Status query(pid_t in_tid, long nr, uint64_t a1, uint64_t a2, uint64_t a3, void *out, size_t len,
-		     const char *what, long *ret = nullptr)
-	{
-		auto r = s.syscall(in_tid, nr, a1, a2, a3);
-		if (!r)
-			return r.error();
-		if (*r < 0 && *r > -4096)
-			return Error{strfmt("%s failed in thread %d: %s", what, in_tid, strerror((int)-*r))};
-		if (ret)
-			*ret = *r;
-		return len ? s.read_mem(addr, out, len) : Status();
-	}
-};
-
 // Finds a "syscall" instruction in the target's vdso for syscall injection.
 Status find_syscall_insn(Seized &s)
 {
@@ -213,14 +164,14 @@ struct Dumper {
 		tc->blk_sigset = *mask;
 
 		uint64_t ss[3];
-		TRY(sc.query(tid, SYS_sigaltstack, 0, sc.addr, 0, ss, sizeof(ss), "sigaltstack"));
+		TRY(sc.query(tid, SYS_sigaltstack, 0, sc.addr(), 0, ss, sizeof(ss), "sigaltstack"));
 		auto *sas = a.make<ThreadSasEntry>(THREAD_SAS_ENTRY__INIT);
 		sas->ss_sp = ss[0];
 		sas->ss_flags = (uint32_t)ss[1];
 		sas->ss_size = ss[2];
 		tc->sas = sas;
 		int32_t pdeath = 0;
-		TRY(sc.query(tid, SYS_prctl, PR_GET_PDEATHSIG, sc.addr, 0, &pdeath, 4, "PR_GET_PDEATHSIG"));
+		TRY(sc.query(tid, SYS_prctl, PR_GET_PDEATHSIG, sc.addr(), 0, &pdeath, 4, "PR_GET_PDEATHSIG"));
 		tc->has_pdeath_sig = true;
 		tc->pdeath_sig = pdeath;
 		long secbits = 0;
@@ -266,7 +217,7 @@ struct Dumper {
 	{
 		auto *ti = a.make<ThreadInfoX86>(THREAD_INFO_X86__INIT);
 		uint64_t clear_tid = 0;
-		TRY(sc.query(t.tid, SYS_prctl, PR_GET_TID_ADDRESS, sc.addr, 0, &clear_tid, 8, "PR_GET_TID_ADDRESS"));
+		TRY(sc.query(t.tid, SYS_prctl, PR_GET_TID_ADDRESS, sc.addr(), 0, &clear_tid, 8, "PR_GET_TID_ADDRESS"));
 		ti->clear_tid_addr = clear_tid;
 		ti->gpregs = regs_to_image(a, t.regs);
 		auto xs = s.xsave(t.tid);
@@ -321,7 +272,8 @@ struct Dumper {
 		}
 		for (auto *t : out) {
 			uint64_t its[4];
-			TRY(sc.query(pid, SYS_timer_gettime, t->it_id, sc.addr, 0, its, sizeof(its), "timer_gettime"));
+			TRY(sc.query(pid, SYS_timer_gettime, t->it_id, sc.addr(), 0, its, sizeof(its),
+				     "timer_gettime"));
 			t->isec = its[0], t->insec = its[1], t->vsec = its[2], t->vnsec = its[3];
 			long overrun = 0;
 			TRY(sc.query(pid, SYS_timer_getoverrun, t->it_id, 0, 0, nullptr, 0, "timer_getoverrun",
@@ -357,13 +309,13 @@ struct Dumper {
 		for (int sig = 1; sig <= kNSig; sig++) {
 			uint64_t k[4] = {};
 			if (sig != SIGKILL && sig != SIGSTOP) {
-				auto r = s.syscall(pid, SYS_rt_sigaction, sig, 0, sc.addr, sizeof(uint64_t));
+				auto r = s.syscall(pid, SYS_rt_sigaction, sig, 0, sc.addr(), sizeof(uint64_t));
 				if (!r)
 					return r.error();
 				if (*r < 0)
 					return Error{strfmt("rt_sigaction(%d) failed in PID %d: %s", sig, pid,
 							    strerror((int)-*r))};
-				TRY(s.read_mem(sc.addr, k, sizeof(k)));
+				TRY(s.read_mem(sc.addr(), k, sizeof(k)));
 			}
 			auto *e = a.make<SaEntry>(SA_ENTRY__INIT);
 			e->sigaction = k[0], e->flags = k[1], e->restorer = k[2], e->mask = k[3];
@@ -374,7 +326,7 @@ struct Dumper {
 		ItimerEntry **slot[3] = {&timers->real, &timers->virt, &timers->prof};
 		for (int w = 0; w < 3; w++) {
 			uint64_t it[4];
-			TRY(sc.query(pid, SYS_getitimer, w, sc.addr, 0, it, sizeof(it), "getitimer"));
+			TRY(sc.query(pid, SYS_getitimer, w, sc.addr(), 0, it, sizeof(it), "getitimer"));
 			auto *e = a.make<ItimerEntry>(ITIMER_ENTRY__INIT);
 			e->isec = it[0], e->iusec = it[1], e->vsec = it[2], e->vusec = it[3];
 			*slot[w] = e;
@@ -401,7 +353,7 @@ struct Dumper {
 		tc->signals_s = signal_queue(a, *shared);
 
 		int32_t subreaper = 0;
-		TRY(sc.query(pid, SYS_prctl, PR_GET_CHILD_SUBREAPER, sc.addr, 0, &subreaper, 4,
+		TRY(sc.query(pid, SYS_prctl, PR_GET_CHILD_SUBREAPER, sc.addr(), 0, &subreaper, 4,
 			     "PR_GET_CHILD_SUBREAPER"));
 		tc->has_child_subreaper = true;
 		tc->child_subreaper = subreaper;
@@ -472,7 +424,7 @@ struct Dumper {
 	{
 		pid_t pid = s.pid();
 		TRY(find_syscall_insn(s));
-		Scratch sc{s, pid};
+		Scratch sc(s, pid);
 		TRY(sc.map());
 		FileTable files;
 		auto tcore = task_core(sc);

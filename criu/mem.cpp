@@ -107,11 +107,93 @@ bool page_wanted(const VmaClass &c, uint64_t pm)
 	return pm & (kPmPresent | kPmSwap);
 }
 
+// Moves pages out of the frozen task without copying them through criu: the
+// task vmsplice()s them into a pipe (an injected syscall; the pipe holds
+// references to its pages), criu splice()s the pipe into the pages image.
+// One copy (into the page cache) instead of two. Pipes are at most
+// pipe-max-size (1 MiB unless CAP_SYS_RESOURCE), so this goes in steps.
+class PipeTransport
+{
+public:
+	explicit PipeTransport(Seized &s) : s_(s), sc_(s, s.pid()) {}
+	PipeTransport(const PipeTransport &) = delete;
+	~PipeTransport()
+	{
+		if (auto st = close(); !st)
+			pr_err("%s\n", st.error().msg.c_str());
+	}
+
+	Status open()
+	{
+		pid_t pid = s_.pid();
+		TRY(sc_.map());
+		int32_t fds[2];
+		TRY(sc_.query(pid, SYS_pipe2, sc_.addr(), O_NONBLOCK | O_CLOEXEC, 0, fds, sizeof(fds), "pipe2"));
+		tfd_[0] = fds[0];
+		tfd_[1] = fds[1];
+		Fd pidfd(syscall(SYS_pidfd_open, pid, 0));
+		if (!pidfd.valid())
+			return sys_error("pidfd_open(%d)", pid);
+		rd_.reset(syscall(SYS_pidfd_getfd, pidfd.get(), tfd_[0], 0));
+		if (!rd_.valid())
+			return sys_error("can't take the pipe of PID %d", pid);
+		int cap = fcntl(rd_.get(), F_SETPIPE_SZ, 1 << 20);
+		if (cap < 0)
+			cap = fcntl(rd_.get(), F_GETPIPE_SZ);
+		if (cap < (int)kPageSize)
+			return sys_error("can't size the pipe of PID %d", pid);
+		cap_ = cap;
+		return {};
+	}
+
+	size_t capacity() const { return cap_; }
+	static constexpr size_t kMaxIov = kPageSize / sizeof(iovec);
+
+	// iov: at most kMaxIov entries, bytes at most capacity().
+	Status move(const iovec *iov, size_t n, size_t bytes, int out)
+	{
+		TRY(s_.write_mem(sc_.addr(), iov, n * sizeof(iovec)));
+		auto r = s_.syscall(s_.pid(), SYS_vmsplice, tfd_[1], sc_.addr(), n, SPLICE_F_NONBLOCK);
+		if (!r)
+			return r.error();
+		if (*r != (long)bytes)
+			return Error{strfmt("vmsplice in PID %d moved %ld of %zu bytes", s_.pid(), *r, bytes)};
+		for (size_t left = bytes; left;) {
+			ssize_t m = splice(rd_.get(), nullptr, out, nullptr, left, SPLICE_F_MOVE);
+			if (m <= 0)
+				return sys_error("can't splice pages of PID %d into the image", s_.pid());
+			left -= m;
+		}
+		return {};
+	}
+
+	Status close()
+	{
+		for (int &fd : tfd_) {
+			if (fd < 0)
+				continue;
+			auto r = s_.syscall(s_.pid(), SYS_close, fd);
+			fd = -1;
+			if (!r)
+				return r.error();
+		}
+		rd_.reset();
+		return sc_.unmap();
+	}
+
+private:
+	Seized &s_;
+	Scratch sc_;
+	int tfd_[2] = {-1, -1};
+	Fd rd_;
+	size_t cap_ = 0;
+};
+
 class PageDumper
 {
 public:
-	PageDumper(pid_t pid, ImageWriter &pagemap, ImageWriter &pages, MemStats &st)
-	    : pid_(pid), pagemap_(pagemap), pages_(pages), st_(st)
+	PageDumper(pid_t pid, ImageWriter &pagemap, ImageWriter &pages, MemStats &st, PipeTransport *pipe)
+	    : pid_(pid), pagemap_(pagemap), pages_(pages), st_(st), pipe_(pipe)
 	{
 	}
 
@@ -150,7 +232,7 @@ public:
 				return sys_error("SEEK_HOLE on %s", path.c_str());
 			uint64_t from = (uint64_t)data & ~(kPageSize - 1);
 			uint64_t to = std::min<uint64_t>(end, ((uint64_t)hole + kPageSize - 1) & ~(kPageSize - 1));
-			TRY(flush(v.start + (from - begin), (to - from) / kPageSize));
+			TRY(flush(v.start + (from - begin), (to - from) / kPageSize, v.prot & PROT_READ));
 			off = to;
 		}
 		st_.pages_scanned += (v.end - v.start) / kPageSize;
@@ -176,7 +258,7 @@ public:
 						run_len++;
 						continue;
 					}
-					TRY(flush(run_start, run_len));
+					TRY(flush(run_start, run_len, v.prot & PROT_READ));
 					run_start = addr;
 					run_len = 1;
 				}
@@ -184,11 +266,11 @@ public:
 			st_.pages_scanned += n;
 			done += n;
 		}
-		return flush(run_start, run_len);
+		return flush(run_start, run_len, v.prot & PROT_READ);
 	}
 
 private:
-	Status flush(uint64_t start, uint64_t npages)
+	Status flush(uint64_t start, uint64_t npages, bool readable = true)
 	{
 		if (!npages)
 			return {};
@@ -199,6 +281,21 @@ private:
 		e.flags = kPePresent;
 		TRY(pagemap_.write(&e.base));
 		uint64_t len = npages * kPageSize;
+		if (!readable) {
+			// vmsplice and process_vm_readv need PROT_READ; /proc/PID/mem
+			// reads through FOLL_FORCE.
+			TRY(drain());
+			for (uint64_t off = 0; off < len;) {
+				size_t n = std::min<uint64_t>(len - off, kChunk);
+				if (pread(mem_.get(), buf_.get(), n, start + off) != (ssize_t)n)
+					return sys_error("can't read memory of PID %d at %lx", pid_,
+							 (unsigned long)(start + off));
+				TRY(pages_.write_raw(buf_.get(), n));
+				off += n;
+			}
+			st_.pages_written += npages;
+			return {};
+		}
 		for (uint64_t off = 0; off < len;) {
 			size_t n = std::min<uint64_t>(len - off, kChunk);
 			if (batch_bytes_ + n > kChunk || batch_.size() == kMaxIov)
@@ -218,17 +315,16 @@ public:
 	{
 		if (batch_.empty())
 			return {};
+		if (pipe_) {
+			TRY(drain_pipe());
+			batch_.clear();
+			batch_bytes_ = 0;
+			return {};
+		}
 		iovec local = {buf_.get(), batch_bytes_};
 		ssize_t r = process_vm_readv(pid_, &local, 1, batch_.data(), batch_.size(), 0);
-		if (r != (ssize_t)batch_bytes_) {
-			// Pages without PROT_READ: /proc/PID/mem reads them (FOLL_FORCE).
-			char *p = static_cast<char *>(buf_.get());
-			for (auto &io : batch_) {
-				if (pread(mem_.get(), p, io.iov_len, (uint64_t)io.iov_base) != (ssize_t)io.iov_len)
-					return sys_error("can't read memory of PID %d at %p", pid_, io.iov_base);
-				p += io.iov_len;
-			}
-		}
+		if (r != (ssize_t)batch_bytes_)
+			return sys_error("can't read memory of PID %d", pid_);
 		TRY(pages_.write_raw(buf_.get(), batch_bytes_));
 		batch_.clear();
 		batch_bytes_ = 0;
@@ -236,6 +332,31 @@ public:
 	}
 
 private:
+	// The batch in steps that fit the pipe and the iovec page.
+	Status drain_pipe()
+	{
+		TRY(pages_.write_raw(nullptr, 0));  // flush buffered bytes first
+		std::vector<iovec> step;
+		size_t bytes = 0, cap = pipe_->capacity();
+		for (auto io : batch_) {
+			while (io.iov_len) {
+				size_t n = std::min(io.iov_len, cap - bytes);
+				step.push_back({io.iov_base, n});
+				bytes += n;
+				io.iov_base = static_cast<char *>(io.iov_base) + n;
+				io.iov_len -= n;
+				if (bytes == cap || step.size() == PipeTransport::kMaxIov) {
+					TRY(pipe_->move(step.data(), step.size(), bytes, pages_.fd()));
+					step.clear();
+					bytes = 0;
+				}
+			}
+		}
+		if (!step.empty())
+			TRY(pipe_->move(step.data(), step.size(), bytes, pages_.fd()));
+		return {};
+	}
+
 	static constexpr size_t kMaxIov = 1024;
 	std::vector<iovec> batch_;
 	size_t batch_bytes_ = 0;
@@ -244,6 +365,7 @@ private:
 	MemStats &st_;
 	Fd pm_, mem_;
 	Mapping buf_;
+	PipeTransport *pipe_;
 };
 
 Result<std::vector<uint64_t>> read_auxv(pid_t pid)
@@ -312,7 +434,12 @@ Result<MemStats> dump_memory(Seized &s, const ImageDir &dir, FileTable &files, c
 	PagemapHead head = PAGEMAP_HEAD__INIT;
 	head.pages_id = 1;
 	TRY(pagemap->write(&head.base));
-	PageDumper pd(pid, *pagemap, *pages, st);
+	// The VMA list is taken: the transport's scratch page and pipe may come now.
+	PipeTransport pipe(s);
+	auto pst = pipe.open();
+	if (!pst)
+		pr_info("PID %d: no vmsplice transport (%s), reading pages directly\n", pid, pst.error().msg.c_str());
+	PageDumper pd(pid, *pagemap, *pages, st, pst ? &pipe : nullptr);
 	TRY(pd.open());
 
 	std::vector<VmaEntry *> out;
@@ -354,6 +481,7 @@ Result<MemStats> dump_memory(Seized &s, const ImageDir &dir, FileTable &files, c
 	mm.n_vmas = out.size();
 	mm.vmas = out.data();
 	TRY(pd.drain());
+	TRY(pipe.close());
 	TRY(pagemap->close());
 	TRY(pages->close());
 	TRY(write_one(dir, strfmt("mm-%d.img", pid), MM_MAGIC, &mm.base));

@@ -2,7 +2,9 @@
 
 #include <elf.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 
@@ -249,6 +251,48 @@ void Seized::kill_task()
 		if (t.tid != pid_)
 			reap(t.tid);
 	reap(pid_);
+}
+
+Scratch::~Scratch()
+{
+	if (auto st = unmap(); !st)
+		pr_err("%s\n", st.error().msg.c_str());
+}
+
+Status Scratch::map()
+{
+	auto r = s_.syscall(tid_, SYS_mmap, 0, kPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			    (uint64_t)-1, 0);
+	if (!r)
+		return r.error();
+	if (*r < 0 && *r > -4096)
+		return Error{strfmt("can't map a scratch page in PID %d: %s", s_.pid(), strerror((int)-*r))};
+	addr_ = *r;
+	return {};
+}
+
+Status Scratch::unmap()
+{
+	if (!addr_)
+		return {};
+	auto r = s_.syscall(tid_, SYS_munmap, addr_, kPageSize);
+	addr_ = 0;
+	if (!r)
+		return r.error();
+	return {};
+}
+
+Status Scratch::query(pid_t in_tid, long nr, uint64_t a1, uint64_t a2, uint64_t a3, void *out, size_t len,
+		      const char *what, long *ret)
+{
+	auto r = s_.syscall(in_tid, nr, a1, a2, a3);
+	if (!r)
+		return r.error();
+	if (*r < 0 && *r > -4096)
+		return Error{strfmt("%s failed in thread %d: %s", what, in_tid, strerror((int)-*r))};
+	if (ret)
+		*ret = *r;
+	return len ? s_.read_mem(addr_, out, len) : Status();
 }
 
 }  // namespace criu

@@ -71,4 +71,27 @@ private:
 	SeizedThread *thread(pid_t tid);
 };
 
+// A page mapped inside the task for the results (and arguments) of injected
+// syscalls. Unmapped by unmap() or the destructor, so an error path leaves
+// nothing behind in the task.
+class Scratch
+{
+public:
+	Scratch(Seized &s, pid_t tid) : s_(s), tid_(tid) {}
+	Scratch(const Scratch &) = delete;
+	~Scratch();
+	Status map();
+	Status unmap();
+	uint64_t addr() const { return addr_; }
+	// Runs a syscall in in_tid; on success copies len bytes of the scratch
+	// page to out and stores the return value in *ret.
+	Status query(pid_t in_tid, long nr, uint64_t a1, uint64_t a2, uint64_t a3, void *out, size_t len,
+		     const char *what, long *ret = nullptr);
+
+private:
+	Seized &s_;
+	pid_t tid_;
+	uint64_t addr_ = 0;
+};
+
 }  // namespace criu
