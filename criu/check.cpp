@@ -36,7 +36,7 @@ bool have_cap_sys_admin()
 
 }  // namespace
 
-int cmd_check(const Options &)
+bool check_kernel(FILE *out)
 {
 	const Probe probes[] = {
 	    {"CAP_SYS_ADMIN", "clone3 with set_tid, PR_SET_MM_MAP with exe_fd", have_cap_sys_admin},
@@ -78,13 +78,21 @@ int cmd_check(const Options &)
 		bool ok = p.run();
 		if (!ok)
 			missing++;
-		printf("%-32s %s%s%s\n", p.name, ok ? "ok" : "MISSING", ok ? "" : " - needed for ",
-		       ok ? "" : p.needed_for);
+		if (out)
+			fprintf(out, "%-32s %s%s%s\n", p.name, ok ? "ok" : "MISSING", ok ? "" : " - needed for ",
+				ok ? "" : p.needed_for);
+		if (!ok)
+			pr_err("kernel feature %s is missing (needed for %s)\n", p.name, p.needed_for);
 	}
-	if (missing) {
-		printf("%d feature(s) missing: dump or restore will fail\n", missing);
+	if (out && missing)
+		fprintf(out, "%d feature(s) missing: dump or restore will fail\n", missing);
+	return missing == 0;
+}
+
+int cmd_check(const Options &)
+{
+	if (!check_kernel(stdout))
 		return 1;
-	}
 	printf("Looks good.\n");
 	return 0;
 }

@@ -500,43 +500,40 @@ struct Dumper {
 
 }  // namespace
 
-int cmd_dump(const Options &o)
+Status dump_task(const Options &o)
 {
-	if (o.pid <= 0) {
-		pr_err("dump: a PID is needed (-t PID)\n");
-		return 1;
-	}
+	if (o.pid <= 0)
+		return Error{"dump: a PID is needed (-t PID)"};
 	auto dir = ImageDir::open(o.images_dir, true);
-	if (!dir) {
-		pr_err("%s\n", dir.error().msg.c_str());
-		return 1;
-	}
+	if (!dir)
+		return dir.error();
 	timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pr_info("Dumping PID %d into %s\n", o.pid, o.images_dir.c_str());
+	TRY(notify(o, "pre-dump", o.pid));
 	auto s = Seized::seize(o.pid);
-	if (!s) {
-		pr_err("%s\n", s.error().msg.c_str());
-		return 1;
-	}
+	if (!s)
+		return s.error();
 	Dumper d{o, *s, *dir};
-	auto st = d.run();
-	if (!st) {
-		pr_err("dump of PID %d failed: %s\n", o.pid, st.error().msg.c_str());
-		return 1;  // ~Seized detaches: the task runs on unchanged
-	}
-	if (o.leave_running) {
-		auto dst = s->detach();
-		if (!dst) {
-			pr_err("%s\n", dst.error().msg.c_str());
-			return 1;
-		}
-	} else {
+	if (auto st = d.run(); !st)  // ~Seized detaches: the task runs on unchanged
+		return Error{strfmt("dump of PID %d failed: %s", o.pid, st.error().msg.c_str())};
+	TRY(notify(o, "post-dump", o.pid));
+	if (o.leave_running)
+		TRY(s->detach());
+	else
 		s->kill_task();
-	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	pr_info("Dumping finished successfully in %.3f ms\n",
 		(t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+	return {};
+}
+
+int cmd_dump(const Options &o)
+{
+	if (auto st = dump_task(o); !st) {
+		pr_err("%s\n", st.error().msg.c_str());
+		return 1;
+	}
 	return 0;
 }
 

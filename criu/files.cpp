@@ -439,13 +439,17 @@ namespace
 {
 
 struct Opener {
-	Opener(const RestoredFiles &r, bool sj) : rf(r), shell_job(sj) {}
+	Opener(const RestoredFiles &r, bool sj, const std::map<std::string, int> *inh = nullptr)
+	    : rf(r), shell_job(sj), inherited(inh)
+	{
+	}
 	Opener(const Opener &) = delete;
 	// On an error path too: no helper fd stays open, no ghost stays linked.
 	~Opener() { close_all(); }
 
 	const RestoredFiles &rf;
 	bool shell_job;
+	const std::map<std::string, int> *inherited;
 	std::map<uint32_t, int> pipe_ends[2];  // pipe_id -> read/write end
 	std::vector<std::string> unlink_after;
 	std::map<uint32_t, std::string> ghost_paths;
@@ -544,8 +548,33 @@ struct Opener {
 		return n;
 	}
 
+	// The --inherit-fd replacement of f, or -1.
+	int inherited_fd(const FileEntry &f) const
+	{
+		if (!inherited)
+			return -1;
+		std::vector<std::string> keys;
+		if (f.type == FD_TYPES__PIPE)
+			keys.push_back(strfmt("pipe[%u]", f.pipe->pipe_id));
+		if (f.type == FD_TYPES__REG) {
+			keys.emplace_back(f.reg->name);
+			if (f.reg->name[0] == '/')
+				keys.emplace_back(f.reg->name + 1);
+		}
+		for (auto &k : keys)
+			if (auto it = inherited->find(k); it != inherited->end())
+				return it->second;
+		return -1;
+	}
+
 	Result<int> open_file(const FileEntry &f)
 	{
+		if (int fd = inherited_fd(f); fd >= 0) {
+			int n = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+			if (n < 0)
+				return sys_error("can't dup inherited fd %d", fd);
+			return n;
+		}
 		switch (f.type) {
 		case FD_TYPES__REG:
 			return open_reg(f.id, *f.reg, f.reg->flags);
@@ -597,9 +626,10 @@ Result<int> open_file_entry(const RestoredFiles &rf, uint32_t id, int flags)
 	return fd;
 }
 
-Status restore_fds(const RestoredFiles &rf, bool shell_job, int min_service_fd)
+Status restore_fds(const RestoredFiles &rf, bool shell_job, int min_service_fd,
+		   const std::map<std::string, int> &inherited)
 {
-	Opener o{rf, shell_job};
+	Opener o{rf, shell_job, &inherited};
 	std::map<uint32_t, int> by_id;	// one open file description per id
 	std::set<int> targets;
 	for (auto &e : rf.fds) {

@@ -25,6 +25,10 @@ void init(int verbosity, const std::string &path, bool log_pid)
 	g_level = verbosity;
 	g_pid = log_pid;
 	gettimeofday(&g_start, nullptr);
+	if (g_fd != STDERR_FILENO) {
+		close(g_fd);
+		g_fd = STDERR_FILENO;
+	}
 	if (!path.empty() && path != "-") {
 		int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
 		if (fd < 0)
@@ -52,6 +56,11 @@ void set_fd(int fd)
 const std::string &first_error()
 {
 	return g_first_error;
+}
+
+void reset_first_error()
+{
+	g_first_error.clear();
 }
 
 void print(Level lvl, const char *fmt, ...)

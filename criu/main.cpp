@@ -23,7 +23,6 @@ namespace
 // refused with a clear message rather than silently ignored.
 const char *const kUnsupported[] = {
     "action-script",
-    "address",
     "auto-dedup",
     "cgroup-dump-controller",
     "cgroup-props",
@@ -32,7 +31,6 @@ const char *const kUnsupported[] = {
     "cgroup-yard",
     "config",
     "cpu-cap",
-    "daemon",
     "display-stats",
     "empty-ns",
     "enable-fs",
@@ -45,7 +43,6 @@ const char *const kUnsupported[] = {
     "force-irmap",
     "freeze-cgroup",
     "ghost-limit",
-    "inherit-fd",
     "irmap-scan-path",
     "join-ns",
     "lazy-pages",
@@ -89,6 +86,8 @@ void usage()
 	       "  criu dump -t PID -D DIR [<options>]\n"
 	       "  criu restore -D DIR [<options>]\n"
 	       "  criu check\n"
+	       "  criu service [--address PATH] [--daemon] [--pidfile FILE]\n"
+	       "  criu swrk FD\n"
 	       "\n"
 	       "Options:\n"
 	       "  -t|--tree PID            checkpoint the process PID (with all its threads)\n"
@@ -100,7 +99,10 @@ void usage()
 	       "  -j|--shell-job           the task uses the terminal of the shell it runs in\n"
 	       "  -R|--leave-running       leave the task running after dump\n"
 	       "  -d|--restore-detached    do not wait for the restored task\n"
-	       "  --pidfile FILE           write the restored task's PID to FILE\n"
+	       "  --pidfile FILE           write the restored task's PID (service: its own PID) to FILE\n"
+	       "  --inherit-fd fd[N]:RES   restore the file RES (pipe[INODE] or a path) as criu's fd N\n"
+	       "  --address PATH           service socket (default criu_service.socket)\n"
+	       "  --daemon                 service: detach into the background\n"
 	       "  -V|--version             print the version\n"
 	       "  -h|--help                this text\n");
 }
@@ -109,15 +111,26 @@ void usage()
 
 bool parse_options(int argc, char **argv, Options &o)
 {
-	enum { kLogPid = 1000, kPidfile, kUnsup };
+	enum { kLogPid = 1000, kPidfile, kAddress, kDaemon, kInheritFd, kUnsup };
+	// clang-format off
 	std::vector<option> longopts = {
-	    {"tree", required_argument, nullptr, 't'},	     {"images-dir", required_argument, nullptr, 'D'},
-	    {"work-dir", required_argument, nullptr, 'W'},   {"log-file", required_argument, nullptr, 'o'},
-	    {"verbosity", optional_argument, nullptr, 'v'},  {"log-pid", no_argument, nullptr, kLogPid},
-	    {"shell-job", no_argument, nullptr, 'j'},	     {"leave-running", no_argument, nullptr, 'R'},
-	    {"restore-detached", no_argument, nullptr, 'd'}, {"pidfile", required_argument, nullptr, kPidfile},
-	    {"version", no_argument, nullptr, 'V'},	     {"help", no_argument, nullptr, 'h'},
+		{"tree", required_argument, nullptr, 't'},
+		{"images-dir", required_argument, nullptr, 'D'},
+		{"work-dir", required_argument, nullptr, 'W'},
+		{"log-file", required_argument, nullptr, 'o'},
+		{"verbosity", optional_argument, nullptr, 'v'},
+		{"log-pid", no_argument, nullptr, kLogPid},
+		{"shell-job", no_argument, nullptr, 'j'},
+		{"leave-running", no_argument, nullptr, 'R'},
+		{"restore-detached", no_argument, nullptr, 'd'},
+		{"pidfile", required_argument, nullptr, kPidfile},
+		{"address", required_argument, nullptr, kAddress},
+		{"daemon", no_argument, nullptr, kDaemon},
+		{"inherit-fd", required_argument, nullptr, kInheritFd},
+		{"version", no_argument, nullptr, 'V'},
+		{"help", no_argument, nullptr, 'h'},
 	};
+	// clang-format on
 	for (const char *name : kUnsupported)
 		longopts.push_back({name, optional_argument, nullptr, kUnsup});
 	longopts.push_back({nullptr, 0, nullptr, 0});
@@ -176,6 +189,22 @@ bool parse_options(int argc, char **argv, Options &o)
 		case kPidfile:
 			o.pidfile = optarg;
 			break;
+		case kAddress:
+			o.address = optarg;
+			break;
+		case kDaemon:
+			o.daemon = true;
+			break;
+		case kInheritFd: {
+			// fd[N]:resource
+			int fd, n = 0;
+			if (sscanf(optarg, "fd[%d]:%n", &fd, &n) != 1 || n == 0 || !optarg[n] || fd < 0) {
+				fprintf(stderr, "Error: --inherit-fd wants fd[N]:resource, not '%s'\n", optarg);
+				return false;
+			}
+			o.inherit_fds.emplace_back(optarg + n, fd);
+			break;
+		}
 		case 'V':
 			printf("Version: %s\n", CRIU_VERSION);
 			exit(0);
@@ -198,6 +227,16 @@ bool parse_options(int argc, char **argv, Options &o)
 		return false;
 	}
 	o.command = argv[optind];
+	if (o.command == "swrk" && optind + 1 < argc) {
+		char *end;
+		long fd = strtol(argv[optind + 1], &end, 10);
+		if (*end || fd < 0) {
+			fprintf(stderr, "Error: swrk wants a socket fd, not '%s'\n", argv[optind + 1]);
+			return false;
+		}
+		o.swrk_fd = fd;
+		optind++;
+	}
 	if (optind + 1 < argc) {
 		fprintf(stderr, "Error: unexpected argument '%s'\n", argv[optind + 1]);
 		return false;
@@ -225,7 +264,11 @@ int main(int argc, char **argv)
 		return cmd_restore(o);
 	if (o.command == "check")
 		return cmd_check(o);
-	const char *later[] = {"pre-dump", "page-server", "service", "swrk", "dedup", "lazy-pages", "cpuinfo"};
+	if (o.command == "service")
+		return cmd_service(o);
+	if (o.command == "swrk")
+		return cmd_swrk(o);
+	const char *later[] = {"pre-dump", "page-server", "dedup", "lazy-pages", "cpuinfo"};
 	for (const char *c : later)
 		if (o.command == c) {
 			fprintf(stderr, "Error: command '%s' is not supported by this criu yet\n", c);

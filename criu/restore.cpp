@@ -205,6 +205,7 @@ private:
 	int dir_fd_ = -1;
 	int pages_fd_ = -1, exe_fd_ = -1;
 	std::vector<int> close_fds_;
+	std::map<std::string, int> inherited_;	// --inherit-fd, moved to service fds
 	uint64_t region_ = 0, region_len_ = 0, args_addr_ = 0, stack_top_ = 0;
 };
 
@@ -242,6 +243,14 @@ Status ChildSide::move_service_fds()
 	report_fd_ = r;
 	dir_fd_ = d;
 	close_fds_.push_back(d);
+	for (auto &[key, fd] : o_.inherit_fds) {
+		int n = fcntl(fd, F_DUPFD, next_service_fd_);
+		if (n < 0)
+			return sys_error("--inherit-fd: fd %d is not open", fd);
+		next_service_fd_ = n + 1;
+		close_fds_.push_back(n);
+		inherited_[key] = n;
+	}
 	int logfd = log::fd();
 	if (logfd > 2) {
 		int l = fcntl(logfd, F_DUPFD_CLOEXEC, next_service_fd_);
@@ -560,7 +569,7 @@ Status ChildSide::run()
 {
 	TRY(move_service_fds());
 	TRY(session());
-	TRY(restore_fds(ti_.files, o_.shell_job, min_service_fd_));
+	TRY(restore_fds(ti_.files, o_.shell_job, min_service_fd_, inherited_));
 	TRY(open_memory_fds());
 	const FileEntry *cwd = ti_.files.find(ti_.fs->cwd_id);
 	const FileEntry *root = ti_.files.find(ti_.fs->root_id);
@@ -757,10 +766,13 @@ Status Tracer::finish(const ChildReport &rep)
 	return {};
 }
 
-pid_t clone_with_pid(pid_t pid)
+// As a sibling (CLONE_PARENT), the task becomes a child of whoever runs
+// criu: that is what `criu swrk` clients ask for with rst_sibling.
+pid_t clone_with_pid(pid_t pid, bool sibling)
 {
 	clone_args ca{};
-	ca.exit_signal = SIGCHLD;
+	ca.flags = sibling ? CLONE_PARENT : 0;
+	ca.exit_signal = sibling ? 0 : SIGCHLD;
 	int64_t tid = pid;
 	ca.set_tid = (uint64_t)&tid;
 	ca.set_tid_size = 1;
@@ -784,45 +796,39 @@ Status write_pidfile(const std::string &path, pid_t pid)
 
 }  // namespace
 
-int cmd_restore(const Options &o)
+Result<pid_t> restore_task(const Options &o)
 {
 	timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	auto dir = ImageDir::open(o.images_dir, false);
-	if (!dir) {
-		pr_err("%s\n", dir.error().msg.c_str());
-		return 1;
-	}
+	if (!dir)
+		return dir.error();
 	auto ti = read_images(*dir);
-	if (!ti) {
-		pr_err("%s\n", ti.error().msg.c_str());
-		return 1;
-	}
-	if (auto st = check_ids_free(*ti); !st) {
-		pr_err("%s\n", st.error().msg.c_str());
-		return 1;
-	}
+	if (!ti)
+		return ti.error();
+	TRY(check_ids_free(*ti));
 	pr_info("Images read in %.3f ms; restoring PID %d (%zu thread(s), %zu VMAs, %llu bytes of pages)\n",
 		ms_since(t0), ti->pid, ti->cores.size(), ti->mem.vmas.size(), (unsigned long long)ti->mem.pages_bytes);
+	TRY(notify(o, "pre-restore", 0));
 
 	int rep_pipe[2], go_pipe[2];
-	if (pipe2(rep_pipe, O_CLOEXEC) < 0 || pipe2(go_pipe, O_CLOEXEC) < 0) {
-		pr_err("can't create pipes: %s\n", strerror(errno));
-		return 1;
-	}
-	pid_t pid = clone_with_pid(ti->pid);
-	if (pid < 0) {
-		pr_err("can't create PID %d: %s\n", ti->pid, strerror(errno));
-		return 1;
-	}
+	if (pipe2(rep_pipe, O_CLOEXEC) < 0)
+		return sys_error("can't create a pipe");
+	Fd rep_fd(rep_pipe[0]), rep_child(rep_pipe[1]);
+	if (pipe2(go_pipe, O_CLOEXEC) < 0)
+		return sys_error("can't create a pipe");
+	Fd go_child(go_pipe[0]), go_fd(go_pipe[1]);
+	pid_t pid = clone_with_pid(ti->pid, o.restore_sibling);
+	if (pid < 0)
+		return sys_error("can't create PID %d", ti->pid);
 	if (pid == 0) {
-		::close(rep_pipe[0]);
-		::close(go_pipe[1]);
+		rep_fd.reset();
+		go_fd.reset();
 		char go;
-		if (read(go_pipe[0], &go, 1) != 1)
+		if (read(go_child.get(), &go, 1) != 1)
 			_exit(1);
-		::close(go_pipe[0]);
-		ChildSide cs(o, *dir, *ti, rep_pipe[1]);
+		go_child.reset();
+		ChildSide cs(o, *dir, *ti, rep_child.release());
 		auto st = cs.run();
 		ChildReport rep{};
 		snprintf(rep.error, sizeof(rep.error), "%s", st.error().msg.c_str());
@@ -830,16 +836,15 @@ int cmd_restore(const Options &o)
 		(void)w;
 		_exit(1);
 	}
-	::close(rep_pipe[1]);
-	::close(go_pipe[0]);
-	Fd rep_fd(rep_pipe[0]), go_fd(go_pipe[1]);
-	auto fail = [&](const Error &e) {
-		pr_err("restore of PID %d failed: %s\n", ti->pid, e.msg.c_str());
+	rep_child.reset();
+	go_child.reset();
+	// From here on a failure kills what was created: nothing half-restored.
+	auto fail = [&](const Error &e) -> Error {
 		kill(pid, SIGKILL);
 		int status;
-		while (waitpid(-1, &status, __WALL) > 0)
+		while (waitpid(pid, &status, __WALL) > 0 || errno == EINTR)
 			;
-		return 1;
+		return Error{strfmt("restore of PID %d failed: %s", ti->pid, e.msg.c_str())};
 	};
 	if (ptrace(PTRACE_SEIZE, pid, nullptr,
 		   (void *)(long)(PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD)) < 0)
@@ -852,15 +857,29 @@ int cmd_restore(const Options &o)
 		return fail(st.error());
 	if (auto st = tr.wait_traps(rep); !st)
 		return fail(st.error());
+	if (auto st = notify(o, "post-restore", pid); !st)
+		return fail(st.error());
 	if (auto st = tr.finish(rep); !st)
 		return fail(st.error());
 	pr_info("Restore finished successfully in %.3f ms\n", ms_since(t0));
-	if (auto st = write_pidfile(o.pidfile, pid); !st)
+	if (auto st = notify(o, "post-resume", pid); !st)
+		pr_warn("%s\n", st.error().msg.c_str());
+	return pid;
+}
+
+int cmd_restore(const Options &o)
+{
+	auto pid = restore_task(o);
+	if (!pid) {
+		pr_err("%s\n", pid.error().msg.c_str());
+		return 1;
+	}
+	if (auto st = write_pidfile(o.pidfile, *pid); !st)
 		pr_err("%s\n", st.error().msg.c_str());
 	if (o.restore_detached)
 		return 0;
 	int status;
-	while (waitpid(pid, &status, 0) < 0)
+	while (waitpid(*pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return 1;
 	if (WIFSIGNALED(status))

@@ -60,8 +60,11 @@ struct RestoredFiles {
 Result<RestoredFiles> read_files(const ImageDir &dir, uint32_t files_id);
 // Opens a file entry for a mapping or exe_fd (in the restoring task).
 Result<int> open_file_entry(const RestoredFiles &rf, uint32_t id, int flags);
-// Opens every fd and places it at its number; fds listed in keep survive.
-// Runs in the restored task before the memory switch.
-Status restore_fds(const RestoredFiles &rf, bool shell_job, int min_service_fd);
+// Opens every fd and places it at its number. A file whose resource key
+// ("pipe[INODE]" or its path, with or without the leading '/') is in
+// inherited takes that fd instead (--inherit-fd). Runs in the restored task
+// before the memory switch.
+Status restore_fds(const RestoredFiles &rf, bool shell_job, int min_service_fd,
+		   const std::map<std::string, int> &inherited);
 
 }  // namespace criu

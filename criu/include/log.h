@@ -17,6 +17,8 @@ void set_fd(int fd);
 void print(Level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // The first error printed, for callers that must report one line.
 const std::string &first_error();
+// Forget it: a service worker starts each request afresh.
+void reset_first_error();
 
 }  // namespace criu::log
 

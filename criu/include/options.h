@@ -1,9 +1,15 @@
 // Command line options, named and meaning as in criu(8).
 #pragma once
 
+#include <stdio.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include "util.h"
 
 namespace criu
 {
@@ -20,7 +26,19 @@ struct Options {
 	bool leave_running = false;	// -R
 	bool restore_detached = false;	// -d
 	std::string pidfile;
+	bool restore_sibling = false;			       // RPC rst_sibling
+	std::vector<std::pair<std::string, int>> inherit_fds;  // resource -> fd
+	std::string address;				       // service --address
+	bool daemon = false;				       // service --daemon
+	int swrk_fd = -1;				       // swrk FD
+	// RPC clients get pre-/post- notifications; an error aborts the step.
+	std::function<Status(const std::string &script, pid_t pid)> notify_cb;
 };
+
+inline Status notify(const Options &o, const std::string &script, pid_t pid)
+{
+	return o.notify_cb ? o.notify_cb(script, pid) : Status();
+}
 
 // Parses argv into o. Returns false (after printing one line) on bad input.
 // Exits 0 itself for --help and --version.
@@ -29,5 +47,13 @@ bool parse_options(int argc, char **argv, Options &o);
 int cmd_dump(const Options &o);
 int cmd_restore(const Options &o);
 int cmd_check(const Options &o);
+int cmd_service(const Options &o);
+int cmd_swrk(const Options &o);
+
+// The commands' work, for the CLI and the RPC service alike.
+Status dump_task(const Options &o);
+Result<pid_t> restore_task(const Options &o);
+// Prints each kernel feature's state; false if one is missing.
+bool check_kernel(FILE *out);
 
 }  // namespace criu

@@ -1,0 +1,414 @@
+// The RPC service: `criu service --address PATH` and `criu swrk FD`, speaking
+// CRIU's rpc.proto (criu_req/criu_resp, one message per SOCK_SEQPACKET
+// packet), as libcriu, pycriu and go-criu expect.
+//
+// The service forks one worker per connection, so clients are served in
+// parallel and a crash or a disconnect affects one request only. A worker
+// serves requests until the client closes (swrk) or after one request
+// unless keep_open is set (service). Only root peers (SO_PEERCRED) are
+// served: others get an error response.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "image.h"
+#include "log.h"
+#include "options.h"
+#include "rpc.pb-c.h"
+
+#ifndef CRIU_VERSION_MAJOR
+#define CRIU_VERSION_MAJOR 3
+#define CRIU_VERSION_MINOR 17
+#endif
+
+namespace criu
+{
+
+namespace
+{
+
+constexpr size_t kMaxMsg = 1 << 20;
+
+class Connection
+{
+public:
+	explicit Connection(int fd) : fd_(fd) {}
+
+	Status identify()
+	{
+		ucred cr{};
+		socklen_t len = sizeof(cr);
+		if (getsockopt(fd_.get(), SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+			return sys_error("can't get the credentials of the RPC peer");
+		peer_pid_ = cr.pid;
+		peer_uid_ = cr.uid;
+		return {};
+	}
+	pid_t peer_pid() const { return peer_pid_; }
+	uid_t peer_uid() const { return peer_uid_; }
+
+	// nullptr at the end of the connection.
+	Result<PbPtr<CriuReq>> recv_req()
+	{
+		std::string buf(kMaxMsg, '\0');
+		ssize_t n;
+		do
+			n = recv(fd_.get(), buf.data(), buf.size(), MSG_TRUNC);
+		while (n < 0 && errno == EINTR);
+		if (n < 0)
+			return sys_error("can't receive an RPC request");
+		if (n == 0)
+			return PbPtr<CriuReq>();
+		if ((size_t)n > buf.size())
+			return Error{strfmt("RPC request of %zd bytes is larger than %zu", n, kMaxMsg)};
+		auto *req = criu_req__unpack(nullptr, n, reinterpret_cast<uint8_t *>(buf.data()));
+		if (!req)
+			return Error{strfmt("malformed RPC request (%zd bytes that are not a criu_req)", n)};
+		return PbPtr<CriuReq>(req);
+	}
+
+	Status send_resp(const CriuResp &r)
+	{
+		std::string buf(criu_resp__get_packed_size(&r), '\0');
+		criu_resp__pack(&r, reinterpret_cast<uint8_t *>(buf.data()));
+		if (send(fd_.get(), buf.data(), buf.size(), MSG_NOSIGNAL) != (ssize_t)buf.size())
+			return sys_error("can't send the RPC response");
+		return {};
+	}
+
+private:
+	Fd fd_;
+	pid_t peer_pid_ = 0;
+	uid_t peer_uid_ = (uid_t)-1;
+};
+
+Status send_error(Connection &c, CriuReqType type, const std::string &msg)
+{
+	CriuResp r = CRIU_RESP__INIT;
+	r.type = type;
+	r.success = false;
+	r.has_cr_errno = true;
+	r.cr_errno = EINVAL;
+	r.cr_errmsg = const_cast<char *>(msg.c_str());
+	return c.send_resp(r);
+}
+
+// Fields of criu_opts whose features this criu does not have.
+Status refuse_unsupported(const CriuOpts &o)
+{
+	struct {
+		bool set;
+		const char *name;
+	} unsupported[] = {
+	    {o.has_ext_unix_sk && o.ext_unix_sk, "ext_unix_sk"},
+	    {o.has_tcp_established && o.tcp_established, "tcp_established"},
+	    {o.has_evasive_devices && o.evasive_devices, "evasive_devices"},
+	    {o.has_file_locks && o.file_locks, "file_locks"},
+	    {o.ps != nullptr, "ps (page server)"},
+	    {o.root != nullptr, "root"},
+	    {o.parent_img != nullptr, "parent_img"},
+	    {o.has_track_mem && o.track_mem, "track_mem"},
+	    {o.has_auto_dedup && o.auto_dedup, "auto_dedup"},
+	    {o.has_link_remap && o.link_remap, "link_remap"},
+	    {o.n_exec_cmd > 0, "exec_cmd"},
+	    {o.has_manage_cgroups && o.manage_cgroups, "manage_cgroups"},
+	    {o.n_external > 0, "external"},
+	    {o.has_empty_ns && o.empty_ns, "empty_ns"},
+	    {o.freeze_cgroup != nullptr, "freeze_cgroup"},
+	    {o.has_lazy_pages && o.lazy_pages, "lazy_pages"},
+	    {o.has_status_fd != 0, "status_fd"},
+	    {o.has_orphan_pts_master && o.orphan_pts_master, "orphan_pts_master"},
+	    {o.config_file != nullptr, "config_file"},
+	    {o.has_tcp_close && o.tcp_close, "tcp_close"},
+	    {o.has_tls && o.tls, "tls"},
+	};
+	for (auto &u : unsupported)
+		if (u.set)
+			return Error{strfmt("RPC option %s is not supported by this criu yet", u.name)};
+	return {};
+}
+
+class Worker
+{
+public:
+	Worker(Connection &c, const Options &base) : c_(c), base_(base) {}
+
+	// Serves until the peer closes, or after one request without keep_open
+	// when once is set.
+	int serve(bool once);
+
+private:
+	Result<Options> options(const CriuReq &req);
+	Status handle(const CriuReq &req);
+	Status notify_client(const std::string &script, pid_t pid);
+
+	Connection &c_;
+	const Options &base_;
+};
+
+Result<Options> Worker::options(const CriuReq &req)
+{
+	Options o = base_;
+	o.notify_cb = nullptr;
+	if (!req.opts)
+		return Error{"RPC request has no opts"};
+	const CriuOpts &ro = *req.opts;
+	TRY(refuse_unsupported(ro));
+	// The client's fds, seen through /proc: valid for service and swrk alike.
+	o.images_dir = strfmt("/proc/%d/fd/%d", c_.peer_pid(), ro.images_dir_fd);
+	o.work_dir = ro.has_work_dir_fd ? strfmt("/proc/%d/fd/%d", c_.peer_pid(), ro.work_dir_fd) : o.images_dir;
+	o.pid = ro.has_pid ? ro.pid : c_.peer_pid();
+	o.leave_running = ro.has_leave_running && ro.leave_running;
+	o.shell_job = ro.has_shell_job && ro.shell_job;
+	o.verbosity = ro.has_log_level ? ro.log_level : 2;
+	o.log_file = ro.log_file ? ro.log_file : "";
+	if (o.log_file.find('/') != std::string::npos)
+		return Error{"RPC log_file must be a plain name (use work_dir_fd for its directory)"};
+	o.restore_sibling = ro.has_rst_sibling && ro.rst_sibling;
+	for (size_t i = 0; i < ro.n_inherit_fd; i++) {
+		// the fd is the client's: take it into this process
+		int fd = ::open(strfmt("/proc/%d/fd/%d", c_.peer_pid(), ro.inherit_fd[i]->fd).c_str(), O_RDWR);
+		if (fd < 0)
+			fd = ::open(strfmt("/proc/%d/fd/%d", c_.peer_pid(), ro.inherit_fd[i]->fd).c_str(), O_RDONLY);
+		if (fd < 0)
+			return sys_error("inherit_fd: can't take fd %d of the client", ro.inherit_fd[i]->fd);
+		o.inherit_fds.emplace_back(ro.inherit_fd[i]->key, fd);
+	}
+	if (ro.has_notify_scripts && ro.notify_scripts)
+		o.notify_cb = [this](const std::string &script, pid_t pid) { return notify_client(script, pid); };
+	return o;
+}
+
+// Tells the client a step is reached and waits for its go-ahead.
+Status Worker::notify_client(const std::string &script, pid_t pid)
+{
+	CriuResp r = CRIU_RESP__INIT;
+	CriuNotify n = CRIU_NOTIFY__INIT;
+	r.type = CRIU_REQ_TYPE__NOTIFY;
+	r.success = true;
+	n.script = const_cast<char *>(script.c_str());
+	n.has_pid = pid != 0;
+	n.pid = pid;
+	r.notify = &n;
+	TRY(c_.send_resp(r));
+	auto ack = c_.recv_req();
+	if (!ack)
+		return ack.error();
+	if (!*ack)
+		return Error{"the RPC client went away during notification " + script};
+	if ((*ack)->type != CRIU_REQ_TYPE__NOTIFY || !(*ack)->has_notify_success || !(*ack)->notify_success)
+		return Error{"the RPC client failed notification " + script};
+	return {};
+}
+
+Status Worker::handle(const CriuReq &req)
+{
+	CriuResp r = CRIU_RESP__INIT;
+	r.type = req.type;
+	r.success = true;
+	switch (req.type) {
+	case CRIU_REQ_TYPE__DUMP: {
+		auto o = options(req);
+		if (!o)
+			return o.error();
+		log::init(o->verbosity, o->log_file.empty() ? "" : o->work_dir + "/" + o->log_file, o->log_pid);
+		TRY(dump_task(*o));
+		CriuDumpResp d = CRIU_DUMP_RESP__INIT;
+		r.dump = &d;
+		return c_.send_resp(r);
+	}
+	case CRIU_REQ_TYPE__RESTORE: {
+		auto o = options(req);
+		if (!o)
+			return o.error();
+		log::init(o->verbosity, o->log_file.empty() ? "" : o->work_dir + "/" + o->log_file, o->log_pid);
+		auto pid = restore_task(*o);
+		for (auto &[key, fd] : o->inherit_fds)
+			::close(fd);
+		if (!pid)
+			return pid.error();
+		CriuRestoreResp rr = CRIU_RESTORE_RESP__INIT;
+		rr.pid = *pid;
+		r.restore = &rr;
+		return c_.send_resp(r);
+	}
+	case CRIU_REQ_TYPE__CHECK:
+		if (!check_kernel(nullptr))
+			return Error{"kernel lacks features dump or restore need (run criu check)"};
+		return c_.send_resp(r);
+	case CRIU_REQ_TYPE__VERSION: {
+		CriuVersion v = CRIU_VERSION__INIT;
+		v.major_number = CRIU_VERSION_MAJOR;
+		v.minor_number = CRIU_VERSION_MINOR;
+		v.name = const_cast<char *>("criu-cpp");
+		r.version = &v;
+		return c_.send_resp(r);
+	}
+	case CRIU_REQ_TYPE__FEATURE_CHECK: {
+		// Report every asked feature as absent: none is implemented yet.
+		CriuFeatures f = CRIU_FEATURES__INIT;
+		if (req.features) {
+			f.has_mem_track = req.features->has_mem_track;
+			f.has_lazy_pages = req.features->has_lazy_pages;
+			f.has_pidfd_store = req.features->has_pidfd_store;
+		}
+		r.features = &f;
+		return c_.send_resp(r);
+	}
+	case CRIU_REQ_TYPE__WAIT_PID: {
+		if (!req.has_pid)
+			return Error{"WAIT_PID request without a pid"};
+		int status;
+		if (waitpid(req.pid, &status, 0) < 0)
+			return sys_error("can't wait for PID %u", req.pid);
+		r.has_status = true;
+		r.status = status;
+		return c_.send_resp(r);
+	}
+	default:
+		return Error{strfmt("RPC request type %d is not supported by this criu", req.type)};
+	}
+}
+
+int Worker::serve(bool once)
+{
+	if (auto st = c_.identify(); !st) {
+		pr_err("%s\n", st.error().msg.c_str());
+		return 1;
+	}
+	for (;;) {
+		auto req = c_.recv_req();
+		if (!req) {
+			// a malformed message gets an answer; the connection goes on
+			pr_err("%s\n", req.error().msg.c_str());
+			if (!send_error(c_, CRIU_REQ_TYPE__EMPTY, req.error().msg))
+				return 1;
+			continue;
+		}
+		if (!*req)
+			return 0;
+		bool keep = (*req)->has_keep_open && (*req)->keep_open;
+		if (c_.peer_uid() != 0) {
+			auto msg =
+			    strfmt("RPC peer PID %d runs as uid %u: only root is served", c_.peer_pid(), c_.peer_uid());
+			pr_err("%s\n", msg.c_str());
+			(void)send_error(c_, (*req)->type, msg);
+			return 1;
+		}
+		if (auto st = handle(**req); !st) {
+			pr_err("%s\n", st.error().msg.c_str());
+			if (!send_error(c_, (*req)->type, st.error().msg))
+				return 1;
+		}
+		log::reset_first_error();
+		if (once && !keep)
+			return 0;
+	}
+}
+
+volatile sig_atomic_t g_stop = 0;
+
+void on_term(int)
+{
+	g_stop = 1;
+}
+
+Result<int> listen_on(const std::string &path)
+{
+	sockaddr_un sa{};
+	sa.sun_family = AF_UNIX;
+	if (path.size() >= sizeof(sa.sun_path))
+		return Error{"service address too long: " + path};
+	strcpy(sa.sun_path, path.c_str());
+	Fd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+	if (!fd.valid())
+		return sys_error("can't create the service socket");
+	unlink(path.c_str());
+	// 0600 from the start: no window where others could connect
+	mode_t old = umask(0177);
+	int r = bind(fd.get(), reinterpret_cast<sockaddr *>(&sa), sizeof(sa));
+	umask(old);
+	if (r < 0)
+		return sys_error("can't bind the service socket %s", path.c_str());
+	if (listen(fd.get(), 64) < 0)
+		return sys_error("can't listen on %s", path.c_str());
+	return fd.release();
+}
+
+}  // namespace
+
+int cmd_swrk(const Options &o)
+{
+	if (o.swrk_fd < 0) {
+		pr_err("swrk: a socket fd is needed (criu swrk FD)\n");
+		return 1;
+	}
+	Connection c(o.swrk_fd);
+	Worker w(c, o);
+	return w.serve(false);
+}
+
+int cmd_service(const Options &o)
+{
+	std::string path = o.address.empty() ? "criu_service.socket" : o.address;
+	auto lfd = listen_on(path);
+	if (!lfd) {
+		pr_err("%s\n", lfd.error().msg.c_str());
+		return 1;
+	}
+	Fd listener(*lfd);
+	if (o.daemon && daemon(1, 0) < 0) {
+		pr_err("can't daemonize: %s\n", strerror(errno));
+		return 1;
+	}
+	if (!o.pidfile.empty()) {
+		auto tmp = o.pidfile + ".tmp";
+		auto pid = std::to_string(getpid());
+		Fd pf(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+		if (!pf.valid() || !write_all(pf.get(), pid.data(), pid.size(), tmp) ||
+		    rename(tmp.c_str(), o.pidfile.c_str()) < 0) {
+			pr_err("can't write pidfile %s: %s\n", o.pidfile.c_str(), strerror(errno));
+			return 1;
+		}
+	}
+	struct sigaction sa {
+	};
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, nullptr);
+	sigaction(SIGINT, &sa, nullptr);
+	struct sigaction chld {
+	};
+	chld.sa_handler = SIG_DFL;
+	chld.sa_flags = SA_NOCLDWAIT;  // workers are reaped by the kernel
+	sigaction(SIGCHLD, &chld, nullptr);
+	pr_info("Serving on %s\n", path.c_str());
+	while (!g_stop) {
+		int cfd = accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
+		if (cfd < 0) {
+			if (errno != EINTR)
+				pr_warn("accept on %s: %s\n", path.c_str(), strerror(errno));
+			continue;
+		}
+		pid_t pid = fork();
+		if (pid == 0) {
+			listener.reset();
+			signal(SIGTERM, SIG_DFL);
+			signal(SIGINT, SIG_DFL);
+			signal(SIGCHLD, SIG_DFL);
+			Connection c(cfd);
+			Worker w(c, o);
+			_exit(w.serve(true));
+		}
+		if (pid < 0)
+			pr_err("can't fork a worker: %s\n", strerror(errno));
+		::close(cfd);
+	}
+	unlink(path.c_str());
+	pr_info("Service on %s stopped\n", path.c_str());
+	return 0;
+}
+
+}  // namespace criu
