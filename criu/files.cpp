@@ -2,7 +2,16 @@
 
 #include <fcntl.h>
 #include <linux/kcmp.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <signal.h>
+#include <sys/timerfd.h>
+
+#ifndef TFD_IOC_SET_TICKS
+#define TFD_IOC_SET_TICKS _IOW('T', 0, uint64_t)
+#endif
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -11,7 +20,10 @@
 #include <set>
 
 #include "arena.h"
+#include "eventpoll.pb-c.h"
 #include "fdinfo.pb-c.h"
+#include "signalfd.pb-c.h"
+#include "timerfd.pb-c.h"
 #include "ghost-file.pb-c.h"
 #include "log.h"
 #include "magic.h"
@@ -161,6 +173,59 @@ struct FileTable::Impl {
 	}
 
 	Result<uint32_t> dump_fd(pid_t pid, int fd, bool shell_job, uint32_t *fd_flags);
+
+	// fdinfo: "clockid", "ticks", "settime flags", "it_value: (s, ns)", "it_interval: (s, ns)"
+	Result<TimerfdEntry *> timerfd(uint32_t id, uint32_t flags, const FdInfo &fi)
+	{
+		auto *e = arena.make<TimerfdEntry>(TIMERFD_ENTRY__INIT);
+		e->id = id;
+		e->flags = flags;
+		e->fown = fown();
+		auto get = [&](const char *k) -> const std::string * {
+			auto it = fi.extra.find(k);
+			return it == fi.extra.end() ? nullptr : &it->second;
+		};
+		auto *clk = get("clockid"), *ticks = get("ticks"), *sf = get("settime flags");
+		auto *val = get("it_value"), *intv = get("it_interval");
+		if (!clk || !ticks || !sf || !val || !intv)
+			return Error{"timerfd fdinfo lacks clockid/ticks/settime flags/it_value/it_interval"};
+		e->clockid = parse_u64(*clk).value_or(0);
+		e->ticks = parse_u64(*ticks).value_or(0);
+		e->settime_flags = parse_u64(*sf, 8).value_or(0);
+		unsigned long long a, b, c, d;
+		if (sscanf(val->c_str(), "(%llu, %llu)", &a, &b) != 2 ||
+		    sscanf(intv->c_str(), "(%llu, %llu)", &c, &d) != 2)
+			return Error{"can't parse timerfd times"};
+		e->vsec = a, e->vnsec = b, e->isec = c, e->insec = d;
+		return e;
+	}
+
+	// fdinfo: one "tfd: N events: X data: Y ..." line per registered fd
+	Result<EventpollFileEntry *> eventpoll(uint32_t id, uint32_t flags, const FdInfo &fi)
+	{
+		auto *e = arena.make<EventpollFileEntry>(EVENTPOLL_FILE_ENTRY__INIT);
+		e->id = id;
+		e->flags = flags;
+		e->fown = fown();
+		std::vector<EventpollTfdEntry *> tfds;
+		for (auto &l : fi.lines) {
+			if (!l.starts_with("tfd:"))
+				continue;
+			unsigned tfd, events;
+			unsigned long long data;
+			if (sscanf(l.c_str(), "tfd: %u events: %x data: %llx", &tfd, &events, &data) != 3)
+				return Error{"can't parse eventpoll line: " + l};
+			auto *t = arena.make<EventpollTfdEntry>(EVENTPOLL_TFD_ENTRY__INIT);
+			t->id = id;
+			t->tfd = tfd;
+			t->events = events;
+			t->data = data;
+			tfds.push_back(t);
+		}
+		e->n_tfd = tfds.size();
+		e->tfd = arena.copy(tfds);
+		return e;
+	}
 };
 
 FileTable::FileTable() : impl_(std::make_unique<Impl>()) {}
@@ -253,6 +318,29 @@ Result<uint32_t> FileTable::Impl::dump_fd(pid_t pid, int fd, bool shell_job, uin
 		if (sem != fi->extra.end() && sem->second == "1")
 			e->flags |= EFD_SEMAPHORE;
 		f->efd = e;
+	} else if (*link == "anon_inode:[timerfd]") {
+		f = new_file(FD_TYPES__TIMERFD);
+		auto r = timerfd(f->id, flags, *fi);
+		if (!r)
+			return Error{strfmt("PID %d fd %d: %s", pid, fd, r.error().msg.c_str())};
+		f->tfd = *r;
+	} else if (*link == "anon_inode:[signalfd]") {
+		f = new_file(FD_TYPES__SIGNALFD);
+		auto *e = arena.make<SignalfdEntry>(SIGNALFD_ENTRY__INIT);
+		e->id = f->id;
+		e->flags = flags;
+		e->fown = fown();
+		auto it = fi->extra.find("sigmask");
+		if (it == fi->extra.end())
+			return Error{strfmt("PID %d fd %d: signalfd without a sigmask in fdinfo", pid, fd)};
+		e->sigmask = parse_u64(it->second, 16).value_or(0);
+		f->sgfd = e;
+	} else if (*link == "anon_inode:[eventpoll]") {
+		f = new_file(FD_TYPES__EVENTPOLL);
+		auto r = eventpoll(f->id, flags, *fi);
+		if (!r)
+			return Error{strfmt("PID %d fd %d: %s", pid, fd, r.error().msg.c_str())};
+		f->epfd = *r;
 	} else if (is_tty(st)) {
 		if (!shell_job)
 			return Error{strfmt("PID %d has a terminal on fd %d (%s); dump it with --shell-job", pid, fd,
@@ -387,7 +475,8 @@ Result<RestoredFiles> read_files(const ImageDir &dir, uint32_t files_id)
 		auto &f = **e;
 		bool ok = (f.type == FD_TYPES__REG && f.reg) || (f.type == FD_TYPES__PIPE && f.pipe) ||
 			  (f.type == FD_TYPES__FIFO && f.fifo) || (f.type == FD_TYPES__EVENTFD && f.efd) ||
-			  (f.type == FD_TYPES__TTY && f.tty);
+			  (f.type == FD_TYPES__TTY && f.tty) || (f.type == FD_TYPES__TIMERFD && f.tfd) ||
+			  (f.type == FD_TYPES__SIGNALFD && f.sgfd) || (f.type == FD_TYPES__EVENTPOLL && f.epfd);
 		if (!ok)
 			return Error{
 			    strfmt("files.img: file id %u has unsupported or inconsistent type %d", f.id, f.type)};
@@ -530,6 +619,29 @@ struct Opener {
 		return fd;
 	}
 
+	Result<int> open_timerfd(const TimerfdEntry &t)
+	{
+		int fd = timerfd_create(t.clockid, (t.flags & TFD_NONBLOCK) | TFD_CLOEXEC);
+		if (fd < 0)
+			return sys_error("can't create timerfd %u (clock %u)", t.id, t.clockid);
+		// it_value is what was left: set it relative, whatever the original flags
+		itimerspec its = {{(time_t)t.isec, (long)t.insec}, {(time_t)t.vsec, (long)t.vnsec}};
+		// fdinfo shows 0 left for a periodic timer that expired unread (the
+		// kernel forwards it on read): it is due now, not disarmed
+		if (!t.vsec && !t.vnsec && (t.isec || t.insec))
+			its.it_value.tv_nsec = 1;
+		if ((its.it_value.tv_sec || its.it_value.tv_nsec) && timerfd_settime(fd, 0, &its, nullptr) < 0) {
+			::close(fd);
+			return sys_error("can't arm timerfd %u", t.id);
+		}
+		uint64_t ticks = t.ticks;
+		if (ticks && ioctl(fd, TFD_IOC_SET_TICKS, &ticks) < 0) {
+			::close(fd);
+			return sys_error("can't set %llu pending ticks of timerfd %u", (unsigned long long)ticks, t.id);
+		}
+		return fd;
+	}
+
 	Result<int> open_tty(const TtyFileEntry &t)
 	{
 		if (!shell_job)
@@ -595,6 +707,26 @@ struct Opener {
 		}
 		case FD_TYPES__TTY:
 			return open_tty(*f.tty);
+		case FD_TYPES__TIMERFD:
+			return open_timerfd(*f.tfd);
+		case FD_TYPES__SIGNALFD: {
+			sigset_t mask;
+			sigemptyset(&mask);
+			for (int sig = 1; sig <= 64; sig++)
+				if (f.sgfd->sigmask & (1ULL << (sig - 1)))
+					sigaddset(&mask, sig);
+			int fd = signalfd(-1, &mask, (f.sgfd->flags & SFD_NONBLOCK) | SFD_CLOEXEC);
+			if (fd < 0)
+				return sys_error("can't create signalfd %u", f.id);
+			return fd;
+		}
+		case FD_TYPES__EVENTPOLL: {
+			// its registrations are added once every fd is in place
+			int fd = epoll_create1(EPOLL_CLOEXEC);
+			if (fd < 0)
+				return sys_error("can't create epoll %u", f.id);
+			return fd;
+		}
 		default:
 			return Error{strfmt("file id %u: unsupported type %d", f.id, f.type)};
 		}
@@ -624,6 +756,26 @@ Result<int> open_file_entry(const RestoredFiles &rf, uint32_t id, int flags)
 	auto fd = o.open_reg(id, *f->reg, flags);
 	o.close_all();
 	return fd;
+}
+
+// An epoll's registrations name fds by number: add them once all are placed.
+static Status restore_epolls(const RestoredFiles &rf)
+{
+	std::set<uint32_t> done;
+	for (auto &e : rf.fds) {
+		const FileEntry *f = rf.find(e->id);
+		if (f->type != FD_TYPES__EVENTPOLL || !done.insert(f->id).second)
+			continue;
+		for (size_t i = 0; i < f->epfd->n_tfd; i++) {
+			const EventpollTfdEntry &t = *f->epfd->tfd[i];
+			epoll_event ev{};
+			ev.events = t.events;
+			ev.data.u64 = t.data;
+			if (epoll_ctl(e->fd, EPOLL_CTL_ADD, t.tfd, &ev) < 0)
+				return sys_error("can't add fd %u to epoll fd %u", t.tfd, e->fd);
+		}
+	}
+	return {};
 }
 
 Status restore_fds(const RestoredFiles &rf, bool shell_job, int min_service_fd,
@@ -662,7 +814,7 @@ Status restore_fds(const RestoredFiles &rf, bool shell_job, int min_service_fd,
 	}
 	for (auto &[id, fd] : by_id)
 		::close(fd);
-	return {};
+	return restore_epolls(rf);
 }
 
 }  // namespace criu

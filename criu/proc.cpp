@@ -131,6 +131,7 @@ Result<FdInfo> parse_fdinfo(pid_t pid, int fd)
 		size_t c = line.find(':');
 		if (c == std::string_view::npos)
 			continue;
+		fi.lines.emplace_back(line);
 		std::string key(line.substr(0, c));
 		auto v = line.substr(c + 1);
 		size_t p = v.find_first_not_of(" \t");

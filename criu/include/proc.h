@@ -37,7 +37,8 @@ struct FdInfo {
 	uint64_t pos = 0;
 	uint32_t flags = 0;
 	int mnt_id = -1;
-	std::map<std::string, std::string> extra;
+	std::map<std::string, std::string> extra;  // last value of each other key
+	std::vector<std::string> lines;		   // every line, for repeated keys (tfd:)
 };
 Result<FdInfo> parse_fdinfo(pid_t pid, int fd);
 
