@@ -128,6 +128,8 @@ struct FileTable::Impl {
 		r->mode = st.st_mode;
 		r->has_mnt_id = mnt_id >= 0;
 		r->mnt_id = mnt_id;
+		if (path.starts_with("/memfd:"))
+			return Error{strfmt("%s is a memfd, which is not supported yet", content_path.c_str())};
 		if (std::string_view(path).ends_with(kDeleted)) {
 			path.resize(path.size() - kDeleted.size());
 			TRY(ghost(f->id, st, content_path));
