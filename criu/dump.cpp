@@ -426,7 +426,7 @@ struct Dumper {
 		TRY(find_syscall_insn(s));
 		Scratch sc(s, pid);
 		TRY(sc.map());
-		FileTable files;
+		FileTable files(dir);
 		auto tcore = task_core(sc);
 		if (!tcore)
 			return tcore.error();

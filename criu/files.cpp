@@ -5,6 +5,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <signal.h>
 #include <sys/timerfd.h>
@@ -25,6 +26,8 @@
 #include "signalfd.pb-c.h"
 #include "timerfd.pb-c.h"
 #include "ghost-file.pb-c.h"
+#include "memfd.pb-c.h"
+#include "pagemap.pb-c.h"
 #include "log.h"
 #include "magic.h"
 #include "pipe-data.pb-c.h"
@@ -38,6 +41,7 @@ namespace
 {
 
 constexpr size_t kMaxGhost = 64u << 20;
+constexpr uint32_t kMemfdPagesBase = 1000;  // pages-N.img ids of memfd contents
 
 bool is_tty(const struct stat &st)
 {
@@ -176,6 +180,93 @@ struct FileTable::Impl {
 
 	Result<uint32_t> dump_fd(pid_t pid, int fd, bool shell_job, uint32_t *fd_flags);
 
+	// memfds: one inode entry per memfd (memfd.img) with its contents as
+	// shmem pages (pagemap-shmem-ID.img + pages-N.img, offsets as vaddr),
+	// and one MEMFD file entry per open file description or mapping.
+	std::map<ino_t, uint32_t> memfd_inodes;
+	std::vector<MemfdInodeEntry *> memfd_entries;
+
+	Result<FileEntry *> memfd(const std::string &link, const std::string &content_path, uint32_t flags,
+				  uint64_t pos)
+	{
+		Fd in(::open(content_path.c_str(), O_RDONLY | O_CLOEXEC));
+		if (!in.valid())
+			return sys_error("can't open memfd %s", content_path.c_str());
+		struct stat st;
+		if (fstat(in.get(), &st) < 0)
+			return sys_error("can't stat memfd %s", content_path.c_str());
+		auto it = memfd_inodes.find(st.st_ino);
+		uint32_t inode_id;
+		if (it != memfd_inodes.end()) {
+			inode_id = it->second;
+		} else {
+			inode_id = memfd_inodes.size() + 1;
+			memfd_inodes[st.st_ino] = inode_id;
+			auto *m = arena.make<MemfdInodeEntry>(MEMFD_INODE_ENTRY__INIT);
+			std::string name = link.substr(strlen("/memfd:"));
+			if (std::string_view(name).ends_with(kDeleted))
+				name.resize(name.size() - kDeleted.size());
+			m->name = arena.str(name);
+			m->uid = st.st_uid;
+			m->gid = st.st_gid;
+			m->size = st.st_size;
+			m->shmid = inode_id;
+			int seals = fcntl(in.get(), F_GET_SEALS);
+			m->seals = seals < 0 ? 0 : seals;
+			m->inode_id = inode_id;
+			memfd_entries.push_back(m);
+			TRY(memfd_contents(in.get(), inode_id, st.st_size));
+		}
+		auto *f = new_file(FD_TYPES__MEMFD);
+		auto *e = arena.make<MemfdFileEntry>(MEMFD_FILE_ENTRY__INIT);
+		e->id = f->id;
+		e->flags = flags;
+		e->pos = pos;
+		e->fown = fown();
+		e->inode_id = inode_id;
+		f->memfd = e;
+		return f;
+	}
+
+	Status memfd_contents(int fd, uint32_t inode_id, uint64_t size)
+	{
+		uint32_t pages_id = kMemfdPagesBase + inode_id;
+		auto pm = ImageWriter::create(*dir, strfmt("pagemap-shmem-%u.img", inode_id), PAGEMAP_MAGIC);
+		if (!pm)
+			return pm.error();
+		auto pages = ImageWriter::create_raw(*dir, strfmt("pages-%u.img", pages_id));
+		if (!pages)
+			return pages.error();
+		PagemapHead h = PAGEMAP_HEAD__INIT;
+		h.pages_id = pages_id;
+		TRY(pm->write(&h.base));
+		std::string buf;
+		for (uint64_t off = 0; off < size;) {
+			off_t data = lseek(fd, off, SEEK_DATA);
+			if (data < 0)
+				break;	// ENXIO: no more data
+			off_t hole = lseek(fd, data, SEEK_HOLE);
+			uint64_t from = (uint64_t)data & ~(kPageSize - 1);
+			uint64_t to = std::min<uint64_t>(((uint64_t)hole + kPageSize - 1) & ~(kPageSize - 1),
+							 (size + kPageSize - 1) & ~(kPageSize - 1));
+			if (to <= from)
+				break;
+			buf.assign(to - from, '\0');
+			if (pread(fd, buf.data(), buf.size(), from) < 0)
+				return sys_error("can't read memfd contents");
+			PagemapEntry e = PAGEMAP_ENTRY__INIT;
+			e.vaddr = from;
+			e.nr_pages = (to - from) / kPageSize;
+			e.has_flags = true;
+			e.flags = 1u << 2;  // PE_PRESENT
+			TRY(pm->write(&e.base));
+			TRY(pages->write_raw(buf.data(), buf.size()));
+			off = to;
+		}
+		TRY(pm->close());
+		return pages->close();
+	}
+
 	// fdinfo: "clockid", "ticks", "settime flags", "it_value: (s, ns)", "it_interval: (s, ns)"
 	Result<TimerfdEntry *> timerfd(uint32_t id, uint32_t flags, const FdInfo &fi)
 	{
@@ -230,7 +321,10 @@ struct FileTable::Impl {
 	}
 };
 
-FileTable::FileTable() : impl_(std::make_unique<Impl>()) {}
+FileTable::FileTable(const ImageDir &dir) : impl_(std::make_unique<Impl>())
+{
+	impl_->dir = &dir;
+}
 FileTable::~FileTable() = default;
 
 Result<uint32_t> FileTable::add_mapped(pid_t pid, const std::string &map_files_path, const std::string &path,
@@ -239,6 +333,13 @@ Result<uint32_t> FileTable::add_mapped(pid_t pid, const std::string &map_files_p
 	auto key = path + "|" + std::to_string(flags);
 	if (auto it = impl_->mapped.find(key); it != impl_->mapped.end())
 		return it->second;
+	if (path.starts_with("/memfd:")) {
+		auto f = impl_->memfd(path, map_files_path, flags, 0);
+		if (!f)
+			return f.error();
+		impl_->mapped[key] = (*f)->id;
+		return (*f)->id;
+	}
 	struct stat st;
 	if (stat(map_files_path.c_str(), &st) < 0)
 		return sys_error("can't stat mapped file %s of PID %d", path.c_str(), pid);
@@ -308,6 +409,11 @@ Result<uint32_t> FileTable::Impl::dump_fd(pid_t pid, int fd, bool shell_job, uin
 				return data.error();
 			fifo_data.emplace_back(st.st_ino, std::move(*data));
 		}
+	} else if (link->starts_with("/memfd:")) {
+		auto r = memfd(*link, fdpath, flags, fi->pos);
+		if (!r)
+			return r.error();
+		f = *r;
 	} else if (*link == "anon_inode:[eventfd]") {
 		f = new_file(FD_TYPES__EVENTFD);
 		auto *e = arena.make<EventfdFileEntry>(EVENTFD_FILE_ENTRY__INIT);
@@ -371,7 +477,6 @@ Result<uint32_t> FileTable::Impl::dump_fd(pid_t pid, int fd, bool shell_job, uin
 
 Status FileTable::dump_fds(pid_t pid, const ImageDir &dir, uint32_t files_id, bool shell_job)
 {
-	impl_->dir = &dir;
 	auto fds = list_fds(pid);
 	if (!fds)
 		return fds.error();
@@ -429,7 +534,13 @@ Status FileTable::write(const ImageDir &dir)
 		return r.error();
 	for (auto *m : impl_->remaps)
 		TRY(r->write(&m->base));
-	return r->close();
+	TRY(r->close());
+	auto m = ImageWriter::create(dir, "memfd.img", MEMFD_INODE_MAGIC);
+	if (!m)
+		return m.error();
+	for (auto *e : impl_->memfd_entries)
+		TRY(m->write(&e->base));
+	return m->close();
 }
 
 // ---------------------------------------------------------------- restore
@@ -462,6 +573,51 @@ static Status read_pipe_data(const ImageDir &dir, const char *name, uint32_t mag
 	return {};
 }
 
+static Status read_memfds(const ImageDir &dir, RestoredFiles &rf)
+{
+	auto r = ImageReader::open(dir, "memfd.img", MEMFD_INODE_MAGIC, true);
+	if (!r)
+		return r.error();
+	for (;;) {
+		auto e = r->next<MemfdInodeEntry>(memfd_inode_entry__descriptor);
+		if (!e)
+			return e.error();
+		if (!*e)
+			break;
+		RestoredFiles::Memfd m;
+		uint32_t id = (*e)->inode_id;
+		auto name = strfmt("pagemap-shmem-%u.img", id);
+		auto pm = ImageReader::open(dir, name, PAGEMAP_MAGIC);
+		if (!pm)
+			return pm.error();
+		auto head = pm->next<PagemapHead>(pagemap_head__descriptor);
+		if (!head)
+			return head.error();
+		if (!*head)
+			return Error{name + " has no header"};
+		auto pages = read_file(dir.path() + "/" + strfmt("pages-%u.img", (*head)->pages_id), kMaxGhost + 1);
+		if (!pages)
+			return pages.error();
+		size_t off = 0;
+		for (;;) {
+			auto pe = pm->next<PagemapEntry>(pagemap_entry__descriptor);
+			if (!pe)
+				return pe.error();
+			if (!*pe)
+				break;
+			size_t len = (size_t)(*pe)->nr_pages * kPageSize;
+			if (len > pages->size() - off || (*pe)->vaddr + len > (*e)->size + kPageSize)
+				return Error{strfmt("%s: contents at %llu are truncated or out of range", name.c_str(),
+						    (unsigned long long)(*pe)->vaddr)};
+			m.chunks.emplace_back((*pe)->vaddr, pages->substr(off, len));
+			off += len;
+		}
+		m.entry = std::move(*e);
+		rf.memfds[id] = std::move(m);
+	}
+	return {};
+}
+
 Result<RestoredFiles> read_files(const ImageDir &dir, uint32_t files_id)
 {
 	RestoredFiles rf;
@@ -478,7 +634,8 @@ Result<RestoredFiles> read_files(const ImageDir &dir, uint32_t files_id)
 		bool ok = (f.type == FD_TYPES__REG && f.reg) || (f.type == FD_TYPES__PIPE && f.pipe) ||
 			  (f.type == FD_TYPES__FIFO && f.fifo) || (f.type == FD_TYPES__EVENTFD && f.efd) ||
 			  (f.type == FD_TYPES__TTY && f.tty) || (f.type == FD_TYPES__TIMERFD && f.tfd) ||
-			  (f.type == FD_TYPES__SIGNALFD && f.sgfd) || (f.type == FD_TYPES__EVENTPOLL && f.epfd);
+			  (f.type == FD_TYPES__SIGNALFD && f.sgfd) || (f.type == FD_TYPES__EVENTPOLL && f.epfd) ||
+			  (f.type == FD_TYPES__MEMFD && f.memfd);
 		if (!ok)
 			return Error{
 			    strfmt("files.img: file id %u has unsupported or inconsistent type %d", f.id, f.type)};
@@ -500,6 +657,11 @@ Result<RestoredFiles> read_files(const ImageDir &dir, uint32_t files_id)
 	}
 	TRY(read_pipe_data(dir, "pipes-data.img", PIPES_DATA_MAGIC, rf.pipe_data));
 	TRY(read_pipe_data(dir, "fifo-data.img", FIFO_DATA_MAGIC, rf.pipe_data));
+	TRY(read_memfds(dir, rf));
+	for (auto &f : rf.files)
+		if (f->type == FD_TYPES__MEMFD && !rf.memfds.count(f->memfd->inode_id))
+			return Error{strfmt("files.img: memfd file %u refers to inode %u, which memfd.img lacks", f->id,
+					    f->memfd->inode_id)};
 	auto rm = ImageReader::open(dir, "remap-fpath.img", REMAP_FPATH_MAGIC, true);
 	if (!rm)
 		return rm.error();
@@ -524,6 +686,49 @@ Result<RestoredFiles> read_files(const ImageDir &dir, uint32_t files_id)
 		rf.ghosts[(*e)->orig_id] = std::string(*data);
 	}
 	return rf;
+}
+
+// A new open file description of a restored memfd (its own offset and flags).
+static Result<int> reopen_memfd(const RestoredFiles &rf, const MemfdFileEntry &e, int flags)
+{
+	auto it = rf.memfd_fds.find(e.inode_id);
+	if (it == rf.memfd_fds.end())
+		return Error{strfmt("memfd inode %u was not created", e.inode_id)};
+	int fd = ::open(strfmt("/proc/self/fd/%d", it->second).c_str(), (flags & ~(O_CREAT | O_TRUNC)) | O_CLOEXEC);
+	if (fd < 0)
+		return sys_error("can't reopen memfd inode %u", e.inode_id);
+	if (e.pos && lseek(fd, e.pos, SEEK_SET) < 0) {
+		::close(fd);
+		return sys_error("can't seek memfd to %llu", (unsigned long long)e.pos);
+	}
+	return fd;
+}
+
+Status create_memfds(RestoredFiles &rf, int min_fd, std::vector<int> &created)
+{
+	for (auto &[id, m] : rf.memfds) {
+		const MemfdInodeEntry &e = *m.entry;
+		Fd fd(memfd_create(e.name, MFD_ALLOW_SEALING | MFD_CLOEXEC));
+		if (!fd.valid())
+			return sys_error("can't create memfd %s", e.name);
+		if (ftruncate(fd.get(), e.size) < 0)
+			return sys_error("can't size memfd %s to %llu", e.name, (unsigned long long)e.size);
+		for (auto &[off, data] : m.chunks) {
+			size_t len = std::min<uint64_t>(data.size(), e.size - std::min<uint64_t>(off, e.size));
+			if (pwrite(fd.get(), data.data(), len, off) != (ssize_t)len)
+				return sys_error("can't fill memfd %s", e.name);
+		}
+		if (fchown(fd.get(), e.uid, e.gid) < 0)
+			return sys_error("can't chown memfd %s", e.name);
+		if (e.seals && fcntl(fd.get(), F_ADD_SEALS, e.seals) < 0)
+			return sys_error("can't seal memfd %s with 0x%x", e.name, e.seals);
+		int hi = fcntl(fd.get(), F_DUPFD_CLOEXEC, min_fd);
+		if (hi < 0)
+			return sys_error("can't move memfd %s", e.name);
+		rf.memfd_fds[id] = hi;
+		created.push_back(hi);
+	}
+	return {};
 }
 
 namespace
@@ -711,6 +916,8 @@ struct Opener {
 			return open_tty(*f.tty);
 		case FD_TYPES__TIMERFD:
 			return open_timerfd(*f.tfd);
+		case FD_TYPES__MEMFD:
+			return reopen_memfd(rf, *f.memfd, f.memfd->flags);
 		case FD_TYPES__SIGNALFD: {
 			sigset_t mask;
 			sigemptyset(&mask);
@@ -752,6 +959,8 @@ struct Opener {
 Result<int> open_file_entry(const RestoredFiles &rf, uint32_t id, int flags)
 {
 	const FileEntry *f = rf.find(id);
+	if (f && f->type == FD_TYPES__MEMFD)
+		return reopen_memfd(rf, *f->memfd, flags);
 	if (!f || f->type != FD_TYPES__REG)
 		return Error{strfmt("mapped file id %u is missing in files.img", id)};
 	Opener o{rf, false};

@@ -41,6 +41,7 @@
 #include "log.h"
 #include "magic.h"
 #include "mem.h"
+#include "memfd.pb-c.h"
 #include "mm.pb-c.h"
 #include "options.h"
 #include "proc.h"
@@ -147,11 +148,13 @@ Result<TaskImages> read_images(const ImageDir &dir)
 	if (!fs)
 		return fs.error();
 	ti.fs = std::move(*fs);
-	for (uint32_t id : {ti.fs->cwd_id, ti.fs->root_id, ti.mem.mm->exe_file_id})
+	for (uint32_t id : {ti.fs->cwd_id, ti.fs->root_id})
 		if (!ti.files.find(id) || !ti.files.find(id)->reg)
-			return Error{strfmt("file id %u (cwd, root or exe) is missing in files.img", id)};
+			return Error{strfmt("file id %u (cwd or root) is missing in files.img", id)};
+	if (const FileEntry *exe = ti.files.find(ti.mem.mm->exe_file_id); !exe || !(exe->reg || exe->memfd))
+		return Error{strfmt("the executable (file id %u) is missing in files.img", ti.mem.mm->exe_file_id)};
 	for (uint32_t id : ti.mem.vma_file)
-		if (id && (!ti.files.find(id) || !ti.files.find(id)->reg))
+		if (id && (!ti.files.find(id) || !(ti.files.find(id)->reg || ti.files.find(id)->memfd)))
 			return Error{strfmt("mm-%d.img: mapped file id %u is missing in files.img", ti.pid, id)};
 	return ti;
 }
@@ -569,6 +572,10 @@ Status ChildSide::run()
 {
 	TRY(move_service_fds());
 	TRY(session());
+	size_t before = close_fds_.size();
+	TRY(create_memfds(ti_.files, next_service_fd_, close_fds_));
+	for (size_t i = before; i < close_fds_.size(); i++)
+		next_service_fd_ = std::max(next_service_fd_, close_fds_[i] + 1);
 	TRY(restore_fds(ti_.files, o_.shell_job, min_service_fd_, inherited_));
 	TRY(open_memory_fds());
 	const FileEntry *cwd = ti_.files.find(ti_.fs->cwd_id);

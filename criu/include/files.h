@@ -23,6 +23,7 @@
 
 struct FileEntry;
 struct FdinfoEntry;
+struct MemfdInodeEntry;
 
 namespace criu
 {
@@ -34,7 +35,8 @@ struct DumpOpts;
 class FileTable
 {
 public:
-	FileTable();
+	// Ghost files and memfd contents go into dir as they are met.
+	explicit FileTable(const ImageDir &dir);
 	~FileTable();
 	// A regular file used by a mapping or as exe: returns its file id.
 	Result<uint32_t> add_mapped(pid_t pid, const std::string &map_files_path, const std::string &path,
@@ -54,8 +56,18 @@ struct RestoredFiles {
 	std::vector<PbPtr<FdinfoEntry>> fds;
 	std::map<uint32_t, std::string> pipe_data;  // pipe_id -> buffered bytes
 	std::map<uint32_t, std::string> ghosts;	    // file id -> ghost path to recreate
+	struct Memfd {
+		PbPtr<MemfdInodeEntry> entry;
+		std::vector<std::pair<uint64_t, std::string>> chunks;  // offset, bytes
+	};
+	std::map<uint32_t, Memfd> memfds;   // inode id -> memfd
+	std::map<uint32_t, int> memfd_fds;  // inode id -> fd, set by create_memfds()
 	const FileEntry *find(uint32_t id) const;
 };
+
+// Creates every memfd with its contents and seals, at fds >= min_fd (added
+// to created). Must run before restore_fds() and open_file_entry().
+Status create_memfds(RestoredFiles &rf, int min_fd, std::vector<int> &created);
 
 Result<RestoredFiles> read_files(const ImageDir &dir, uint32_t files_id);
 // Opens a file entry for a mapping or exe_fd (in the restoring task).
