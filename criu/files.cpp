@@ -4,6 +4,7 @@
 #include <linux/kcmp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
@@ -23,6 +24,8 @@
 #include "arena.h"
 #include "eventpoll.pb-c.h"
 #include "fdinfo.pb-c.h"
+#include "fh.pb-c.h"
+#include "fsnotify.pb-c.h"
 #include "signalfd.pb-c.h"
 #include "timerfd.pb-c.h"
 #include "ghost-file.pb-c.h"
@@ -293,6 +296,50 @@ struct FileTable::Impl {
 		return e;
 	}
 
+	// fdinfo: one "inotify wd:W ino:I sdev:D mask:M ignored_mask:G
+	// fhandle-bytes:B fhandle-type:T f_handle:HEX" line per watch (hex numbers)
+	Result<InotifyFileEntry *> inotify(uint32_t id, uint32_t flags, const FdInfo &fi)
+	{
+		auto *e = arena.make<InotifyFileEntry>(INOTIFY_FILE_ENTRY__INIT);
+		e->id = id;
+		e->flags = flags;
+		e->fown = fown();
+		std::vector<InotifyWdEntry *> wds;
+		for (auto &l : fi.lines) {
+			if (!l.starts_with("inotify wd:"))
+				continue;
+			unsigned wd, sdev, mask, ign, bytes, type;
+			unsigned long long ino;
+			char hex[2 * 128 + 1];
+			if (sscanf(l.c_str(),
+				   "inotify wd:%x ino:%llx sdev:%x mask:%x ignored_mask:%x fhandle-bytes:%x "
+				   "fhandle-type:%x f_handle:%256s",
+				   &wd, &ino, &sdev, &mask, &ign, &bytes, &type, hex) != 8 ||
+			    bytes > 128 || strlen(hex) != 2 * bytes)
+				return Error{"can't parse inotify line: " + l};
+			auto *w = arena.make<InotifyWdEntry>(INOTIFY_WD_ENTRY__INIT);
+			w->id = id;
+			w->i_ino = ino;
+			w->mask = mask;
+			w->ignored_mask = ign;
+			w->s_dev = sdev;
+			w->wd = wd;
+			auto *fh = arena.make<FhEntry>(FH_ENTRY__INIT);
+			fh->bytes = bytes;
+			fh->type = type;
+			fh->n_handle = (bytes + 7) / 8;
+			fh->handle = arena.array<uint64_t>(fh->n_handle);
+			auto *raw = reinterpret_cast<uint8_t *>(fh->handle);
+			for (unsigned i = 0; i < bytes; i++)
+				raw[i] = std::stoul(std::string(hex + 2 * i, 2), nullptr, 16);
+			w->f_handle = fh;
+			wds.push_back(w);
+		}
+		e->n_wd = wds.size();
+		e->wd = arena.copy(wds);
+		return e;
+	}
+
 	// fdinfo: one "tfd: N events: X data: Y ..." line per registered fd
 	Result<EventpollFileEntry *> eventpoll(uint32_t id, uint32_t flags, const FdInfo &fi)
 	{
@@ -443,6 +490,12 @@ Result<uint32_t> FileTable::Impl::dump_fd(pid_t pid, int fd, bool shell_job, uin
 			return Error{strfmt("PID %d fd %d: signalfd without a sigmask in fdinfo", pid, fd)};
 		e->sigmask = parse_u64(it->second, 16).value_or(0);
 		f->sgfd = e;
+	} else if (*link == "anon_inode:inotify") {
+		f = new_file(FD_TYPES__INOTIFY);
+		auto r = inotify(f->id, flags, *fi);
+		if (!r)
+			return Error{strfmt("PID %d fd %d: %s", pid, fd, r.error().msg.c_str())};
+		f->ify = *r;
 	} else if (*link == "anon_inode:[eventpoll]") {
 		f = new_file(FD_TYPES__EVENTPOLL);
 		auto r = eventpoll(f->id, flags, *fi);
@@ -635,7 +688,7 @@ Result<RestoredFiles> read_files(const ImageDir &dir, uint32_t files_id)
 			  (f.type == FD_TYPES__FIFO && f.fifo) || (f.type == FD_TYPES__EVENTFD && f.efd) ||
 			  (f.type == FD_TYPES__TTY && f.tty) || (f.type == FD_TYPES__TIMERFD && f.tfd) ||
 			  (f.type == FD_TYPES__SIGNALFD && f.sgfd) || (f.type == FD_TYPES__EVENTPOLL && f.epfd) ||
-			  (f.type == FD_TYPES__MEMFD && f.memfd);
+			  (f.type == FD_TYPES__MEMFD && f.memfd) || (f.type == FD_TYPES__INOTIFY && f.ify);
 		if (!ok)
 			return Error{
 			    strfmt("files.img: file id %u has unsupported or inconsistent type %d", f.id, f.type)};
@@ -748,6 +801,7 @@ struct Opener {
 	const std::map<std::string, int> *inherited;
 	std::map<uint32_t, int> pipe_ends[2];  // pipe_id -> read/write end
 	std::vector<std::string> unlink_after;
+	std::map<uint32_t, int> mounts;	 // s_dev -> fd of a mount of it
 	std::map<uint32_t, std::string> ghost_paths;
 
 	Status make_ghost(uint32_t id, const RegFileEntry &r)
@@ -849,6 +903,78 @@ struct Opener {
 		return fd;
 	}
 
+	// A mount of the filesystem s_dev (kernel encoding), for open_by_handle_at.
+	Result<int> mount_fd(uint32_t s_dev)
+	{
+		if (auto it = mounts.find(s_dev); it != mounts.end())
+			return it->second;
+		auto text = read_file("/proc/self/mountinfo");
+		if (!text)
+			return text.error();
+		auto want = strfmt("%u:%u", s_dev >> 20, s_dev & 0xfffff);
+		for (auto line : split(*text, '\n')) {
+			auto f = split(line, ' ');
+			if (f.size() < 5 || f[2] != want)
+				continue;
+			// not O_PATH: open_by_handle_at wants a real fd
+			int fd = ::open(std::string(f[4]).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (fd < 0)
+				continue;
+			mounts[s_dev] = fd;
+			return fd;
+		}
+		return Error{strfmt("no mount of device %s for an inotify watch", want.c_str())};
+	}
+
+	// Watches come back with their numbers: a fresh instance hands out wds
+	// in increasing order, so re-adding skips the numbers in between.
+	Result<int> open_inotify(const InotifyFileEntry &e)
+	{
+		Fd ifd(inotify_init1((e.flags & IN_NONBLOCK) | IN_CLOEXEC));
+		if (!ifd.valid())
+			return sys_error("can't create inotify %u", e.id);
+		std::vector<const InotifyWdEntry *> wds(e.wd, e.wd + e.n_wd);
+		std::sort(wds.begin(), wds.end(), [](auto *a, auto *b) { return a->wd < b->wd; });
+		for (auto *w : wds) {
+			if (!w->f_handle || w->f_handle->bytes > 8 * w->f_handle->n_handle || w->f_handle->bytes > 128)
+				return Error{strfmt("inotify %u: malformed file handle of wd %u", e.id, w->wd)};
+			auto mfd = mount_fd(w->s_dev);
+			if (!mfd)
+				return mfd.error();
+			struct {
+				file_handle h;
+				uint8_t body[128];
+			} fh{};
+			fh.h.handle_bytes = w->f_handle->bytes;
+			fh.h.handle_type = w->f_handle->type;
+			memcpy(fh.h.f_handle, w->f_handle->handle, w->f_handle->bytes);
+			Fd target(open_by_handle_at(*mfd, &fh.h, O_PATH | O_CLOEXEC));
+			if (!target.valid())
+				return sys_error("inotify %u: can't open the watched inode %llu", e.id,
+						 (unsigned long long)w->i_ino);
+			auto path = strfmt("/proc/self/fd/%d", target.get());
+			for (int tries = 0;; tries++) {
+				int wd = inotify_add_watch(ifd.get(), path.c_str(), w->mask);
+				if (wd < 0)
+					return sys_error("inotify %u: can't watch inode %llu", e.id,
+							 (unsigned long long)w->i_ino);
+				if ((uint32_t)wd == w->wd)
+					break;
+				if ((uint32_t)wd > w->wd || tries > 100000)
+					return Error{strfmt("inotify %u: got watch %d, wanted %u", e.id, wd, w->wd)};
+				inotify_rm_watch(ifd.get(), wd);
+			}
+		}
+		// The removals queued IN_IGNORED events the task never caused.
+		int fl = fcntl(ifd.get(), F_GETFL);
+		fcntl(ifd.get(), F_SETFL, fl | O_NONBLOCK);
+		char buf[4096];
+		while (read(ifd.get(), buf, sizeof(buf)) > 0)
+			;
+		fcntl(ifd.get(), F_SETFL, fl);
+		return ifd.release();
+	}
+
 	Result<int> open_tty(const TtyFileEntry &t)
 	{
 		if (!shell_job)
@@ -918,6 +1044,8 @@ struct Opener {
 			return open_timerfd(*f.tfd);
 		case FD_TYPES__MEMFD:
 			return reopen_memfd(rf, *f.memfd, f.memfd->flags);
+		case FD_TYPES__INOTIFY:
+			return open_inotify(*f.ify);
 		case FD_TYPES__SIGNALFD: {
 			sigset_t mask;
 			sigemptyset(&mask);
@@ -943,6 +1071,9 @@ struct Opener {
 
 	void close_all()
 	{
+		for (auto &[dev, fd] : mounts)
+			::close(fd);
+		mounts.clear();
 		for (auto &m : pipe_ends) {
 			for (auto &[id, fd] : m)
 				::close(fd);
