@@ -4,13 +4,15 @@
 //
 // The service forks one worker per connection, so clients are served in
 // parallel and a crash or a disconnect affects one request only. A worker
-// serves requests until the client closes (swrk) or after one request
-// unless keep_open is set (service). Only root peers (SO_PEERCRED) are
-// served: others get an error response.
+// (and swrk) serves one request, or more while they set keep_open, as
+// libcriu expects: criu_restore_child() waits for swrk to exit before it
+// closes the socket. Only root peers (SO_PEERCRED) are served: others get
+// an error response.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
@@ -53,17 +55,28 @@ public:
 	// nullptr at the end of the connection.
 	Result<PbPtr<CriuReq>> recv_req()
 	{
-		std::string buf(kMaxMsg, '\0');
+		// Peek at the packet's size first: no big buffer per message.
 		ssize_t n;
 		do
-			n = recv(fd_.get(), buf.data(), buf.size(), MSG_TRUNC);
+			n = recv(fd_.get(), nullptr, 0, MSG_PEEK | MSG_TRUNC);
 		while (n < 0 && errno == EINTR);
 		if (n < 0)
 			return sys_error("can't receive an RPC request");
-		if (n == 0)
-			return PbPtr<CriuReq>();
-		if ((size_t)n > buf.size())
+		if (n == 0) {
+			// an empty packet or the end of the connection: consume and look
+			char c;
+			if (recv(fd_.get(), &c, 1, 0) <= 0)
+				return PbPtr<CriuReq>();
+			return Error{"empty RPC request"};
+		}
+		if ((size_t)n > kMaxMsg) {
+			char c;
+			(void)recv(fd_.get(), &c, 1, 0);  // drop it
 			return Error{strfmt("RPC request of %zd bytes is larger than %zu", n, kMaxMsg)};
+		}
+		std::string buf(n, '\0');
+		if (recv(fd_.get(), buf.data(), buf.size(), 0) != n)
+			return sys_error("can't receive an RPC request");
 		auto *req = criu_req__unpack(nullptr, n, reinterpret_cast<uint8_t *>(buf.data()));
 		if (!req)
 			return Error{strfmt("malformed RPC request (%zd bytes that are not a criu_req)", n)};
@@ -128,17 +141,21 @@ Status refuse_unsupported(const CriuOpts &o)
 	for (auto &u : unsupported)
 		if (u.set)
 			return Error{strfmt("RPC option %s is not supported by this criu yet", u.name)};
+	// Fields our rpc.proto does not have are CRIU options we do not know:
+	// refuse them rather than ignore them.
+	if (o.base.n_unknown_fields)
+		return Error{strfmt("RPC option field %u of criu_opts is not supported by this criu",
+				    o.base.unknown_fields[0].tag)};
 	return {};
 }
 
 class Worker
 {
 public:
-	Worker(Connection &c, const Options &base) : c_(c), base_(base) {}
+	Worker(Connection &c, const Options &base, bool swrk) : c_(c), base_(base), swrk_(swrk) {}
 
-	// Serves until the peer closes, or after one request without keep_open
-	// when once is set.
-	int serve(bool once);
+	// Serves one request, or more while they ask for keep_open.
+	int serve();
 
 private:
 	Result<Options> options(const CriuReq &req);
@@ -147,6 +164,7 @@ private:
 
 	Connection &c_;
 	const Options &base_;
+	bool swrk_;
 };
 
 Result<Options> Worker::options(const CriuReq &req)
@@ -168,14 +186,20 @@ Result<Options> Worker::options(const CriuReq &req)
 	if (o.log_file.find('/') != std::string::npos)
 		return Error{"RPC log_file must be a plain name (use work_dir_fd for its directory)"};
 	o.restore_sibling = ro.has_rst_sibling && ro.rst_sibling;
-	for (size_t i = 0; i < ro.n_inherit_fd; i++) {
-		// the fd is the client's: take it into this process
-		int fd = ::open(strfmt("/proc/%d/fd/%d", c_.peer_pid(), ro.inherit_fd[i]->fd).c_str(), O_RDWR);
-		if (fd < 0)
-			fd = ::open(strfmt("/proc/%d/fd/%d", c_.peer_pid(), ro.inherit_fd[i]->fd).c_str(), O_RDONLY);
-		if (fd < 0)
-			return sys_error("inherit_fd: can't take fd %d of the client", ro.inherit_fd[i]->fd);
-		o.inherit_fds.emplace_back(ro.inherit_fd[i]->key, fd);
+	if (o.restore_sibling && !swrk_)
+		return Error{
+		    "rst_sibling is for criu swrk only: over the service socket the task would be the service's child"};
+	if (ro.n_inherit_fd) {
+		// the client's very file, as it passed it (same access mode and offset)
+		Fd pidfd(syscall(SYS_pidfd_open, c_.peer_pid(), 0));
+		if (!pidfd.valid())
+			return sys_error("inherit_fd: can't reach the client PID %d", c_.peer_pid());
+		for (size_t i = 0; i < ro.n_inherit_fd; i++) {
+			int fd = syscall(SYS_pidfd_getfd, pidfd.get(), ro.inherit_fd[i]->fd, 0);
+			if (fd < 0)
+				return sys_error("inherit_fd: can't take fd %d of the client", ro.inherit_fd[i]->fd);
+			o.inherit_fds.emplace_back(ro.inherit_fd[i]->key, fd);
+		}
 	}
 	if (ro.has_notify_scripts && ro.notify_scripts)
 		o.notify_cb = [this](const std::string &script, pid_t pid) { return notify_client(script, pid); };
@@ -273,10 +297,18 @@ Status Worker::handle(const CriuReq &req)
 	}
 }
 
-int Worker::serve(bool once)
+int Worker::serve()
 {
 	if (auto st = c_.identify(); !st) {
 		pr_err("%s\n", st.error().msg.c_str());
+		return 1;
+	}
+	if (c_.peer_uid() != 0) {
+		// refused before anything of the request is looked at
+		auto msg = strfmt("RPC peer PID %d runs as uid %u: only root is served", c_.peer_pid(), c_.peer_uid());
+		pr_err("%s\n", msg.c_str());
+		auto req = c_.recv_req();
+		(void)send_error(c_, req && *req ? (*req)->type : CRIU_REQ_TYPE__EMPTY, msg);
 		return 1;
 	}
 	for (;;) {
@@ -291,20 +323,13 @@ int Worker::serve(bool once)
 		if (!*req)
 			return 0;
 		bool keep = (*req)->has_keep_open && (*req)->keep_open;
-		if (c_.peer_uid() != 0) {
-			auto msg =
-			    strfmt("RPC peer PID %d runs as uid %u: only root is served", c_.peer_pid(), c_.peer_uid());
-			pr_err("%s\n", msg.c_str());
-			(void)send_error(c_, (*req)->type, msg);
-			return 1;
-		}
 		if (auto st = handle(**req); !st) {
 			pr_err("%s\n", st.error().msg.c_str());
 			if (!send_error(c_, (*req)->type, st.error().msg))
 				return 1;
 		}
 		log::reset_first_error();
-		if (once && !keep)
+		if (!keep)
 			return 0;
 	}
 }
@@ -347,8 +372,8 @@ int cmd_swrk(const Options &o)
 		return 1;
 	}
 	Connection c(o.swrk_fd);
-	Worker w(c, o);
-	return w.serve(false);
+	Worker w(c, o, true);
+	return w.serve();
 }
 
 int cmd_service(const Options &o)
@@ -399,8 +424,8 @@ int cmd_service(const Options &o)
 			signal(SIGINT, SIG_DFL);
 			signal(SIGCHLD, SIG_DFL);
 			Connection c(cfd);
-			Worker w(c, o);
-			_exit(w.serve(true));
+			Worker w(c, o, false);
+			_exit(w.serve());
 		}
 		if (pid < 0)
 			pr_err("can't fork a worker: %s\n", strerror(errno));

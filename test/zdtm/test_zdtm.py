@@ -23,8 +23,10 @@ starttime, sends SIGTERM, reaps it and requires PASS.
 Programs in SPECIAL_TESTS have their own tests instead: shell_job00 runs as
 a job of lib/jobshell.py (a small job-control shell on a pty) and is dumped
 and restored with --shell-job (test_shell_job*); unsupp_fd00 holds a socket,
-so its dump must fail and leave it unchanged (test_dump_fail_unchanged).
-test_cli.py covers criu's command line and log options.
+so its dump must fail and leave it unchanged (test_dump_fail_unchanged);
+inherit_fd00 holds a pipe of the harness (test_rpc.py, inherit_fd).
+test_cli.py covers criu's command line and log options, test_rpc.py the
+RPC server (criu service / criu swrk).
 
 Environment:
     CRIU=path         criu binary (default: criu/criu in the repo root)
@@ -94,8 +96,9 @@ TEST_OPTS = {
 
 # Test programs that need a special setup and have their own tests, not the
 # generic C/R flavors: shell_job00 needs a terminal (test_shell_job*),
-# unsupp_fd00 holds an fd criu can't dump (test_dump_fail_unchanged).
-SPECIAL_TESTS = {"shell_job00", "unsupp_fd00"}
+# unsupp_fd00 holds an fd criu can't dump (test_dump_fail_unchanged),
+# inherit_fd00 holds a pipe of the harness (test_rpc.py, RPC inherit_fd).
+SPECIAL_TESTS = {"shell_job00", "unsupp_fd00", "inherit_fd00"}
 
 # Flavors that only run for a few tests.
 NODETACH_TESTS = ["env00", "pipe00", "sigpending00", "fpu_threads"]
@@ -554,12 +557,13 @@ class Run:
             self.tracked.append((pid, st))
         return st
 
-    def start(self, env=None, shell=None, pgrp="new"):
+    def start(self, env=None, shell=None, pgrp="new", pass_fds=()):
         """Start the test program and wait until it is ready.  env: extra
         environment.  shell: a JobShell to run it as a job of (pgrp "new": in
         its own process group, "shell": in the shell's), its stdin/stdout/
         stderr being the shell's terminal; else it is our child, a session
-        leader with stdin /dev/null and stdout/stderr to test.log."""
+        leader with stdin /dev/null and stdout/stderr to test.log (and
+        pass_fds, fds of ours it inherits)."""
         cmd = command_for(self.name)
         if not os.path.exists(cmd[-1]):
             self.fail("test program %s does not exist (make -C test/zdtm)" % cmd[-1])
@@ -572,7 +576,8 @@ class Run:
             try:
                 self.proc = subprocess.Popen(
                     argv, cwd=str(self.dir), stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                    close_fds=True, start_new_session=True, env=dict(os.environ, **env) if env else None)
+                    close_fds=True, pass_fds=pass_fds, start_new_session=True,
+                    env=dict(os.environ, **env) if env else None)
             finally:
                 logf.close()
             self.popens.append(self.proc)
@@ -701,7 +706,10 @@ class Run:
     def _check_restored(self, rpid):
         text = (read_text(rpid) or "").strip()
         self.check(text.isdigit(), "bad restore pidfile contents %r" % text)
-        pid = int(text)
+        return self.check_restored_pid(int(text))
+
+    def check_restored_pid(self, pid):
+        """pid is the original's, a new process image, running and untraced; tracks it."""
         self.check(pid == self.pid, "restored pid %d != original pid %d" % (pid, self.pid))
         st = self.track(pid)
         self.check(st is not None, "restored task %d does not exist" % pid)

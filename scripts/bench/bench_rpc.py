@@ -1,0 +1,384 @@
+#!/usr/bin/python3
+"""Restore latency through criu's RPC server against the command line.
+
+    /usr/bin/python3 scripts/bench/bench_rpc.py [--iters N] [--warmup W] [--mib M]
+
+Two workloads, each dumped once with `criu dump`, then restored --iters
+times (default 100) from the same images; after every restore the task is
+killed and reaped so that its PID is free for the next one:
+  small   a small C program (bench_helper.c `mem`, M MiB touched, default 4);
+  python  a warm /usr/bin/python3 (bench_core.py's workload: json, re,
+          decimal, http.server... imported, a few MB of data built).
+
+Each iteration restores once in each of these ways, in rotation (so that
+drift hits all of them alike), timed end to end from here:
+  cli        spawn `criu restore -d -D IMG`, until it exits;
+  service    a pre-warmed `criu service --address SOCK` (started once):
+             connect, send one criu_req RESTORE, until criu_resp arrives
+             (one connection per restore, as libcriu's criu_restore() does);
+  service-ko the same over one keep_open connection for all restores (the
+             worker stays; a WAIT_PID request reaps each killed task);
+  swrk       spawn `criu swrk FD` on a socketpair per restore (what libcriu's
+             criu_restore_child() and TrEnv's platform do), send RESTORE with
+             rst_sibling, until criu_resp arrives.
+The RPC clients are raw protobuf (Debian pycriu's rpc_pb2) over the socket.
+No log files (criu's default level); W warm-up rounds (default 3) are not
+counted.  The first and last restore of each way are checked: the task
+verifies its memory on SIGUSR1 (every restore for `small`).
+
+Also measured: criu's own restore time from its log ("Restore finished
+successfully in X ms"), the floor no transport can go below.
+
+Printed: p50/p99 per way, the ratios to the CLI, and the goals: RPC restore
+no slower than the CLI (p50 ratio <= 1), and the pre-warmed service at least
+2x faster than spawning `criu restore` (CLI p50 / service p50 >= 2).
+Needs root, gcc, Debian's python3-criu and a built criu/criu.
+"""
+import argparse
+import ctypes
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from bench_core import HELPER_SRC, PYTHON, WARM_PY, BenchError, log_tail, wait_file  # noqa: E402
+
+try:
+    from pycriu import rpc_pb2 as rpc
+except ImportError:
+    rpc = None
+
+WAYS = ["cli", "service", "service-ko", "swrk"]
+
+
+def percentile(values, p):
+    """Linear interpolation between closest ranks (numpy's default)."""
+    v = sorted(values)
+    k = (len(v) - 1) * p / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def exists(pid):
+    return os.path.exists("/proc/%d" % pid)
+
+
+def reap_gone(pid, timeout=10.0):
+    """Wait until pid is gone for good (reaped by us: we are a subreaper)."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if not exists(pid):
+            return
+        if time.monotonic() > end:
+            raise BenchError("PID %d is still there %.0fs after SIGKILL" % (pid, timeout))
+        time.sleep(0.0005)
+
+
+def kill_gone(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    reap_gone(pid)
+
+
+class Bench:
+    def __init__(self, args, tmp):
+        self.args = args
+        self.tmp = tmp
+        self.helper = os.path.join(tmp, "bench_helper")
+        self.started = []      # Popen of everything we spawned that may outlive a step
+        self.service = None
+        self.sock = os.path.join(tmp, "criu.sock")
+        self.ko = None         # the keep_open connection
+
+    # ---- setup / teardown
+    def build(self):
+        r = subprocess.run(["gcc", "-O2", "-Wall", "-o", self.helper, HELPER_SRC],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            raise BenchError("gcc failed:\n" + r.stdout)
+        with open(os.path.join(self.tmp, "warm.py"), "w") as f:
+            f.write(WARM_PY)
+
+    def start_service(self):
+        log = open(os.path.join(self.tmp, "service.log"), "w")
+        self.service = subprocess.Popen([self.args.criu, "service", "--address", self.sock], cwd=self.tmp,
+                                        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        end = time.monotonic() + 10
+        while not os.path.exists(self.sock):
+            if self.service.poll() is not None or time.monotonic() > end:
+                raise BenchError("criu service did not start:\n" + log_tail(os.path.join(self.tmp, "service.log")))
+            time.sleep(0.005)
+
+    def stop(self):
+        if self.ko is not None:
+            self.ko.close()
+        if self.service is not None and self.service.poll() is None:
+            self.service.terminate()
+            try:
+                self.service.wait(10)
+            except subprocess.TimeoutExpired:
+                self.service.kill()
+                self.service.wait()
+        for p in self.started:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        # whatever was reparented to us
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+
+    # ---- the workloads
+    def dump(self, kind):
+        d = os.path.join(self.tmp, kind)
+        img = os.path.join(d, "img")
+        os.makedirs(img)
+        ready, result = os.path.join(d, "ready"), os.path.join(d, "result")
+        if kind == "small":
+            cmd = [self.helper, "mem", str(self.args.mib), ready, result]
+        else:
+            cmd = [PYTHON, os.path.join(self.tmp, "warm.py"), ready, result]
+        with open(os.path.join(d, "out.log"), "w") as out:
+            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=d,
+                                 start_new_session=True)
+        self.started.append(p)
+        wait_file(ready, 120, proc=p)
+        r = subprocess.run([self.args.criu, "dump", "-t", str(p.pid), "-D", img, "-o", "dump.log"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            raise BenchError("criu dump failed: %s\n%s" % (r.stderr.strip(), log_tail(os.path.join(img, "dump.log"))))
+        p.wait(10)
+        return p.pid, d, img
+
+    def verify(self, pid, d):
+        result = os.path.join(d, "result")
+        if os.path.exists(result):
+            os.unlink(result)
+        os.kill(pid, signal.SIGUSR1)
+        verdict = wait_file(result, 60, pid=pid)
+        if not verdict.startswith("ok"):
+            raise BenchError("restored PID %d found its memory corrupted: %s" % (pid, verdict))
+
+    # ---- one restore each way; returns (ms, pid)
+    def restore_req(self, imgfd, **opts):
+        req = rpc.criu_req(type=rpc.RESTORE)
+        req.opts.images_dir_fd = imgfd
+        for k, v in opts.items():
+            setattr(req.opts, k, v)
+        return req.SerializeToString()
+
+    @staticmethod
+    def parse(data, what):
+        if not data:
+            raise BenchError("%s: the connection closed without a response" % what)
+        resp = rpc.criu_resp()
+        resp.ParseFromString(data)
+        if not resp.success:
+            raise BenchError("%s failed: %s" % (what, resp.cr_errmsg))
+        return resp
+
+    def r_cli(self, img, imgfd):
+        t0 = time.perf_counter()
+        p = subprocess.Popen([self.args.criu, "restore", "-d", "-D", img], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        err = p.communicate()[1]
+        ms = (time.perf_counter() - t0) * 1e3
+        if p.returncode != 0:
+            raise BenchError("criu restore -d failed (%d): %s" % (p.returncode, err.decode().strip()))
+        return ms, None
+
+    def r_service(self, img, imgfd):
+        req = self.restore_req(imgfd)
+        t0 = time.perf_counter()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.connect(self.sock)
+        s.send(req)
+        data = s.recv(1 << 16)
+        ms = (time.perf_counter() - t0) * 1e3
+        s.close()
+        return ms, self.parse(data, "service RESTORE").restore.pid
+
+    def r_service_ko(self, img, imgfd):
+        if self.ko is None:
+            self.ko = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            self.ko.connect(self.sock)
+        req = rpc.criu_req(type=rpc.RESTORE, keep_open=True)
+        req.opts.images_dir_fd = imgfd
+        req = req.SerializeToString()
+        t0 = time.perf_counter()
+        self.ko.send(req)
+        data = self.ko.recv(1 << 16)
+        ms = (time.perf_counter() - t0) * 1e3
+        return ms, self.parse(data, "keep_open RESTORE").restore.pid
+
+    def ko_reap(self, pid):
+        """The task is the keep_open worker's child: WAIT_PID reaps it."""
+        self.ko.send(rpc.criu_req(type=rpc.WAIT_PID, pid=pid, keep_open=True).SerializeToString())
+        self.parse(self.ko.recv(1 << 16), "WAIT_PID")
+
+    def r_swrk(self, img, imgfd):
+        req = self.restore_req(imgfd, rst_sibling=True)
+        t0 = time.perf_counter()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        p = subprocess.Popen([self.args.criu, "swrk", str(theirs.fileno())], pass_fds=(theirs.fileno(),),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        theirs.close()
+        ours.send(req)
+        data = ours.recv(1 << 16)
+        ms = (time.perf_counter() - t0) * 1e3
+        ours.close()
+        self.started.append(p)
+        if p.wait(10) != 0:
+            raise BenchError("criu swrk exited with %d" % p.returncode)
+        self.started.remove(p)
+        return ms, self.parse(data, "swrk RESTORE").restore.pid
+
+    def workload(self, kind, label):
+        a = self.args
+        pid, d, img = self.dump(kind)
+        print("\n== %s (PID %d)" % (label, pid), flush=True)
+        imgfd = os.open(img, os.O_DIRECTORY | os.O_RDONLY)
+        fns = {"cli": self.r_cli, "service": self.r_service, "service-ko": self.r_service_ko, "swrk": self.r_swrk}
+        times = {w: [] for w in WAYS}
+        total = a.warmup + a.iters
+        try:
+            for i in range(total):
+                for w in WAYS:
+                    ms, rpid = fns[w](img, imgfd)
+                    if rpid is not None and rpid != pid:
+                        raise BenchError("%s restored PID %s, expected %d" % (w, rpid, pid))
+                    if not exists(pid):
+                        raise BenchError("%s: the restored PID %d does not exist" % (w, pid))
+                    if kind == "small" or i in (a.warmup, total - 1):
+                        self.verify(pid, d)
+                    os.kill(pid, signal.SIGKILL)
+                    if w == "service-ko":
+                        self.ko_reap(pid)
+                    reap_gone(pid)
+                    if i >= a.warmup:
+                        times[w].append(ms)
+            floor = self.own_time(img, pid)
+        finally:
+            os.close(imgfd)
+            if exists(pid):
+                kill_gone(pid)
+        res = {w: (percentile(t, 50), percentile(t, 99), min(t), max(t)) for w, t in times.items()}
+        for w in WAYS:
+            p50, p99, lo, hi = res[w]
+            print("  %-11s p50 %7.2f ms  p99 %7.2f ms  (min %6.2f, max %6.2f, n=%d)" % (w, p50, p99, lo, hi,
+                                                                                  len(times[w])), flush=True)
+        res["own"] = floor
+        print("  criu's own restore time (its log, 5 extra CLI restores): p50 %.2f ms; so cli/service can be at "
+              "most %.2f" % (floor, res["cli"][0] / floor))
+        return res
+
+    def own_time(self, img, pid):
+        """The time criu itself reports for the restore ("Restore finished
+        successfully in X ms", -v3): no RPC transport can go below it."""
+        own = []
+        log = os.path.join(img, "own.log")
+        for _ in range(5):
+            r = subprocess.run([self.args.criu, "restore", "-d", "-D", img, "-o", "own.log", "-v3"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if r.returncode != 0:
+                raise BenchError("criu restore -d -v3 failed: %s" % r.stderr.strip())
+            kill_gone(pid)
+            m = re.search(r"Restore finished successfully in ([0-9.]+) ms", open(log).read())
+            if not m:
+                raise BenchError("no 'Restore finished successfully in' in %s:\n%s" % (log, log_tail(log)))
+            own.append(float(m.group(1)))
+        return percentile(own, 50)
+
+
+def report(results):
+    print("\n== Ratios to the CLI (p50; p99 in parentheses)")
+    print("  %-8s %-20s %-20s %-20s" % ("workload", "service/cli", "service-ko/cli", "swrk/cli"))
+    goals = []
+    for kind, res in results:
+        c50, c99 = res["cli"][:2]
+        cells = []
+        for w in ("service", "service-ko", "swrk"):
+            cells.append("%.2f (%.2f)" % (res[w][0] / c50, res[w][1] / c99))
+        print("  %-8s %-20s %-20s %-20s" % (kind, *cells))
+        for w in ("service", "service-ko", "swrk"):
+            goals.append(("%s: %s restore no slower than the CLI (p50 %.2f <= %.2f ms)" % (
+                kind, w, res[w][0], c50), res[w][0] <= c50))
+        goals.append(("%s: pre-warmed service >= 2x faster than spawning criu restore (cli/service p50 %.2f)" % (
+            kind, c50 / res["service"][0]), c50 / res["service"][0] >= 2.0))
+    print("\n== Goals")
+    for text, ok in goals:
+        print("  %-7s %s" % ("met" if ok else "NOT met", text))
+    print("\nGoals %s." % ("all met" if all(ok for _, ok in goals) else "not all met"))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--iters", type=int, default=100, help="counted restores per way and workload (default 100)")
+    ap.add_argument("--warmup", type=int, default=3, help="uncounted warm-up rounds (default 3)")
+    ap.add_argument("--mib", type=int, default=4, help="MiB the small C program touches (default 4)")
+    ap.add_argument("--criu", default=os.path.join(REPO, "criu", "criu"), help="criu binary")
+    args = ap.parse_args()
+    if args.iters < 50 or args.warmup < 0 or args.mib < 1:
+        ap.error("--iters must be >= 50 (p99), --warmup >= 0, --mib >= 1")
+    if os.geteuid() != 0:
+        sys.exit("bench: run me as root (criu needs it)")
+    if not os.access(args.criu, os.X_OK):
+        sys.exit("bench: %s is missing: build it with `make criu/criu`" % args.criu)
+    if shutil.which("gcc") is None:
+        sys.exit("bench: gcc is missing")
+    if rpc is None:
+        sys.exit("bench: Debian's pycriu is missing (apt-get install python3-criu; run /usr/bin/python3)")
+
+    # Restored tasks are reparented to us, so we can reap them.
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+    def on_signal(sig, _frame):
+        raise SystemExit(128 + sig)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    tmp = tempfile.mkdtemp(prefix="criu-bench-rpc.", dir="/tmp")
+    b = Bench(args, tmp)
+    t0 = time.monotonic()
+    try:
+        b.build()
+        b.start_service()
+        print("criu: %s; %d counted restores per way (+%d warm-up); images in %s" % (
+            args.criu, args.iters, args.warmup, tmp))
+        results = [("small", b.workload("small", "small C program (%d MiB touched)" % args.mib)),
+                   ("python", b.workload("python", "warm Python 3 process"))]
+        report(results)
+        print("Total time %.1f s" % (time.monotonic() - t0))
+        return 0
+    except BenchError as e:
+        print("\nbench: FAILED: %s" % e, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nbench: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        b.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
