@@ -36,6 +36,8 @@
 #include "pipe-data.pb-c.h"
 #include "proc.h"
 #include "remap-file-path.pb-c.h"
+#include "sk-inet.pb-c.h"
+#include "sockets.h"
 
 namespace criu
 {
@@ -109,6 +111,7 @@ struct FileTable::Impl {
 		ino_t ino;
 	};
 	std::vector<Known> known;  // open file descriptions already described
+	Fd pidfd;		   // of the task, to take its sockets
 
 	FileEntry *new_file(FdTypes type)
 	{
@@ -490,6 +493,21 @@ Result<uint32_t> FileTable::Impl::dump_fd(pid_t pid, int fd, bool shell_job, uin
 			return Error{strfmt("PID %d fd %d: signalfd without a sigmask in fdinfo", pid, fd)};
 		e->sigmask = parse_u64(it->second, 16).value_or(0);
 		f->sgfd = e;
+	} else if (link->starts_with("socket:[")) {
+		if (!pidfd.valid())
+			pidfd.reset(syscall(SYS_pidfd_open, pid, 0));
+		Fd sk(syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0));
+		if (!sk.valid())
+			return sys_error("can't take socket fd %d of PID %d", fd, pid);
+		if (!is_inet_socket(sk.get()))
+			return Error{strfmt("PID %d fd %d: %s is not an IPv4/IPv6 socket; only those are supported yet",
+					    pid, fd, link->c_str())};
+		f = new_file(FD_TYPES__INETSK);
+		auto *e = arena.make<InetSkEntry>(INET_SK_ENTRY__INIT);
+		e->id = f->id;
+		e->fown = fown();
+		TRY(dump_inet_socket(arena, pid, fd, sk.get(), flags, e));
+		f->isk = e;
 	} else if (*link == "anon_inode:inotify") {
 		f = new_file(FD_TYPES__INOTIFY);
 		auto r = inotify(f->id, flags, *fi);
@@ -688,7 +706,8 @@ Result<RestoredFiles> read_files(const ImageDir &dir, uint32_t files_id)
 			  (f.type == FD_TYPES__FIFO && f.fifo) || (f.type == FD_TYPES__EVENTFD && f.efd) ||
 			  (f.type == FD_TYPES__TTY && f.tty) || (f.type == FD_TYPES__TIMERFD && f.tfd) ||
 			  (f.type == FD_TYPES__SIGNALFD && f.sgfd) || (f.type == FD_TYPES__EVENTPOLL && f.epfd) ||
-			  (f.type == FD_TYPES__MEMFD && f.memfd) || (f.type == FD_TYPES__INOTIFY && f.ify);
+			  (f.type == FD_TYPES__MEMFD && f.memfd) || (f.type == FD_TYPES__INOTIFY && f.ify) ||
+			  (f.type == FD_TYPES__INETSK && f.isk);
 		if (!ok)
 			return Error{
 			    strfmt("files.img: file id %u has unsupported or inconsistent type %d", f.id, f.type)};
@@ -1046,6 +1065,8 @@ struct Opener {
 			return reopen_memfd(rf, *f.memfd, f.memfd->flags);
 		case FD_TYPES__INOTIFY:
 			return open_inotify(*f.ify);
+		case FD_TYPES__INETSK:
+			return restore_inet_socket(*f.isk);
 		case FD_TYPES__SIGNALFD: {
 			sigset_t mask;
 			sigemptyset(&mask);

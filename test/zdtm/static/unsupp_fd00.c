@@ -4,7 +4,8 @@
  * it was.  Not part of the plain C/R flavors (its dump must fail).
  *
  * The fd is chosen with the environment variable ZDTM_UNSUPP_FD:
- *   tcp   a TCP socket listening on 127.0.0.1, port 0 (any)
+ *   tcp   an established TCP connection over 127.0.0.1 (both ends, plus the
+ *         listening socket they came from, which criu can dump)
  *   unix  a connected AF_UNIX stream socketpair, with data queued both ways
  * Its number is printed to stderr ("unsupported fd N").
  *
@@ -20,8 +21,8 @@
  * returned without a signal and clock_nanosleep() never failed (a
  * ptrace-interrupted syscall must be restarted transparently); the thread
  * still runs; the socket still works (tcp: same port, still listening,
- * accepts a connection; unix: the queued data is intact, and it still
- * connects the two ends).
+ * accepts a connection, and the established pair still carries data;
+ * unix: the queued data is intact, and it still connects the two ends).
  */
 #include "zdtmtst.h"
 
@@ -97,7 +98,7 @@ int main(int argc, char **argv)
 	unsigned char *anon, *ro, *heap;
 	struct sockaddr_in sin, sin2;
 	socklen_t slen;
-	int sfd = -1, peer = -1, one = 1, v, spurious = 0, i;
+	int sfd = -1, peer = -1, one = 1, v, spurious = 0, i, est_c = -1, est_a = -1;
 	sigset_t block, mask0, mask1, pend, waitmask;
 	struct sigaction sa, sa1, pipe1;
 	union sigval val;
@@ -139,6 +140,9 @@ int main(int argc, char **argv)
 		slen = sizeof(sin);
 		TEST_SYS(getsockname(sfd, (struct sockaddr *)&sin, &slen));
 		test_msg("listening on 127.0.0.1:%d", ntohs(sin.sin_port));
+		est_c = TEST_SYS(socket(AF_INET, SOCK_STREAM, 0));
+		TEST_SYS(connect(est_c, (struct sockaddr *)&sin, sizeof(sin)));
+		est_a = TEST_SYS(accept(sfd, NULL, NULL));
 	} else if (!strcmp(mode, "unix")) {
 		int sv[2];
 
@@ -269,6 +273,8 @@ int main(int argc, char **argv)
 		a = TEST_SYS(accept(sfd, NULL, NULL));
 		if (write(c, "ping", 4) != 4 || read(a, buf, sizeof(buf)) != 4 || memcmp(buf, "ping", 4))
 			fail("no data over an accepted connection");
+		if (write(est_c, "est", 3) != 3 || read(est_a, buf, sizeof(buf)) != 3 || memcmp(buf, "est", 3))
+			fail("the established connection no longer carries data");
 		close(a);
 		close(c);
 	} else {

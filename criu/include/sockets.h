@@ -1,0 +1,32 @@
+// Sockets (files.img inet_sk_entry).
+//
+// Dump looks at the task's socket through a duplicate taken with
+// pidfd_getfd(): the same socket, so getsockname/getsockopt tell its real
+// state. Supported: TCP sockets that are listening (with an empty accept
+// queue), bound or fresh; UDP sockets, bound and/or connected; IPv4 and
+// IPv6. An established TCP connection, a listening socket with
+// connections waiting, and every other family are refused with an error
+// naming the PID and fd.
+#pragma once
+
+#include <sys/types.h>
+
+#include "arena.h"
+#include "util.h"
+
+struct InetSkEntry;
+
+namespace criu
+{
+
+// True if fd (a duplicate of the task's socket) is AF_INET or AF_INET6.
+bool is_inet_socket(int fd);
+
+// Fills e (initialised by the caller with id and fown) from sk, the
+// duplicate of the task's socket fd (named in errors as PID/fd).
+Status dump_inet_socket(Arena &a, pid_t pid, int fd, int sk, uint32_t flags, InetSkEntry *e);
+
+// A new socket in the state e describes.
+Result<int> restore_inet_socket(const InetSkEntry &e);
+
+}  // namespace criu

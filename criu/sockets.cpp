@@ -1,0 +1,299 @@
+#include "sockets.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <net/if.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "sk-inet.pb-c.h"
+
+namespace criu
+{
+
+namespace
+{
+
+// TCP states, as CRIU stores them (for UDP too)
+constexpr uint32_t kEstablished = 1, kClose = 7, kListen = 10;
+
+int get_int(int sk, int level, int opt)
+{
+	int v = 0;
+	socklen_t l = sizeof(v);
+	getsockopt(sk, level, opt, &v, &l);
+	return v;
+}
+
+struct Backlog {
+	uint32_t max = 0, pending = 0;
+};
+
+// sock_diag knows a listening socket's backlog and its accept queue.
+Result<Backlog> listen_backlog(int family, uint64_t ino)
+{
+	Fd nl(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+	if (!nl.valid())
+		return sys_error("can't open a sock_diag socket");
+	struct {
+		nlmsghdr nlh;
+		inet_diag_req_v2 r;
+	} req{};
+	req.nlh.nlmsg_len = sizeof(req);
+	req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	req.r.sdiag_family = family;
+	req.r.sdiag_protocol = IPPROTO_TCP;
+	req.r.idiag_states = 1u << kListen;
+	if (send(nl.get(), &req, sizeof(req), 0) != sizeof(req))
+		return sys_error("can't query sock_diag");
+	alignas(nlmsghdr) char buf[16384];
+	for (;;) {
+		ssize_t n = recv(nl.get(), buf, sizeof(buf), 0);
+		if (n <= 0)
+			return sys_error("can't read sock_diag");
+		for (auto *h = reinterpret_cast<nlmsghdr *>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_type == NLMSG_DONE)
+				return Error{
+				    strfmt("listening socket %llu not found by sock_diag", (unsigned long long)ino)};
+			if (h->nlmsg_type == NLMSG_ERROR)
+				return Error{"sock_diag answered with an error"};
+			auto *m = static_cast<inet_diag_msg *>(NLMSG_DATA(h));
+			if (m->idiag_inode == ino)
+				return Backlog{m->idiag_wqueue, m->idiag_rqueue};
+		}
+	}
+}
+
+// Addresses are stored as 32-bit words in network order (1 for v4, 4 for v6).
+void put_addr(Arena &a, const sockaddr_storage &ss, size_t *n, uint32_t **words, uint32_t *port)
+{
+	if (ss.ss_family == AF_INET) {
+		auto *in = reinterpret_cast<const sockaddr_in *>(&ss);
+		*n = 1;
+		*words = a.array<uint32_t>(1);
+		memcpy(*words, &in->sin_addr, 4);
+		*port = ntohs(in->sin_port);
+	} else {
+		auto *in6 = reinterpret_cast<const sockaddr_in6 *>(&ss);
+		*n = 4;
+		*words = a.array<uint32_t>(4);
+		memcpy(*words, &in6->sin6_addr, 16);
+		*port = ntohs(in6->sin6_port);
+	}
+}
+
+std::string addr_str(const sockaddr_storage &ss)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	uint16_t port;
+	if (ss.ss_family == AF_INET) {
+		auto *in = reinterpret_cast<const sockaddr_in *>(&ss);
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		return strfmt("%s:%u", host, port);
+	}
+	auto *in6 = reinterpret_cast<const sockaddr_in6 *>(&ss);
+	inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+	port = ntohs(in6->sin6_port);
+	return strfmt("[%s]:%u", host, port);
+}
+
+Result<socklen_t> make_addr(uint32_t family, size_t n, const uint32_t *words, uint32_t port, sockaddr_storage &ss)
+{
+	memset(&ss, 0, sizeof(ss));
+	if (family == AF_INET && n == 1) {
+		auto *in = reinterpret_cast<sockaddr_in *>(&ss);
+		in->sin_family = AF_INET;
+		memcpy(&in->sin_addr, words, 4);
+		in->sin_port = htons(port);
+		return (socklen_t)sizeof(sockaddr_in);
+	}
+	if (family == AF_INET6 && n == 4) {
+		auto *in6 = reinterpret_cast<sockaddr_in6 *>(&ss);
+		in6->sin6_family = AF_INET6;
+		memcpy(&in6->sin6_addr, words, 16);
+		in6->sin6_port = htons(port);
+		return (socklen_t)sizeof(sockaddr_in6);
+	}
+	return Error{strfmt("socket address of family %u with %zu words is malformed", family, n)};
+}
+
+SkOptsEntry *dump_opts(Arena &a, int sk, bool tcp)
+{
+	auto *o = a.make<SkOptsEntry>(SK_OPTS_ENTRY__INIT);
+	o->so_sndbuf = get_int(sk, SOL_SOCKET, SO_SNDBUF);
+	o->so_rcvbuf = get_int(sk, SOL_SOCKET, SO_RCVBUF);
+	timeval tv{};
+	socklen_t l = sizeof(tv);
+	getsockopt(sk, SOL_SOCKET, SO_SNDTIMEO, &tv, &l);
+	o->so_snd_tmo_sec = tv.tv_sec, o->so_snd_tmo_usec = tv.tv_usec;
+	l = sizeof(tv);
+	getsockopt(sk, SOL_SOCKET, SO_RCVTIMEO, &tv, &l);
+	o->so_rcv_tmo_sec = tv.tv_sec, o->so_rcv_tmo_usec = tv.tv_usec;
+	o->has_reuseaddr = o->has_so_reuseport = o->has_so_priority = o->has_so_rcvlowat = o->has_so_mark = true;
+	o->reuseaddr = get_int(sk, SOL_SOCKET, SO_REUSEADDR);
+	o->so_reuseport = get_int(sk, SOL_SOCKET, SO_REUSEPORT);
+	o->so_priority = get_int(sk, SOL_SOCKET, SO_PRIORITY);
+	o->so_rcvlowat = get_int(sk, SOL_SOCKET, SO_RCVLOWAT);
+	o->so_mark = get_int(sk, SOL_SOCKET, SO_MARK);
+	o->has_so_broadcast = o->has_so_keepalive = o->has_so_passcred = true;
+	o->so_broadcast = get_int(sk, SOL_SOCKET, SO_BROADCAST);
+	o->so_keepalive = get_int(sk, SOL_SOCKET, SO_KEEPALIVE);
+	o->so_passcred = get_int(sk, SOL_SOCKET, SO_PASSCRED);
+	if (tcp) {
+		o->has_tcp_keepcnt = o->has_tcp_keepidle = o->has_tcp_keepintvl = true;
+		o->tcp_keepcnt = get_int(sk, IPPROTO_TCP, TCP_KEEPCNT);
+		o->tcp_keepidle = get_int(sk, IPPROTO_TCP, TCP_KEEPIDLE);
+		o->tcp_keepintvl = get_int(sk, IPPROTO_TCP, TCP_KEEPINTVL);
+	}
+	char dev[IFNAMSIZ + 1] = "";
+	l = IFNAMSIZ;
+	if (getsockopt(sk, SOL_SOCKET, SO_BINDTODEVICE, dev, &l) == 0 && l > 0 && dev[0])
+		o->so_bound_dev = a.str(std::string(dev, strnlen(dev, l)));
+	return o;
+}
+
+Status set_int(int sk, int level, int opt, int v, const char *name)
+{
+	if (setsockopt(sk, level, opt, &v, sizeof(v)) < 0)
+		return sys_error("can't set %s to %d", name, v);
+	return {};
+}
+
+Status restore_opts(int sk, const SkOptsEntry &o, bool tcp)
+{
+	// the kernel doubles buffer sizes on set and reports the doubled value
+	TRY(set_int(sk, SOL_SOCKET, SO_SNDBUF, o.so_sndbuf / 2, "SO_SNDBUF"));
+	TRY(set_int(sk, SOL_SOCKET, SO_RCVBUF, o.so_rcvbuf / 2, "SO_RCVBUF"));
+	timeval snd = {(time_t)o.so_snd_tmo_sec, (suseconds_t)o.so_snd_tmo_usec};
+	timeval rcv = {(time_t)o.so_rcv_tmo_sec, (suseconds_t)o.so_rcv_tmo_usec};
+	if (setsockopt(sk, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof(snd)) < 0 ||
+	    setsockopt(sk, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof(rcv)) < 0)
+		return sys_error("can't set socket timeouts");
+	if (o.has_reuseaddr && o.reuseaddr)
+		TRY(set_int(sk, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR"));
+	if (o.has_so_reuseport && o.so_reuseport)
+		TRY(set_int(sk, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT"));
+	if (o.has_so_priority && o.so_priority)
+		TRY(set_int(sk, SOL_SOCKET, SO_PRIORITY, o.so_priority, "SO_PRIORITY"));
+	if (o.has_so_rcvlowat && o.so_rcvlowat > 1)
+		TRY(set_int(sk, SOL_SOCKET, SO_RCVLOWAT, o.so_rcvlowat, "SO_RCVLOWAT"));
+	if (o.has_so_mark && o.so_mark)
+		TRY(set_int(sk, SOL_SOCKET, SO_MARK, o.so_mark, "SO_MARK"));
+	if (o.has_so_broadcast && o.so_broadcast)
+		TRY(set_int(sk, SOL_SOCKET, SO_BROADCAST, 1, "SO_BROADCAST"));
+	if (o.has_so_keepalive && o.so_keepalive)
+		TRY(set_int(sk, SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE"));
+	if (o.has_so_passcred && o.so_passcred)
+		TRY(set_int(sk, SOL_SOCKET, SO_PASSCRED, 1, "SO_PASSCRED"));
+	if (tcp && o.has_tcp_keepcnt) {
+		TRY(set_int(sk, IPPROTO_TCP, TCP_KEEPCNT, o.tcp_keepcnt, "TCP_KEEPCNT"));
+		TRY(set_int(sk, IPPROTO_TCP, TCP_KEEPIDLE, o.tcp_keepidle, "TCP_KEEPIDLE"));
+		TRY(set_int(sk, IPPROTO_TCP, TCP_KEEPINTVL, o.tcp_keepintvl, "TCP_KEEPINTVL"));
+	}
+	if (o.so_bound_dev && setsockopt(sk, SOL_SOCKET, SO_BINDTODEVICE, o.so_bound_dev, strlen(o.so_bound_dev)) < 0)
+		return sys_error("can't bind the socket to device %s", o.so_bound_dev);
+	return {};
+}
+
+}  // namespace
+
+bool is_inet_socket(int fd)
+{
+	int d = get_int(fd, SOL_SOCKET, SO_DOMAIN);
+	return d == AF_INET || d == AF_INET6;
+}
+
+Status dump_inet_socket(Arena &a, pid_t pid, int fd, int sk, uint32_t flags, InetSkEntry *e)
+{
+	struct stat st;
+	if (fstat(sk, &st) < 0)
+		return sys_error("can't stat socket fd %d of PID %d", fd, pid);
+	int family = get_int(sk, SOL_SOCKET, SO_DOMAIN), type = get_int(sk, SOL_SOCKET, SO_TYPE);
+	int proto = get_int(sk, SOL_SOCKET, SO_PROTOCOL);
+	bool tcp = type == SOCK_STREAM && proto == IPPROTO_TCP, udp = type == SOCK_DGRAM && proto == IPPROTO_UDP;
+	if (!tcp && !udp)
+		return Error{
+		    strfmt("PID %d fd %d: socket of type %d protocol %d is not supported", pid, fd, type, proto)};
+	e->ino = st.st_ino;
+	e->family = family;
+	e->type = type;
+	e->proto = proto;
+	e->flags = flags;
+	sockaddr_storage src{}, dst{};
+	socklen_t sl = sizeof(src), dl = sizeof(dst);
+	if (getsockname(sk, reinterpret_cast<sockaddr *>(&src), &sl) < 0)
+		return sys_error("PID %d fd %d: getsockname", pid, fd);
+	bool connected = getpeername(sk, reinterpret_cast<sockaddr *>(&dst), &dl) == 0;
+	if (tcp && get_int(sk, SOL_SOCKET, SO_ACCEPTCONN)) {
+		auto b = listen_backlog(family, st.st_ino);
+		if (!b)
+			return Error{strfmt("PID %d fd %d: %s", pid, fd, b.error().msg.c_str())};
+		if (b->pending)
+			return Error{strfmt("PID %d fd %d: listening socket %s has %u connection(s) waiting to be "
+					    "accepted; they can't be saved",
+					    pid, fd, addr_str(src).c_str(), b->pending)};
+		e->state = kListen;
+		e->backlog = b->max;
+	} else if (tcp && connected) {
+		return Error{strfmt("PID %d fd %d: established TCP connection %s -> %s is not supported (CRIU "
+				    "would need --tcp-established)",
+				    pid, fd, addr_str(src).c_str(), addr_str(dst).c_str())};
+	} else {
+		e->state = connected ? kEstablished : kClose;
+	}
+	put_addr(a, src, &e->n_src_addr, &e->src_addr, &e->src_port);
+	if (connected)
+		put_addr(a, dst, &e->n_dst_addr, &e->dst_addr, &e->dst_port);
+	if (family == AF_INET6) {
+		e->has_v6only = true;
+		e->v6only = get_int(sk, IPPROTO_IPV6, IPV6_V6ONLY);
+	}
+	e->opts = dump_opts(a, sk, tcp);
+	pr_debug("PID %d fd %d: inet socket %s state %u\n", pid, fd, addr_str(src).c_str(), e->state);
+	return {};
+}
+
+Result<int> restore_inet_socket(const InetSkEntry &e)
+{
+	if ((e.family != AF_INET && e.family != AF_INET6) || !e.opts)
+		return Error{strfmt("inet socket %u: malformed entry (family %u)", e.id, e.family)};
+	bool tcp = e.type == SOCK_STREAM;
+	Fd sk(socket(e.family, e.type | SOCK_CLOEXEC, e.proto));
+	if (!sk.valid())
+		return sys_error("can't create socket %u (family %u type %u)", e.id, e.family, e.type);
+	TRY(restore_opts(sk.get(), *e.opts, tcp));
+	if (e.family == AF_INET6 && e.has_v6only && e.v6only)
+		TRY(set_int(sk.get(), IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY"));
+	sockaddr_storage ss;
+	auto len = make_addr(e.family, e.n_src_addr, e.src_addr, e.src_port, ss);
+	if (!len)
+		return len.error();
+	bool any_addr = true;
+	for (size_t i = 0; i < e.n_src_addr; i++)
+		any_addr = any_addr && e.src_addr[i] == 0;
+	if ((e.src_port || !any_addr) && bind(sk.get(), reinterpret_cast<sockaddr *>(&ss), *len) < 0)
+		return sys_error("can't bind socket %u to %s", e.id, addr_str(ss).c_str());
+	if (e.state == kListen && listen(sk.get(), e.backlog) < 0)
+		return sys_error("can't listen on socket %u", e.id);
+	if (e.state == kEstablished && !tcp) {
+		auto dl = make_addr(e.family, e.n_dst_addr, e.dst_addr, e.dst_port, ss);
+		if (!dl)
+			return dl.error();
+		if (connect(sk.get(), reinterpret_cast<sockaddr *>(&ss), *dl) < 0)
+			return sys_error("can't connect socket %u to %s", e.id, addr_str(ss).c_str());
+	}
+	if (fcntl(sk.get(), F_SETFL, e.flags & O_NONBLOCK) < 0)
+		return sys_error("can't set flags of socket %u", e.id);
+	return sk.release();
+}
+
+}  // namespace criu
