@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <cstring>
 #include <vector>
@@ -257,6 +258,9 @@ int main(int argc, char **argv)
 		std::string wd = o.work_dir.empty() ? o.images_dir : o.work_dir;
 		log_path = o.log_file[0] == '/' || o.log_file == "-" ? o.log_file : wd + "/" + o.log_file;
 	}
+	// dump creates its images directory; the log may live in it
+	if (o.command == "dump" && !log_path.empty())
+		mkdir(o.images_dir.c_str(), 0700);
 	log::init(o.verbosity, log_path, o.log_pid);
 	if (o.command == "dump")
 		return cmd_dump(o);

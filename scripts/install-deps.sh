@@ -3,7 +3,7 @@
 # Idempotent: when everything is present it only checks, in well under a second.
 set -eu
 PKGS="g++ make pkg-config protobuf-c-compiler libprotobuf-c-dev libcap-dev
-      python3 python3-pytest python3-protobuf criu procps iproute2 binutils"
+      python3 python3-pytest python3-protobuf criu procps iproute2 binutils nodejs"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -7,6 +7,7 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
 import time
 
 import pytest
@@ -15,6 +16,7 @@ import test_zdtm
 from test_zdtm import ZDTM_DIR, built, check_images, subreaper, zdtm  # noqa: F401 (fixtures)
 
 FUNCTIONS = ZDTM_DIR / "functions"
+NODE = shutil.which("node") or shutil.which("nodejs") or "/usr/bin/node"
 
 
 def call(port, n, timeout=10):
@@ -41,16 +43,22 @@ def check_answer(port, n, served):
 def fn_run(zdtm, monkeypatch):
     # the function programs live in functions/, not static/
     def command_for(name):
+        if (FUNCTIONS / (name + ".js")).exists():
+            return [NODE, str(FUNCTIONS / (name + ".js"))]
         return ["/usr/bin/python3", "-I", str(FUNCTIONS / (name + ".py"))]
     monkeypatch.setattr(test_zdtm, "command_for", command_for)
     return zdtm
 
 
-def test_python_http_function(fn_run):
-    """http.server function: warm with one request, dump, then restore three
-    times from the same images; each instance answers with the state of the
-    checkpoint (served counter 2, 3) and correct results, then PASSes."""
-    r = fn_run("fn_http", timeout=120)
+@pytest.mark.parametrize("name", ["fn_http", "fn_node"])
+def test_http_function(fn_run, name):
+    """a function server (Python http.server, or Node.js with its threads,
+    epoll, eventfd and timers): warm it with one request, dump, then restore
+    three times from the same images; each instance answers with the state
+    of the checkpoint (served counter 2, 3) and correct results, then PASSes."""
+    if name == "fn_node" and not os.path.exists(NODE):
+        pytest.skip("no Node.js (scripts/install-deps.sh installs it)")
+    r = fn_run(name, timeout=120)
     r.start()
     port = int((r.dir / "port").read_text())
     check_answer(port, 1000, served=1)  # warm-up
@@ -60,6 +68,7 @@ def test_python_http_function(fn_run):
     for i in range(3):
         r.out.unlink(missing_ok=True)
         pid, _ = r.restore(imgdir)
+        time.sleep(0.2)  # let timers run
         check_answer(port, 5000 + i, served=2)
         check_answer(port, 7, served=3)
         r.finish_task(pid, "restored function %d" % (i + 1))
