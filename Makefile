@@ -14,7 +14,8 @@ CRIU_SRCS := $(wildcard criu/*.cpp)
 CRIU_OBJS := $(patsubst criu/%.cpp,$(BUILD)/criu/%.o,$(CRIU_SRCS))
 DEPFLAGS = -MMD -MP
 
-CPPFLAGS += -Icriu/include -Iimages -I$(BUILD)/images -D_GNU_SOURCE
+PLUGIN_DIR ?= $(PREFIX)/lib/criu
+CPPFLAGS += -Icriu/include -Iimages -I$(BUILD)/images -D_GNU_SOURCE -DPLUGIN_DIR='"$(PLUGIN_DIR)"'
 CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++20 -Wall -Wextra -Wno-missing-field-initializers -fno-exceptions
 CFLAGS ?= -O2 -g
@@ -30,8 +31,8 @@ all: deps criu/criu tests
 deps:
 	@sh scripts/install-deps.sh
 
-criu/criu: $(PB_O) $(CRIU_OBJS) $(BUILD)/restorer-blob.o
-	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+criu/criu: $(PB_O) $(CRIU_OBJS) $(BUILD)/restorer-blob.o criu/criu.dynlist
+	$(CXX) $(LDFLAGS) -Wl,--dynamic-list=criu/criu.dynlist -o $@ $(filter %.o,$^) $(LDLIBS)
 
 $(BUILD)/images/%.pb-c.c $(BUILD)/images/%.pb-c.h: images/%.proto
 	@mkdir -p $(BUILD)/images
@@ -70,6 +71,8 @@ test: all
 
 install: criu/criu
 	install -D -m 0755 criu/criu $(DESTDIR)$(PREFIX)/sbin/criu
+	install -D -m 0644 criu/include/criu-plugin.h $(DESTDIR)$(PREFIX)/include/criu/criu-plugin.h
+	install -d $(DESTDIR)$(PLUGIN_DIR)
 	install -D -m 0644 Documentation/criu.8 $(DESTDIR)$(PREFIX)/share/man/man8/criu.8
 
 clean:

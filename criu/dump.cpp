@@ -21,6 +21,7 @@
 #include "magic.h"
 #include "mem.h"
 #include "options.h"
+#include "plugin.h"
 #include "proc.h"
 #include "pstree.pb-c.h"
 #include "ptrace.h"
@@ -507,6 +508,7 @@ Status dump_task(const Options &o)
 	auto dir = ImageDir::open(o.images_dir, true);
 	if (!dir)
 		return dir.error();
+	plugins::set_image_dir(dir->fd());
 	timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pr_info("Dumping PID %d into %s\n", o.pid, o.images_dir.c_str());

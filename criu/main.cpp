@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "options.h"
+#include "plugin.h"
 
 #ifndef CRIU_VERSION
 #define CRIU_VERSION "0.1"
@@ -48,7 +49,6 @@ const char *const kUnsupported[] = {
     "join-ns",
     "lazy-pages",
     "leave-stopped",
-    "libdir",
     "link-remap",
     "lsm-mount-context",
     "lsm-profile",
@@ -104,11 +104,14 @@ void usage()
 	       "  --inherit-fd fd[N]:RES   restore the file RES (pipe[INODE] or a path) as criu's fd N\n"
 	       "  --address PATH           service socket (default criu_service.socket)\n"
 	       "  --daemon                 service: detach into the background\n"
+	       "  -L|--libdir DIR          plugin directory (default " PLUGIN_DIR ")\n"
 	       "  -V|--version             print the version\n"
 	       "  -h|--help                this text\n");
 }
 
 }  // namespace
+
+int run(const Options &o);
 
 bool parse_options(int argc, char **argv, Options &o)
 {
@@ -128,6 +131,7 @@ bool parse_options(int argc, char **argv, Options &o)
 		{"address", required_argument, nullptr, kAddress},
 		{"daemon", no_argument, nullptr, kDaemon},
 		{"inherit-fd", required_argument, nullptr, kInheritFd},
+		{"libdir", required_argument, nullptr, 'L'},
 		{"version", no_argument, nullptr, 'V'},
 		{"help", no_argument, nullptr, 'h'},
 	};
@@ -139,7 +143,7 @@ bool parse_options(int argc, char **argv, Options &o)
 	opterr = 0;
 	int idx = 0;
 	for (;;) {
-		int c = getopt_long(argc, argv, ":t:D:W:o:v::jRdVh", longopts.data(), &idx);
+		int c = getopt_long(argc, argv, ":t:D:W:o:v::jRdVhL:", longopts.data(), &idx);
 		if (c == -1)
 			break;
 		switch (c) {
@@ -155,6 +159,9 @@ bool parse_options(int argc, char **argv, Options &o)
 		}
 		case 'D':
 			o.images_dir = optarg;
+			break;
+		case 'L':
+			o.libdir = optarg;
 			break;
 		case 'W':
 			o.work_dir = optarg;
@@ -228,18 +235,19 @@ bool parse_options(int argc, char **argv, Options &o)
 		return false;
 	}
 	o.command = argv[optind];
-	if (o.command == "swrk" && optind + 1 < argc) {
+	for (int i = optind; i < argc; i++)
+		o.args.emplace_back(argv[i]);
+	if (o.command == "swrk" && o.args.size() == 2) {
 		char *end;
-		long fd = strtol(argv[optind + 1], &end, 10);
+		long fd = strtol(o.args[1].c_str(), &end, 10);
 		if (*end || fd < 0) {
-			fprintf(stderr, "Error: swrk wants a socket fd, not '%s'\n", argv[optind + 1]);
+			fprintf(stderr, "Error: swrk wants a socket fd, not '%s'\n", o.args[1].c_str());
 			return false;
 		}
 		o.swrk_fd = fd;
-		optind++;
-	}
-	if (optind + 1 < argc) {
-		fprintf(stderr, "Error: unexpected argument '%s'\n", argv[optind + 1]);
+	} else if (o.args.size() > 1 && (o.command == "dump" || o.command == "restore" || o.command == "check" ||
+					 o.command == "service" || o.command == "swrk")) {
+		fprintf(stderr, "Error: unexpected argument '%s'\n", o.args[1].c_str());
 		return false;
 	}
 	return true;
@@ -262,6 +270,23 @@ int main(int argc, char **argv)
 	if (o.command == "dump" && !log_path.empty())
 		mkdir(o.images_dir.c_str(), 0700);
 	log::init(o.verbosity, log_path, o.log_pid);
+	int stage = o.command == "dump"	     ? CR_PLUGIN_STAGE__DUMP
+		    : o.command == "restore" ? CR_PLUGIN_STAGE__RESTORE
+					     : CR_PLUGIN_STAGE__COMMAND;
+	if (auto st = plugins::load(o.libdir.empty() ? PLUGIN_DIR : o.libdir, !o.libdir.empty(), stage); !st) {
+		pr_err("%s\n", st.error().msg.c_str());
+		return 1;
+	}
+	int ret = run(o);
+	plugins::unload(ret);
+	return ret;
+}
+
+namespace criu
+{
+
+int run(const Options &o)
+{
 	if (o.command == "dump")
 		return cmd_dump(o);
 	if (o.command == "restore")
@@ -278,6 +303,15 @@ int main(int argc, char **argv)
 			fprintf(stderr, "Error: command '%s' is not supported by this criu yet\n", c);
 			return 1;
 		}
+	std::vector<char *> argv;
+	for (auto &a : o.args)
+		argv.push_back(const_cast<char *>(a.c_str()));
+	argv.push_back(nullptr);
+	int r = plugins::run_command(o.command.c_str(), (int)o.args.size(), argv.data());
+	if (r >= 0)
+		return r;
 	fprintf(stderr, "Error: unknown command '%s' (see criu --help)\n", o.command.c_str());
 	return 1;
 }
+
+}  // namespace criu

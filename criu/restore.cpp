@@ -44,6 +44,7 @@
 #include "memfd.pb-c.h"
 #include "mm.pb-c.h"
 #include "options.h"
+#include "plugin.h"
 #include "proc.h"
 #include "pstree.pb-c.h"
 #include "restorer-args.h"
@@ -810,6 +811,7 @@ Result<pid_t> restore_task(const Options &o)
 	auto dir = ImageDir::open(o.images_dir, false);
 	if (!dir)
 		return dir.error();
+	plugins::set_image_dir(dir->fd());
 	auto ti = read_images(*dir);
 	if (!ti)
 		return ti.error();
@@ -868,6 +870,8 @@ Result<pid_t> restore_task(const Options &o)
 		return fail(st.error());
 	if (auto st = tr.finish(rep); !st)
 		return fail(st.error());
+	if (auto st = plugins::resume_devices_late(pid); !st)
+		pr_warn("%s\n", st.error().msg.c_str());
 	pr_info("Restore finished successfully in %.3f ms\n", ms_since(t0));
 	if (auto st = notify(o, "post-resume", pid); !st)
 		pr_warn("%s\n", st.error().msg.c_str());

@@ -1,0 +1,94 @@
+/*
+ * The plugin ABI of this criu: C-compatible, so plugins can be written in
+ * C or C++ (extern "C" for the descriptor). It keeps CRIU's descriptor
+ * layout (cr_plugin_desc_t), version scheme and hook numbers 0..9, so the
+ * same source builds against CRIU's header; this project's own hooks start
+ * at 32, leaving upstream room to grow without a clash.
+ *
+ * A plugin is a shared object in the plugin directory (-L/--libdir, by
+ * default $(PREFIX)/lib/criu) that exports `cr_plugin_desc_t
+ * CR_PLUGIN_DESC`. criu loads every *.so there at start, checks that the
+ * major version matches, calls init(stage) once and exit(stage, ret) at
+ * the end, and calls the hooks a plugin filled in. A hook returns 0 on
+ * success, a negative errno on failure (criu then fails the operation
+ * with the plugin's name in the message), or -ENOTSUP when the call is
+ * not for this plugin (criu goes on to the next plugin or its own code).
+ *
+ * Every hook runs in the criu process itself (not in the restored task),
+ * with criu's credentials, after criu parsed its options.
+ */
+#ifndef CRIU_PLUGIN_H
+#define CRIU_PLUGIN_H
+
+#include <stdint.h>
+#include <sys/stat.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CRIU_PLUGIN_GEN_VERSION(a, b, c) (((a) << 16) + ((b) << 8) + (c))
+#define CRIU_PLUGIN_VERSION_MAJOR 0
+#define CRIU_PLUGIN_VERSION_MINOR 2
+#define CRIU_PLUGIN_VERSION_SUBLEVEL 0
+#define CRIU_PLUGIN_VERSION                                                                                   \
+	CRIU_PLUGIN_GEN_VERSION(CRIU_PLUGIN_VERSION_MAJOR, CRIU_PLUGIN_VERSION_MINOR, CRIU_PLUGIN_VERSION_SUBLEVEL)
+
+enum {
+	/* CRIU's hooks, same numbers and signatures. This criu calls only
+	 * RESUME_DEVICES_LATE (after a restored task runs, with its PID);
+	 * the others are accepted in a descriptor and never called yet. */
+	CR_PLUGIN_HOOK__DUMP_UNIX_SK = 0,
+	CR_PLUGIN_HOOK__RESTORE_UNIX_SK = 1,
+	CR_PLUGIN_HOOK__DUMP_EXT_FILE = 2,
+	CR_PLUGIN_HOOK__RESTORE_EXT_FILE = 3,
+	CR_PLUGIN_HOOK__DUMP_EXT_MOUNT = 4,
+	CR_PLUGIN_HOOK__RESTORE_EXT_MOUNT = 5,
+	CR_PLUGIN_HOOK__DUMP_EXT_LINK = 6,
+	CR_PLUGIN_HOOK__HANDLE_DEVICE_VMA = 7,
+	CR_PLUGIN_HOOK__UPDATE_VMA_MAP = 8,
+	CR_PLUGIN_HOOK__RESUME_DEVICES_LATE = 9,
+
+	/* This project's hooks. */
+
+	/* `criu COMMAND ARGS...` for a command the core does not know:
+	 * int command(const char *cmd, int argc, char **argv), argv[0] being
+	 * the command. Return -ENOTSUP if cmd is not the plugin's; otherwise
+	 * criu exits 0 if the hook returned 0, 1 if not. */
+	CR_PLUGIN_HOOK__COMMAND = 32,
+
+	CR_PLUGIN_HOOK__MAX
+};
+
+typedef int(cr_plugin_resume_devices_late_t)(int pid);
+typedef int(cr_plugin_command_t)(const char *cmd, int argc, char **argv);
+
+/* The stage criu is in when it calls init() and exit(). */
+enum {
+	CR_PLUGIN_STAGE__DUMP,
+	CR_PLUGIN_STAGE__PRE_DUMP,
+	CR_PLUGIN_STAGE__RESTORE,
+	CR_PLUGIN_STAGE__COMMAND, /* this project: any other command */
+	CR_PLUGIN_STAGE_MAX
+};
+
+typedef struct {
+	const char *name;
+	int (*init)(int stage);
+	void (*exit)(int stage, int ret);
+	unsigned int version;
+	unsigned int max_hooks; /* entries of hooks[] this plugin knows */
+	void *hooks[CR_PLUGIN_HOOK__MAX];
+} cr_plugin_desc_t;
+
+extern cr_plugin_desc_t CR_PLUGIN_DESC;
+
+/* The images directory of the current operation, as an open fd (-1 if
+ * there is none). Provided by criu. */
+extern int criu_get_image_dir(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,127 @@
+#include "plugin.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "log.h"
+
+namespace criu::plugins
+{
+
+namespace
+{
+
+struct Loaded {
+	std::string path;
+	void *handle;
+	cr_plugin_desc_t *desc;
+};
+
+std::vector<Loaded> g_plugins;
+int g_stage = -1;
+int g_image_dir = -1;
+
+void *hook(const Loaded &p, int h)
+{
+	return (unsigned)h < p.desc->max_hooks ? p.desc->hooks[h] : nullptr;
+}
+
+}  // namespace
+
+Status load(const std::string &dir, bool explicit_dir, int stage)
+{
+	DIR *d = opendir(dir.c_str());
+	if (!d) {
+		if (!explicit_dir && errno == ENOENT)
+			return {};
+		return sys_error("can't open the plugin directory %s", dir.c_str());
+	}
+	std::vector<std::string> names;
+	while (dirent *e = readdir(d))
+		if (std::string_view(e->d_name).ends_with(".so"))
+			names.emplace_back(e->d_name);
+	closedir(d);
+	std::sort(names.begin(), names.end());
+	g_stage = stage;
+	for (auto &n : names) {
+		std::string path = dir + "/" + n;
+		void *h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+		if (!h)
+			return Error{strfmt("can't load plugin %s: %s", path.c_str(), dlerror())};
+		auto *desc = static_cast<cr_plugin_desc_t *>(dlsym(h, "CR_PLUGIN_DESC"));
+		if (!desc || !desc->name) {
+			dlclose(h);
+			return Error{strfmt("%s is not a criu plugin (no CR_PLUGIN_DESC)", path.c_str())};
+		}
+		if ((desc->version >> 16) != CRIU_PLUGIN_VERSION_MAJOR) {
+			dlclose(h);
+			return Error{strfmt("plugin %s (%s) has ABI version %u.%u, this criu has %u.%u", desc->name,
+					    path.c_str(), desc->version >> 16, (desc->version >> 8) & 0xff,
+					    CRIU_PLUGIN_VERSION_MAJOR, CRIU_PLUGIN_VERSION_MINOR)};
+		}
+		if (desc->init && desc->init(stage) != 0) {
+			dlclose(h);
+			return Error{strfmt("plugin %s failed to initialise", desc->name)};
+		}
+		pr_info("Loaded plugin %s from %s\n", desc->name, path.c_str());
+		g_plugins.push_back({path, h, desc});
+	}
+	return {};
+}
+
+void unload(int ret)
+{
+	for (auto it = g_plugins.rbegin(); it != g_plugins.rend(); ++it) {
+		if (it->desc->exit)
+			it->desc->exit(g_stage, ret);
+		dlclose(it->handle);
+	}
+	g_plugins.clear();
+}
+
+int run_command(const char *cmd, int argc, char **argv)
+{
+	for (auto &p : g_plugins) {
+		auto *fn = reinterpret_cast<cr_plugin_command_t *>(hook(p, CR_PLUGIN_HOOK__COMMAND));
+		if (!fn)
+			continue;
+		int r = fn(cmd, argc, argv);
+		if (r == -ENOTSUP)
+			continue;
+		if (r < 0)
+			pr_err("plugin %s: %s failed: %s\n", p.desc->name, cmd, strerror(-r));
+		return r == 0 ? 0 : 1;
+	}
+	return -1;
+}
+
+Status resume_devices_late(int pid)
+{
+	for (auto &p : g_plugins) {
+		auto *fn =
+		    reinterpret_cast<cr_plugin_resume_devices_late_t *>(hook(p, CR_PLUGIN_HOOK__RESUME_DEVICES_LATE));
+		if (!fn)
+			continue;
+		int r = fn(pid);
+		if (r < 0 && r != -ENOTSUP)
+			return Error{strfmt("plugin %s: RESUME_DEVICES_LATE of PID %d failed: %s", p.desc->name, pid,
+					    strerror(-r))};
+	}
+	return {};
+}
+
+void set_image_dir(int fd)
+{
+	g_image_dir = fd;
+}
+
+}  // namespace criu::plugins
+
+extern "C" __attribute__((visibility("default"))) int criu_get_image_dir(void)
+{
+	return criu::plugins::g_image_dir;
+}
