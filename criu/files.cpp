@@ -1007,8 +1007,15 @@ struct Opener {
 				return n;
 			}
 		int n = ::open("/dev/tty", (t.flags & O_ACCMODE) | O_CLOEXEC);
-		if (n < 0)
-			return sys_error("--shell-job: criu has no terminal to give the restored task");
+		if (n < 0) {
+			int e = errno;
+			char l0[PATH_MAX] = "?";
+			ssize_t k = readlink("/proc/self/fd/0", l0, sizeof(l0) - 1);
+			l0[k > 0 ? k : 1] = 0;
+			errno = e;
+			return sys_error(
+			    "--shell-job: criu has no terminal to give the restored task (its stdin is %s)", l0);
+		}
 		return n;
 	}
 

@@ -96,7 +96,10 @@ class Service:
         self.r = r
         self.dir = r.dir / "svc"
         self.dir.mkdir(exist_ok=True)
-        self.path = self.dir / "criu.sock"
+        # one socket name per service: a second service must not be mistaken
+        # for ready because the first one's socket exists
+        n = len(list(self.dir.glob("criu*.sock")))
+        self.path = self.dir / ("criu.sock" if n == 0 else "criu-%d.sock" % n)
         self.log = self.dir / "service.log"
         self.shell = shell
         argv = [CRIU, "service", "--address", str(self.path)] + list(extra)
@@ -631,7 +634,7 @@ def test_rpc_shell_job(zdtm):
     check_images(imgdir)
     sh1.close()
     sh2 = r.job_shell(r.pty)
-    svc2 = Service(r, shell=sh2)   # svc/ is reused: the first service's socket has its own name
+    svc2 = Service(r, shell=sh2)   # svc/ is reused: this service's socket gets its own name
     resp = rpc_restore(r, svc2.connect(), imgdir)
     r.check(not resp.success and re.search(r"shell.job|terminal|tty", resp.cr_errmsg),
             "restore of a shell job without shell_job: %s" % resp_error(resp))
