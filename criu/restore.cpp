@@ -864,8 +864,10 @@ Result<pid_t> restore_task(const Options &o)
 	ChildReport rep{};
 	if (auto st = tr.wait_child_report(rep_fd.get(), rep); !st)
 		return fail(st.error());
+	pr_debug("restorer of PID %d reached after %.3f ms\n", ti->pid, ms_since(t0));
 	if (auto st = tr.wait_traps(rep); !st)
 		return fail(st.error());
+	pr_debug("restorer of PID %d done after %.3f ms\n", ti->pid, ms_since(t0));
 	if (auto st = notify(o, "post-restore", pid); !st)
 		return fail(st.error());
 	if (auto st = tr.finish(rep); !st)
