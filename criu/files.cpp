@@ -1125,6 +1125,16 @@ Result<int> open_file_entry(const RestoredFiles &rf, uint32_t id, int flags)
 	Opener o{rf, false};
 	auto fd = o.open_reg(id, *f->reg, flags);
 	o.close_all();
+	if (!fd)
+		return fd;
+	// Mapped code and data must be what the dump saw: a library replaced
+	// since then would be mapped at the old offsets without a word.
+	struct stat st;
+	if (f->reg->has_size && fstat(*fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size != f->reg->size) {
+		::close(*fd);
+		return Error{strfmt("mapped file %s changed since the dump: %lld bytes, was %llu", f->reg->name,
+				    (long long)st.st_size, (unsigned long long)f->reg->size)};
+	}
 	return fd;
 }
 

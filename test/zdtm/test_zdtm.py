@@ -1306,3 +1306,25 @@ def test_err_corrupt_images(env00_images, kind):
     assert ncases, "no images to damage in %s" % imgdir
     assert not problems, "%d of %d damaged-image restores misbehaved:\n%s" % (
         len(problems), ncases, "\n".join(problems))
+
+
+def test_err_restore_mapped_file_changed(zdtm):
+    """a file the task maps grew after the dump: restore refuses it with an
+    error naming the file, and leaves no task behind"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("mmap_file_private", timeout=60)
+    r.start()
+    imgdir = r.dump(r.pid)
+    r.reap_dumped()
+    data = r.dir / "mmap_file_private.data"
+    with open(data, "ab") as f:
+        f.write(b"x" * 4096)
+    rpid = r.dir / "restore-changed.pid"
+    rc = r.criu("restore-changed", ["restore", "-D", imgdir, "-d", "--pidfile", rpid, "-o", "restore.log", "-v4"],
+                log=imgdir / "restore.log")
+    lines = _check_failed_cleanly(r, rc, "restore-changed", "restore with a changed mapped file")
+    r.check(any("mmap_file_private.data" in l and "changed" in l for l in lines),
+            "no error line names the changed file: %s" % lines)
+    _no_task_left(r, r.pid, "restore with a changed mapped file")
+    r.ok = True
