@@ -37,6 +37,8 @@
 #include "proc.h"
 #include "remap-file-path.pb-c.h"
 #include "sk-inet.pb-c.h"
+#include "sk-packet.pb-c.h"
+#include "sk-unix.pb-c.h"
 #include "sockets.h"
 
 namespace criu
@@ -97,6 +99,7 @@ struct FileTable::Impl {
 	Arena arena;
 	std::vector<FileEntry *> files;
 	std::vector<std::pair<uint32_t, std::string>> pipe_data, fifo_data;  // pipe_id, bytes
+	std::vector<std::pair<uint32_t, std::string>> sk_queues;	     // socket file id, packet
 	std::set<uint64_t> pipes_seen, fifos_seen;
 	std::vector<RemapFilePathEntry *> remaps;
 	std::map<std::string, uint32_t> mapped;	 // "path|flags" -> id
@@ -499,9 +502,24 @@ Result<uint32_t> FileTable::Impl::dump_fd(pid_t pid, int fd, bool shell_job, uin
 		Fd sk(syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0));
 		if (!sk.valid())
 			return sys_error("can't take socket fd %d of PID %d", fd, pid);
+		if (is_unix_socket(sk.get())) {
+			f = new_file(FD_TYPES__UNIXSK);
+			auto *e = arena.make<UnixSkEntry>(UNIX_SK_ENTRY__INIT);
+			e->id = f->id;
+			e->fown = fown();
+			std::vector<QueuedPacket> q;
+			TRY(dump_unix_socket(arena, pid, fd, sk.get(), flags, e, q));
+			for (auto &pkt : q)
+				sk_queues.emplace_back(f->id, std::move(pkt.data));
+			f->usk = e;
+			known.push_back({pid, fd, f->id, st.st_dev, st.st_ino});
+			return f->id;
+		}
 		if (!is_inet_socket(sk.get()))
-			return Error{strfmt("PID %d fd %d: %s is not an IPv4/IPv6 socket; only those are supported yet",
-					    pid, fd, link->c_str())};
+			return Error{
+			    strfmt("PID %d fd %d: %s is neither a unix nor an IPv4/IPv6 socket; others are not "
+				   "supported yet",
+				   pid, fd, link->c_str())};
 		f = new_file(FD_TYPES__INETSK);
 		auto *e = arena.make<InetSkEntry>(INET_SK_ENTRY__INIT);
 		e->id = f->id;
@@ -606,6 +624,17 @@ Status FileTable::write(const ImageDir &dir)
 	for (auto *m : impl_->remaps)
 		TRY(r->write(&m->base));
 	TRY(r->close());
+	auto q = ImageWriter::create(dir, "sk-queues.img", SK_QUEUES_MAGIC);
+	if (!q)
+		return q.error();
+	for (auto &[id, data] : impl_->sk_queues) {
+		SkPacketEntry e = SK_PACKET_ENTRY__INIT;
+		e.id_for = id;
+		e.length = data.size();
+		TRY(q->write(&e.base));
+		TRY(q->write_raw(data.data(), data.size()));
+	}
+	TRY(q->close());
 	auto m = ImageWriter::create(dir, "memfd.img", MEMFD_INODE_MAGIC);
 	if (!m)
 		return m.error();
@@ -707,7 +736,7 @@ Result<RestoredFiles> read_files(const ImageDir &dir, uint32_t files_id)
 			  (f.type == FD_TYPES__TTY && f.tty) || (f.type == FD_TYPES__TIMERFD && f.tfd) ||
 			  (f.type == FD_TYPES__SIGNALFD && f.sgfd) || (f.type == FD_TYPES__EVENTPOLL && f.epfd) ||
 			  (f.type == FD_TYPES__MEMFD && f.memfd) || (f.type == FD_TYPES__INOTIFY && f.ify) ||
-			  (f.type == FD_TYPES__INETSK && f.isk);
+			  (f.type == FD_TYPES__INETSK && f.isk) || (f.type == FD_TYPES__UNIXSK && f.usk);
 		if (!ok)
 			return Error{
 			    strfmt("files.img: file id %u has unsupported or inconsistent type %d", f.id, f.type)};
@@ -730,6 +759,20 @@ Result<RestoredFiles> read_files(const ImageDir &dir, uint32_t files_id)
 	TRY(read_pipe_data(dir, "pipes-data.img", PIPES_DATA_MAGIC, rf.pipe_data));
 	TRY(read_pipe_data(dir, "fifo-data.img", FIFO_DATA_MAGIC, rf.pipe_data));
 	TRY(read_memfds(dir, rf));
+	auto q = ImageReader::open(dir, "sk-queues.img", SK_QUEUES_MAGIC, true);
+	if (!q)
+		return q.error();
+	for (;;) {
+		auto e = q->next<SkPacketEntry>(sk_packet_entry__descriptor);
+		if (!e)
+			return e.error();
+		if (!*e)
+			break;
+		auto data = q->take_raw((*e)->length);
+		if (!data)
+			return data.error();
+		rf.sk_queues[(*e)->id_for].emplace_back(*data);
+	}
 	for (auto &f : rf.files)
 		if (f->type == FD_TYPES__MEMFD && !rf.memfds.count(f->memfd->inode_id))
 			return Error{strfmt("files.img: memfd file %u refers to inode %u, which memfd.img lacks", f->id,
@@ -994,6 +1037,32 @@ struct Opener {
 		return ifd.release();
 	}
 
+	// The two ends of a pair are made together; the second waits here.
+	std::map<uint32_t, int> unix_waiting;  // file id -> fd
+
+	Result<int> open_unix(const FileEntry &f)
+	{
+		if (auto it = unix_waiting.find(f.id); it != unix_waiting.end()) {
+			int fd = it->second;
+			unix_waiting.erase(it);
+			return fd;
+		}
+		const FileEntry *peer = nullptr;
+		for (auto &g : rf.files)
+			if (g->type == FD_TYPES__UNIXSK && g->usk->ino == f.usk->peer)
+				peer = g.get();
+		if (!peer)
+			return Error{
+			    strfmt("unix socket %u: its peer (inode %u) is not in the images", f.id, f.usk->peer)};
+		static const std::vector<std::string> none;
+		auto qa = rf.sk_queues.find(f.id), qb = rf.sk_queues.find(peer->id);
+		int fds[2];
+		TRY(restore_unix_pair(*f.usk, *peer->usk, qa == rf.sk_queues.end() ? none : qa->second,
+				      qb == rf.sk_queues.end() ? none : qb->second, fds));
+		unix_waiting[peer->id] = fds[1];
+		return fds[0];
+	}
+
 	Result<int> open_tty(const TtyFileEntry &t)
 	{
 		if (!shell_job)
@@ -1074,6 +1143,8 @@ struct Opener {
 			return open_inotify(*f.ify);
 		case FD_TYPES__INETSK:
 			return restore_inet_socket(*f.isk);
+		case FD_TYPES__UNIXSK:
+			return open_unix(f);
 		case FD_TYPES__SIGNALFD: {
 			sigset_t mask;
 			sigemptyset(&mask);
@@ -1099,6 +1170,9 @@ struct Opener {
 
 	void close_all()
 	{
+		for (auto &[id, fd] : unix_waiting)
+			::close(fd);
+		unix_waiting.clear();
 		for (auto &[dev, fd] : mounts)
 			::close(fd);
 		mounts.clear();

@@ -5,6 +5,10 @@
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
+#include <linux/rtnetlink.h>
+#include <linux/sockios.h>
+#include <linux/unix_diag.h>
+#include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -14,6 +18,7 @@
 
 #include "log.h"
 #include "sk-inet.pb-c.h"
+#include "sk-unix.pb-c.h"
 
 namespace criu
 {
@@ -204,7 +209,156 @@ Status restore_opts(int sk, const SkOptsEntry &o, bool tcp)
 	return {};
 }
 
+struct UnixPeer {
+	uint32_t peer = 0;
+	bool named = false;
+};
+
+// sock_diag: the peer inode and whether the socket has a name.
+Result<UnixPeer> unix_peer(uint64_t ino)
+{
+	Fd nl(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+	if (!nl.valid())
+		return sys_error("can't open a sock_diag socket");
+	struct {
+		nlmsghdr nlh;
+		unix_diag_req r;
+	} req{};
+	req.nlh.nlmsg_len = sizeof(req);
+	req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	req.nlh.nlmsg_flags = NLM_F_REQUEST;
+	req.r.sdiag_family = AF_UNIX;
+	req.r.udiag_states = ~0u;
+	req.r.udiag_ino = ino;
+	req.r.udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME;
+	req.r.udiag_cookie[0] = req.r.udiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	if (send(nl.get(), &req, sizeof(req), 0) != sizeof(req))
+		return sys_error("can't query sock_diag");
+	alignas(nlmsghdr) char buf[8192];
+	ssize_t n = recv(nl.get(), buf, sizeof(buf), 0);
+	if (n <= 0)
+		return sys_error("can't read sock_diag");
+	auto *h = reinterpret_cast<nlmsghdr *>(buf);
+	if (!NLMSG_OK(h, n) || h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
+		return Error{strfmt("sock_diag knows no unix socket %llu", (unsigned long long)ino)};
+	auto *m = static_cast<unix_diag_msg *>(NLMSG_DATA(h));
+	UnixPeer p;
+	int len = h->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
+	for (auto *a = reinterpret_cast<rtattr *>(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+		if (a->rta_type == UNIX_DIAG_PEER)
+			memcpy(&p.peer, RTA_DATA(a), 4);
+		else if (a->rta_type == UNIX_DIAG_NAME)
+			p.named = RTA_PAYLOAD(a) > 0;
+	}
+	return p;
+}
+
+// The receive queue, without consuming it: peeking at increasing offsets
+// (SO_PEEK_OFF) walks datagrams one by one and a stream in one piece.
+Result<std::vector<QueuedPacket>> peek_queue(int sk, int type)
+{
+	std::vector<QueuedPacket> out;
+	int inq = 0;
+	if (ioctl(sk, SIOCINQ, &inq) < 0)
+		return sys_error("SIOCINQ");
+	if (inq == 0 && type == SOCK_STREAM)
+		return out;
+	TRY(set_int(sk, SOL_SOCKET, SO_PEEK_OFF, 0, "SO_PEEK_OFF"));
+	std::string buf(std::max(inq, 1 << 16), '\0');
+	Status st;
+	for (;;) {
+		char cbuf[256];
+		iovec iov = {buf.data(), buf.size()};
+		msghdr mh{};
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		ssize_t r = recvmsg(sk, &mh, MSG_PEEK | MSG_DONTWAIT);
+		if (r < 0) {
+			if (errno != EAGAIN)
+				st = sys_error("can't peek at a socket queue");
+			break;
+		}
+		if (mh.msg_controllen) {
+			st = Error{
+			    "a queued packet carries control data (SCM_RIGHTS/credentials), which is not supported"};
+			break;
+		}
+		if (r == 0 && type == SOCK_STREAM)
+			break;
+		out.push_back({std::string(buf.data(), r)});
+		if (type == SOCK_STREAM)
+			break;
+		if (out.size() > 100000) {
+			st = Error{"too many queued packets"};
+			break;
+		}
+	}
+	(void)set_int(sk, SOL_SOCKET, SO_PEEK_OFF, -1, "SO_PEEK_OFF");
+	if (!st)
+		return st.error();
+	return out;
+}
+
 }  // namespace
+
+bool is_unix_socket(int fd)
+{
+	return get_int(fd, SOL_SOCKET, SO_DOMAIN) == AF_UNIX;
+}
+
+Status dump_unix_socket(Arena &a, pid_t pid, int fd, int sk, uint32_t flags, UnixSkEntry *e,
+			std::vector<QueuedPacket> &queue)
+{
+	struct stat st;
+	if (fstat(sk, &st) < 0)
+		return sys_error("can't stat socket fd %d of PID %d", fd, pid);
+	auto peer = unix_peer(st.st_ino);
+	if (!peer)
+		return Error{strfmt("PID %d fd %d: %s", pid, fd, peer.error().msg.c_str())};
+	if (peer->named || !peer->peer)
+		return Error{strfmt("PID %d fd %d: only unnamed connected unix socket pairs are supported yet "
+				    "(this one is %s)",
+				    pid, fd, peer->named ? "named" : "not connected")};
+	int type = get_int(sk, SOL_SOCKET, SO_TYPE);
+	e->ino = st.st_ino;
+	e->type = type;
+	e->state = kEstablished;
+	e->flags = flags;
+	e->peer = peer->peer;
+	e->opts = dump_opts(a, sk, false);
+	e->name.len = 0;
+	e->name.data = nullptr;
+	auto q = peek_queue(sk, type);
+	if (!q)
+		return Error{strfmt("PID %d fd %d: %s", pid, fd, q.error().msg.c_str())};
+	queue = std::move(*q);
+	return {};
+}
+
+Status restore_unix_pair(const UnixSkEntry &a, const UnixSkEntry &b, const std::vector<std::string> &qa,
+			 const std::vector<std::string> &qb, int fds[2])
+{
+	if (a.type != b.type || a.peer != b.ino || b.peer != a.ino)
+		return Error{strfmt("unix sockets %u and %u are not a pair", a.id, b.id)};
+	int sv[2];
+	if (socketpair(AF_UNIX, a.type | SOCK_CLOEXEC, 0, sv) < 0)
+		return sys_error("can't create a unix socket pair (type %u)", a.type);
+	Fd fa(sv[0]), fb(sv[1]);
+	// what a had queued was sent by b, and the other way round
+	for (auto &[to_q, from] : {std::pair{&qa, fb.get()}, std::pair{&qb, fa.get()}})
+		for (auto &pkt : *to_q)
+			if (send(from, pkt.data(), pkt.size(), MSG_DONTWAIT) != (ssize_t)pkt.size())
+				return sys_error("can't requeue %zu bytes on a unix socket", pkt.size());
+	TRY(restore_opts(fa.get(), *a.opts, false));
+	TRY(restore_opts(fb.get(), *b.opts, false));
+	if (fcntl(fa.get(), F_SETFL, a.flags & O_NONBLOCK) < 0 || fcntl(fb.get(), F_SETFL, b.flags & O_NONBLOCK) < 0)
+		return sys_error("can't set flags of unix sockets");
+	fds[0] = fa.release();
+	fds[1] = fb.release();
+	return {};
+}
 
 bool is_inet_socket(int fd)
 {

@@ -60,8 +60,9 @@ struct RestoredFiles {
 		PbPtr<MemfdInodeEntry> entry;
 		std::vector<std::pair<uint64_t, std::string>> chunks;  // offset, bytes
 	};
-	std::map<uint32_t, Memfd> memfds;   // inode id -> memfd
-	std::map<uint32_t, int> memfd_fds;  // inode id -> fd, set by create_memfds()
+	std::map<uint32_t, Memfd> memfds;			 // inode id -> memfd
+	std::map<uint32_t, int> memfd_fds;			 // inode id -> fd, set by create_memfds()
+	std::map<uint32_t, std::vector<std::string>> sk_queues;	 // socket file id -> queued packets
 	const FileEntry *find(uint32_t id) const;
 };
 

@@ -11,10 +11,14 @@
 
 #include <sys/types.h>
 
+#include <string>
+#include <vector>
+
 #include "arena.h"
 #include "util.h"
 
 struct InetSkEntry;
+struct UnixSkEntry;
 
 namespace criu
 {
@@ -28,5 +32,20 @@ Status dump_inet_socket(Arena &a, pid_t pid, int fd, int sk, uint32_t flags, Ine
 
 // A new socket in the state e describes.
 Result<int> restore_inet_socket(const InetSkEntry &e);
+
+bool is_unix_socket(int fd);
+
+// Unix sockets: only connected pairs with both ends in the task (socketpair
+// and the like) for now; their queued packets are returned for sk-queues.img.
+struct QueuedPacket {
+	std::string data;
+};
+Status dump_unix_socket(Arena &a, pid_t pid, int fd, int sk, uint32_t flags, UnixSkEntry *e,
+			std::vector<QueuedPacket> &queue);
+
+// Both ends of a pair, at once: fds[0] is for a, fds[1] for b; each one's
+// queue is refilled from the other end.
+Status restore_unix_pair(const UnixSkEntry &a, const UnixSkEntry &b, const std::vector<std::string> &qa,
+			 const std::vector<std::string> &qb, int fds[2]);
 
 }  // namespace criu

@@ -6,7 +6,8 @@
  * The fd is chosen with the environment variable ZDTM_UNSUPP_FD:
  *   tcp   an established TCP connection over 127.0.0.1 (both ends, plus the
  *         listening socket they came from, which criu can dump)
- *   unix  a connected AF_UNIX stream socketpair, with data queued both ways
+ *   unix  a named AF_UNIX listener and a connection through it, with data
+ *         queued both ways (socketpairs criu can dump)
  * Its number is printed to stderr ("unsupported fd N").
  *
  * Besides the socket it has state a dump touches while it runs: memory
@@ -29,6 +30,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sys/un.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -144,10 +146,17 @@ int main(int argc, char **argv)
 		TEST_SYS(connect(est_c, (struct sockaddr *)&sin, sizeof(sin)));
 		est_a = TEST_SYS(accept(sfd, NULL, NULL));
 	} else if (!strcmp(mode, "unix")) {
-		int sv[2];
+		struct sockaddr_un sun = {.sun_family = AF_UNIX};
+		int l;
 
-		TEST_SYS(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
-		sfd = sv[0], peer = sv[1];
+		/* a named listener and a connection through it */
+		strcpy(sun.sun_path, "unsupp.sock");
+		l = TEST_SYS(socket(AF_UNIX, SOCK_STREAM, 0));
+		TEST_SYS(bind(l, (struct sockaddr *)&sun, sizeof(sun)));
+		TEST_SYS(listen(l, 4));
+		sfd = TEST_SYS(socket(AF_UNIX, SOCK_STREAM, 0));
+		TEST_SYS(connect(sfd, (struct sockaddr *)&sun, sizeof(sun)));
+		peer = TEST_SYS(accept(l, NULL, NULL));
 		if (write(sfd, "to-peer", 7) != 7 || write(peer, "to-sfd!!", 8) != 8)
 			fail("write to socketpair: %m");
 	} else {
