@@ -1042,6 +1042,8 @@ struct Opener {
 
 	Result<int> open_unix(const FileEntry &f)
 	{
+		if (is_unix_listener(*f.usk))
+			return restore_unix_listener(*f.usk);
 		if (auto it = unix_waiting.find(f.id); it != unix_waiting.end()) {
 			int fd = it->second;
 			unix_waiting.erase(it);

@@ -14,7 +14,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <net/if.h>
+#include <stddef.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include "log.h"
 #include "sk-inet.pb-c.h"
@@ -212,6 +214,7 @@ Status restore_opts(int sk, const SkOptsEntry &o, bool tcp)
 struct UnixPeer {
 	uint32_t peer = 0;
 	bool named = false;
+	uint32_t rqueue = 0, wqueue = 0;  // listening: pending, backlog
 };
 
 // sock_diag: the peer inode and whether the socket has a name.
@@ -230,7 +233,7 @@ Result<UnixPeer> unix_peer(uint64_t ino)
 	req.r.sdiag_family = AF_UNIX;
 	req.r.udiag_states = ~0u;
 	req.r.udiag_ino = ino;
-	req.r.udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME;
+	req.r.udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN;
 	req.r.udiag_cookie[0] = req.r.udiag_cookie[1] = INET_DIAG_NOCOOKIE;
 	if (send(nl.get(), &req, sizeof(req), 0) != sizeof(req))
 		return sys_error("can't query sock_diag");
@@ -249,6 +252,11 @@ Result<UnixPeer> unix_peer(uint64_t ino)
 			memcpy(&p.peer, RTA_DATA(a), 4);
 		else if (a->rta_type == UNIX_DIAG_NAME)
 			p.named = RTA_PAYLOAD(a) > 0;
+		else if (a->rta_type == UNIX_DIAG_RQLEN && RTA_PAYLOAD(a) >= sizeof(unix_diag_rqlen)) {
+			auto *q = static_cast<unix_diag_rqlen *>(RTA_DATA(a));
+			p.rqueue = q->udiag_rqueue;
+			p.wqueue = q->udiag_wqueue;
+		}
 	}
 	return p;
 }
@@ -301,7 +309,94 @@ Result<std::vector<QueuedPacket>> peek_queue(int sk, int type)
 	return out;
 }
 
+// A listening socket: its name (a path or an abstract name), the socket
+// file's permissions, and its backlog.
+Status dump_unix_listener(Arena &a, pid_t pid, int fd, int sk, uint32_t flags, const struct stat &st,
+			  const UnixPeer &diag, UnixSkEntry *e)
+{
+	if (diag.rqueue)
+		return Error{strfmt("PID %d fd %d: listening unix socket has %u connection(s) waiting to be accepted; "
+				    "they can't be saved",
+				    pid, fd, diag.rqueue)};
+	sockaddr_un sun{};
+	socklen_t len = sizeof(sun);
+	if (getsockname(sk, reinterpret_cast<sockaddr *>(&sun), &len) < 0)
+		return sys_error("PID %d fd %d: getsockname", pid, fd);
+	size_t nlen = len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
+	if (nlen == 0)
+		return Error{strfmt("PID %d fd %d: unix socket listens without a name", pid, fd)};
+	bool abstract = sun.sun_path[0] == 0;
+	if (!abstract) {
+		nlen = strnlen(sun.sun_path, nlen);
+		if (sun.sun_path[0] != '/')
+			return Error{
+			    strfmt("PID %d fd %d: unix socket bound to the relative path %.*s is not supported yet",
+				   pid, fd, (int)nlen, sun.sun_path)};
+		struct stat fst;
+		std::string path(sun.sun_path, nlen);
+		if (stat(path.c_str(), &fst) < 0 || !S_ISSOCK(fst.st_mode))
+			return Error{strfmt("PID %d fd %d: the file of unix socket %s is gone", pid, fd, path.c_str())};
+		auto *perms = a.make<FilePermsEntry>(FILE_PERMS_ENTRY__INIT);
+		perms->mode = fst.st_mode & 07777;
+		perms->uid = fst.st_uid;
+		perms->gid = fst.st_gid;
+		e->file_perms = perms;
+	}
+	e->ino = st.st_ino;
+	e->type = get_int(sk, SOL_SOCKET, SO_TYPE);
+	e->state = kListen;
+	e->flags = flags;
+	e->backlog = diag.wqueue;
+	e->opts = dump_opts(a, sk, false);
+	e->name.len = nlen;
+	e->name.data = a.copy(std::vector<uint8_t>(sun.sun_path, sun.sun_path + nlen));
+	return {};
+}
+
 }  // namespace
+
+bool is_unix_listener(const UnixSkEntry &e)
+{
+	return e.state == kListen;
+}
+
+Result<int> restore_unix_listener(const UnixSkEntry &e)
+{
+	sockaddr_un sun{};
+	if (e.name.len == 0 || e.name.len > sizeof(sun.sun_path))
+		return Error{strfmt("unix socket %u: malformed name", e.id)};
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, e.name.data, e.name.len);
+	bool abstract = sun.sun_path[0] == 0;
+	std::string path(sun.sun_path, abstract ? 0 : strnlen(sun.sun_path, sizeof(sun.sun_path)));
+	Fd sk(socket(AF_UNIX, e.type | SOCK_CLOEXEC, 0));
+	if (!sk.valid())
+		return sys_error("can't create unix socket %u", e.id);
+	if (!abstract) {
+		// the dead task's socket file is in the way: a socket is replaced,
+		// anything else is an error
+		struct stat st;
+		if (lstat(path.c_str(), &st) == 0) {
+			if (!S_ISSOCK(st.st_mode))
+				return Error{
+				    strfmt("unix socket %u: %s exists and is not a socket", e.id, path.c_str())};
+			if (unlink(path.c_str()) < 0)
+				return sys_error("can't remove the stale socket file %s", path.c_str());
+		}
+	}
+	if (bind(sk.get(), reinterpret_cast<sockaddr *>(&sun), offsetof(sockaddr_un, sun_path) + e.name.len) < 0)
+		return sys_error("can't bind unix socket %u to %s", e.id, abstract ? "an abstract name" : path.c_str());
+	if (!abstract && e.file_perms &&
+	    (chmod(path.c_str(), e.file_perms->mode) < 0 ||
+	     chown(path.c_str(), e.file_perms->uid, e.file_perms->gid) < 0))
+		return sys_error("can't set the permissions of %s", path.c_str());
+	TRY(restore_opts(sk.get(), *e.opts, false));
+	if (listen(sk.get(), e.backlog) < 0)
+		return sys_error("can't listen on unix socket %u", e.id);
+	if (fcntl(sk.get(), F_SETFL, e.flags & O_NONBLOCK) < 0)
+		return sys_error("can't set flags of unix socket %u", e.id);
+	return sk.release();
+}
 
 bool is_unix_socket(int fd)
 {
@@ -317,11 +412,13 @@ Status dump_unix_socket(Arena &a, pid_t pid, int fd, int sk, uint32_t flags, Uni
 	auto peer = unix_peer(st.st_ino);
 	if (!peer)
 		return Error{strfmt("PID %d fd %d: %s", pid, fd, peer.error().msg.c_str())};
-	if (peer->named || !peer->peer)
-		return Error{strfmt("PID %d fd %d: only unnamed connected unix socket pairs are supported yet "
-				    "(this one is %s)",
-				    pid, fd, peer->named ? "named" : "not connected")};
 	int type = get_int(sk, SOL_SOCKET, SO_TYPE);
+	if (get_int(sk, SOL_SOCKET, SO_ACCEPTCONN))
+		return dump_unix_listener(a, pid, fd, sk, flags, st, *peer, e);
+	if (peer->named || !peer->peer)
+		return Error{strfmt("PID %d fd %d: only listening unix sockets and unnamed connected pairs are "
+				    "supported yet (this one is %s)",
+				    pid, fd, peer->named ? "named" : "not connected")};
 	e->ino = st.st_ino;
 	e->type = type;
 	e->state = kEstablished;

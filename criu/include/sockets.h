@@ -35,13 +35,19 @@ Result<int> restore_inet_socket(const InetSkEntry &e);
 
 bool is_unix_socket(int fd);
 
-// Unix sockets: only connected pairs with both ends in the task (socketpair
-// and the like) for now; their queued packets are returned for sk-queues.img.
+// Unix sockets: listening ones (absolute path or abstract name, empty
+// accept queue) and connected pairs with both ends in the task (socketpair
+// and the like); queued packets are returned for sk-queues.img.
 struct QueuedPacket {
 	std::string data;
 };
 Status dump_unix_socket(Arena &a, pid_t pid, int fd, int sk, uint32_t flags, UnixSkEntry *e,
 			std::vector<QueuedPacket> &queue);
+
+// A listening unix socket (path or abstract name), its stale socket file
+// replaced.
+bool is_unix_listener(const UnixSkEntry &e);
+Result<int> restore_unix_listener(const UnixSkEntry &e);
 
 // Both ends of a pair, at once: fds[0] is for a, fds[1] for b; each one's
 // queue is refilled from the other end.
