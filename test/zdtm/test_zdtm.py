@@ -615,10 +615,10 @@ class Run:
         status = self.shell.wait(self.pid, timeout)
         return None if status is None else os.waitstatus_to_exitcode(status)
 
-    def criu(self, tag, args, log=None, timeout=None, wait=True, shell=None, tty=False):
+    def criu(self, tag, args, log=None, timeout=None, wait=True, shell=None, tty=False, pass_fds=()):
         """Run criu with args; stdout/stderr go to files in the temp dir.
         shell: run it as a job of that JobShell (stdin is the terminal), with
-        tty also stdout and stderr."""
+        tty also stdout and stderr.  pass_fds: fds of ours criu inherits."""
         so = self.dir / ("criu-%s.stdout" % tag)
         se = self.dir / ("criu-%s.stderr" % tag)
         argv = [CRIU] + [str(a) for a in args]
@@ -639,7 +639,7 @@ class Run:
             return entry[2]
         with open(so, "wb") as fo, open(se, "wb") as fe:
             p = subprocess.Popen(argv, cwd=str(self.dir), stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
-                                 close_fds=True, start_new_session=True)
+                                 close_fds=True, start_new_session=True, pass_fds=pass_fds)
         self.popens.append(p)
         self.criu_pid = p.pid
         self.criu_runs.append(entry)
@@ -680,14 +680,15 @@ class Run:
         self.check(rc == 0, "criu dump exited with %s" % (rc if rc >= 0 else "signal %d" % -rc))
         return imgdir
 
-    def restore(self, imgdir, detach=True, extra=(), shell=None, tty=False):
+    def restore(self, imgdir, detach=True, extra=(), shell=None, tty=False, pass_fds=()):
         """criu restore -d; returns the restored pid (checked against the original).
         shell, tty: see criu()."""
         rpid = self.dir / ("restore%d.pid" % self.nimg)
         args = ["restore", "-D", imgdir, "--pidfile", rpid, "-o", "restore.log", "-v4"] + list(extra)
         if detach:
             args.insert(3, "-d")
-            rc = self.criu("restore%d" % self.nimg, args, log=imgdir / "restore.log", shell=shell, tty=tty)
+            rc = self.criu("restore%d" % self.nimg, args, log=imgdir / "restore.log", shell=shell, tty=tty,
+                           pass_fds=pass_fds)
             self.check(rc == 0, "criu restore exited with %s" % (rc if rc >= 0 else "signal %d" % -rc))
             self.check(rpid.exists(), "criu restore did not write --pidfile %s" % rpid)
             return self._check_restored(rpid), None
@@ -1328,4 +1329,32 @@ def test_err_restore_mapped_file_changed(zdtm):
     r.check(any("mmap_file_private.data" in l and "changed" in l for l in lines),
             "no error line names the changed file: %s" % lines)
     _no_task_left(r, r.pid, "restore with a changed mapped file")
+    r.ok = True
+
+
+def test_inherit_fd_cli(zdtm):
+    """criu restore --inherit-fd fd[N]:pipe[INODE]: inherit_fd00 held the read
+    end of a pipe of ours; it is restored with criu's fd N (the read end of a
+    new pipe of ours) in its place, and reads what we write there"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("inherit_fd00", timeout=60)
+    msg = "inherit_fd cli %d" % os.getpid()
+    rd, wr = os.pipe()
+    ino = os.fstat(rd).st_ino
+    r.start(env={"ZDTM_PIPE_FD": str(rd), "ZDTM_PIPE_MSG": msg}, pass_fds=(rd,))
+    os.close(wr)
+    imgdir = r.dump(r.pid)
+    r.reap_dumped()
+    rd2, wr2 = os.pipe()
+    try:
+        pid, _ = r.restore(imgdir, extra=["--inherit-fd", "fd[%d]:pipe[%d]" % (rd2, ino)], pass_fds=(rd2,))
+        r.check(os.fstat(wr2).st_ino == os.stat("/proc/%d/fd/%d" % (pid, rd)).st_ino,
+                "the restored task's fd %d is not criu's inherited pipe" % rd)
+        os.write(wr2, msg.encode())
+    finally:
+        os.close(rd)
+        os.close(rd2)
+        os.close(wr2)
+    r.finish_task(pid)
     r.ok = True
