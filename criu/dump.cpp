@@ -501,6 +501,24 @@ struct Dumper {
 
 }  // namespace
 
+// Namespaces are not saved yet: a task living in namespaces of its own
+// would come back in criu's, which is not the same task. Refuse it.
+static Status check_namespaces(pid_t pid)
+{
+	for (const char *ns : {"mnt", "pid", "net", "ipc", "uts", "user", "cgroup", "time"}) {
+		struct stat mine, its;
+		if (stat(strfmt("/proc/self/ns/%s", ns).c_str(), &mine) < 0)
+			continue;  // a kind this kernel does not have
+		if (stat(strfmt("/proc/%d/ns/%s", pid, ns).c_str(), &its) < 0)
+			return sys_error("can't read the %s namespace of PID %d", ns, pid);
+		if (its.st_ino != mine.st_ino)
+			return Error{strfmt("PID %d lives in its own %s namespace; dumping namespaces is not "
+					    "supported yet",
+					    pid, ns)};
+	}
+	return {};
+}
+
 Status dump_task(const Options &o)
 {
 	if (o.pid <= 0)
@@ -513,6 +531,8 @@ Status dump_task(const Options &o)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pr_info("Dumping PID %d into %s\n", o.pid, o.images_dir.c_str());
 	TRY(notify(o, "pre-dump", o.pid));
+	if (kill(o.pid, 0) == 0)
+		TRY(check_namespaces(o.pid));
 	auto s = Seized::seize(o.pid);
 	if (!s)
 		return s.error();

@@ -1358,3 +1358,27 @@ def test_inherit_fd_cli(zdtm):
         os.close(wr2)
     r.finish_task(pid)
     r.ok = True
+
+
+def test_err_dump_own_namespace(tmp_path, built):
+    """a task in uts/ipc namespaces of its own: namespaces are not dumped
+    yet, so the dump is refused with one line naming the PID and the
+    namespace, and the task runs on, untraced"""
+    require_criu()
+    p = subprocess.Popen(["unshare", "--uts", "--ipc", "sleep", "60"], stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while os.readlink("/proc/%d/ns/uts" % p.pid) == os.readlink("/proc/self/ns/uts"):
+            assert time.monotonic() < deadline, "unshare did not enter a new uts namespace"
+            time.sleep(0.01)
+        r = subprocess.run([CRIU, "dump", "-t", str(p.pid), "-D", str(tmp_path / "img")],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1, r
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(p.pid) in lines[0] and "namespace" in lines[0], r.stderr
+        assert p.poll() is None, "the task died"
+        state, tracer = proc_state(p.pid)
+        assert tracer == 0 and state not in ("t", "T"), (state, tracer)
+    finally:
+        p.kill()
+        p.wait()
