@@ -23,6 +23,7 @@ struct Probe {
 	const char *name;
 	const char *needed_for;
 	std::function<bool()> run;
+	bool optional = false;	// only some tasks need it: reported, not fatal
 };
 
 bool have_cap_sys_admin()
@@ -67,6 +68,17 @@ bool check_kernel(FILE *out)
 	    {"process_vm_readv", "reading task memory",
 	     [] { return syscall(SYS_process_vm_readv, getpid(), nullptr, 0, nullptr, 0, 0) == 0; }},
 	    {"rseq", "restoring rseq", [] { return syscall(SYS_rseq, nullptr, 0, 0, 0) < 0 && errno != ENOSYS; }},
+	    {"PR_TIMER_CREATE_RESTORE_IDS", "restoring POSIX timers with their ids (Linux 6.15+)",
+	     [] { return prctl(77 /* PR_TIMER_CREATE_RESTORE_IDS */, 2 /* _GET */, 0, 0, 0) >= 0; }, true},
+	    {"pidfd_getfd", "dumping sockets, inherit_fd over RPC (Linux 5.6+)",
+	     [] {
+		     Fd pidfd(syscall(SYS_pidfd_open, getpid(), 0));
+		     if (!pidfd.valid())
+			     return false;
+		     Fd fd(syscall(SYS_pidfd_getfd, pidfd.get(), 0, 0));
+		     return fd.valid() || errno != ENOSYS;
+	     },
+	     true},
 	    {"vdso", "syscall injection and restore",
 	     [] {
 		     auto maps = read_file("/proc/self/maps");
@@ -76,12 +88,15 @@ bool check_kernel(FILE *out)
 	int missing = 0;
 	for (auto &p : probes) {
 		bool ok = p.run();
-		if (!ok)
+		if (!ok && !p.optional)
 			missing++;
 		if (out)
-			fprintf(out, "%-32s %s%s%s\n", p.name, ok ? "ok" : "MISSING", ok ? "" : " - needed for ",
-				ok ? "" : p.needed_for);
-		if (!ok)
+			fprintf(out, "%-32s %s%s%s\n", p.name,
+				ok	     ? "ok"
+				: p.optional ? "missing (optional)"
+					     : "MISSING",
+				ok ? "" : " - needed for ", ok ? "" : p.needed_for);
+		if (!ok && !p.optional)
 			pr_err("kernel feature %s is missing (needed for %s)\n", p.name, p.needed_for);
 	}
 	if (out && missing)
