@@ -185,6 +185,35 @@ def timed(cmd, what, log=None, timeout=120):
     return ms, r.stdout
 
 
+def run_bench(body, cleanup):
+    """The frame every benchmark runs in: it becomes a child subreaper (so
+    restored tasks are reparented to it and can be reaped), turns SIGTERM and
+    SIGHUP into an orderly exit, runs body() and always runs cleanup().
+    Returns the exit code."""
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+    def on_signal(sig, _frame):
+        raise SystemExit(128 + sig)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    t0 = time.monotonic()
+    try:
+        body()
+        print("Total time %.1f s" % (time.monotonic() - t0))
+        return 0
+    except BenchError as e:
+        print("\nbench: FAILED: %s" % e, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nbench: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit:
+        print("\nbench: terminated by a signal", file=sys.stderr)
+        raise
+    finally:
+        cleanup()
+
+
 class Bench:
     def __init__(self, args, tmp, procs):
         self.args = args
@@ -302,40 +331,22 @@ def main():
     if shutil.which("gcc") is None:
         sys.exit("bench: gcc is missing (sh scripts/install-deps.sh)")
 
-    # Restored tasks are reparented to us rather than to init, so we can reap them.
-    PR_SET_CHILD_SUBREAPER = 36
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-    def on_signal(sig, _frame):
-        raise SystemExit(128 + sig)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-
     procs = Procs()
     tmp = tempfile.mkdtemp(prefix="criu-bench.", dir="/tmp")
-    t0 = time.monotonic()
-    try:
+
+    def body():
         b = Bench(args, tmp, procs)
         b.build_helper()
         print("criu: %s; %d run(s) per workload; images and baseline files in %s" % (args.criu, args.runs, tmp))
         results = [("mem", b.workload("mem", "C program with %d MiB of touched anonymous memory" % args.mib)),
                    ("python", b.workload("python", "warm Python 3 process"))]
         report(results)
-        print("Total time %.1f s" % (time.monotonic() - t0))
-        return 0
-    except BenchError as e:
-        print("\nbench: FAILED: %s" % e, file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\nbench: interrupted", file=sys.stderr)
-        return 130
-    except SystemExit:
-        print("\nbench: terminated by a signal", file=sys.stderr)
-        raise
-    finally:
+
+    def cleanup():
         procs.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
 
+    return run_bench(body, cleanup)
 
 if __name__ == "__main__":
     sys.exit(main())

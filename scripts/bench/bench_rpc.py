@@ -35,7 +35,6 @@ no slower than the CLI (p50 ratio <= 1), and the pre-warmed service at least
 Needs root, gcc, Debian's python3-criu and a built criu/criu.
 """
 import argparse
-import ctypes
 import os
 import re
 import shutil
@@ -49,7 +48,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from bench_core import HELPER_SRC, PYTHON, WARM_PY, BenchError, log_tail, wait_file  # noqa: E402
+from bench_core import HELPER_SRC, PYTHON, WARM_PY, BenchError, log_tail, run_bench, wait_file  # noqa: E402
 
 try:
     from pycriu import rpc_pb2 as rpc
@@ -348,18 +347,10 @@ def main():
     if rpc is None:
         sys.exit("bench: Debian's pycriu is missing (apt-get install python3-criu; run /usr/bin/python3)")
 
-    # Restored tasks are reparented to us, so we can reap them.
-    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-
-    def on_signal(sig, _frame):
-        raise SystemExit(128 + sig)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-
     tmp = tempfile.mkdtemp(prefix="criu-bench-rpc.", dir="/tmp")
     b = Bench(args, tmp)
-    t0 = time.monotonic()
-    try:
+
+    def body():
         b.build()
         b.start_service()
         print("criu: %s; %d counted restores per way (+%d warm-up); images in %s" % (
@@ -367,18 +358,12 @@ def main():
         results = [("small", b.workload("small", "small C program (%d MiB touched)" % args.mib)),
                    ("python", b.workload("python", "warm Python 3 process"))]
         report(results)
-        print("Total time %.1f s" % (time.monotonic() - t0))
-        return 0
-    except BenchError as e:
-        print("\nbench: FAILED: %s" % e, file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\nbench: interrupted", file=sys.stderr)
-        return 130
-    finally:
+
+    def cleanup():
         b.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
+    return run_bench(body, cleanup)
 
 if __name__ == "__main__":
     sys.exit(main())
