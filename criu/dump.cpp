@@ -33,7 +33,7 @@ namespace
 {
 
 constexpr int kNSig = 64;
-constexpr uint32_t kTaskAlive = 1;
+constexpr uint32_t kTaskAlive = 1, kTaskStopped = 3;  // CRIU's task_state values
 constexpr long kPtraceGetRseqConfig = 0x420f;
 
 // Finds a "syscall" instruction in the target's vdso for syscall injection.
@@ -290,7 +290,7 @@ struct Dumper {
 	{
 		pid_t pid = s.pid();
 		auto *tc = a.make<TaskCoreEntry>(TASK_CORE_ENTRY__INIT);
-		tc->task_state = kTaskAlive;
+		tc->task_state = s.was_stopped() ? kTaskStopped : kTaskAlive;
 		auto pers = read_file(strfmt("/proc/%d/personality", pid));
 		if (!pers)
 			return pers.error();

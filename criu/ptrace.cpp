@@ -85,6 +85,7 @@ Result<Seized> Seized::seize(pid_t pid)
 	Seized s;
 	s.pid_ = pid;
 	s.attached_ = true;
+	s.was_stopped_ = m["State"].starts_with("T");
 	// Threads may be created while we seize: repeat until the set is stable.
 	for (bool grew = true; grew;) {
 		grew = false;

@@ -59,6 +59,7 @@ namespace
 
 constexpr uint64_t kTaskSize = 0x7ffffffff000ULL;
 constexpr uint64_t kLeaderStack = 64 * 1024;
+constexpr uint32_t kTaskAlive = 1, kTaskStopped = 3;  // CRIU's task_state values
 
 uint64_t page_align(uint64_t v)
 {
@@ -91,6 +92,9 @@ Status check_core(const CoreEntry &c, const std::string &name, bool leader)
 		return Error{name + ": thread_core or creds missing"};
 	if (leader && (!c.tc || c.tc->n_sigactions > 64))
 		return Error{name + ": task core missing or malformed"};
+	if (leader && c.tc->task_state != kTaskAlive && c.tc->task_state != kTaskStopped)
+		return Error{strfmt("%s: task state %u (dead or helper tasks) is not supported", name.c_str(),
+				    c.tc->task_state)};
 	if (c.thread_info->gpregs->has_mode && c.thread_info->gpregs->mode != USER_X86_REGS_MODE__NATIVE)
 		return Error{name + ": 32-bit (compat) tasks are not supported"};
 	auto *cr = c.thread_core->creds;
@@ -768,6 +772,10 @@ Status Tracer::finish(const ChildReport &rep)
 		return Error{strfmt("unmapping the restorer failed: %s", strerror((int)-(long)r.rax))};
 	for (size_t i = 0; i < ti_.cores.size(); i++)
 		TRY(set_thread_state(ti_.pstree->threads[i], *ti_.cores[i]));
+	// A task dumped while stopped by a signal stops again before it runs a
+	// single instruction: SIGSTOP is pending when we let it go.
+	if (ti_.cores[0]->tc->task_state == kTaskStopped && kill(pid_, SIGSTOP) < 0)
+		return sys_error("can't stop the restored task %d", pid_);
 	for (size_t i = 0; i < ti_.cores.size(); i++)
 		if (ptrace(PTRACE_DETACH, ti_.pstree->threads[i], nullptr, nullptr) < 0)
 			return sys_error("can't detach from thread %u", ti_.pstree->threads[i]);

@@ -31,7 +31,7 @@ extern "C" {
 #define CRIU_PLUGIN_VERSION_MAJOR 0
 #define CRIU_PLUGIN_VERSION_MINOR 2
 #define CRIU_PLUGIN_VERSION_SUBLEVEL 0
-#define CRIU_PLUGIN_VERSION                                                                                   \
+#define CRIU_PLUGIN_VERSION                                                                                            \
 	CRIU_PLUGIN_GEN_VERSION(CRIU_PLUGIN_VERSION_MAJOR, CRIU_PLUGIN_VERSION_MINOR, CRIU_PLUGIN_VERSION_SUBLEVEL)
 
 enum {

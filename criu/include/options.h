@@ -31,8 +31,8 @@ struct Options {
 	std::string address;				       // service --address
 	bool daemon = false;				       // service --daemon
 	int swrk_fd = -1;				       // swrk FD
-	std::string libdir;				     // -L: plugin directory
-	std::vector<std::string> args;			     // the command and its arguments
+	std::string libdir;				       // -L: plugin directory
+	std::vector<std::string> args;			       // the command and its arguments
 	// RPC clients get pre-/post- notifications; an error aborts the step.
 	std::function<Status(const std::string &script, pid_t pid)> notify_cb;
 };

@@ -29,8 +29,8 @@ class Seized
 public:
 	Seized() = default;
 	Seized(Seized &&o) noexcept
-	    : pid_(o.pid_), attached_(std::exchange(o.attached_, false)), syscall_insn_(o.syscall_insn_),
-	      threads_(std::move(o.threads_))
+	    : pid_(o.pid_), attached_(std::exchange(o.attached_, false)), was_stopped_(o.was_stopped_),
+	      syscall_insn_(o.syscall_insn_), threads_(std::move(o.threads_))
 	{
 	}
 	Seized &operator=(Seized &&) = delete;
@@ -41,6 +41,8 @@ public:
 	static Result<Seized> seize(pid_t pid);
 
 	pid_t pid() const { return pid_; }
+	// The task was stopped by a signal (group stop) when it was seized.
+	bool was_stopped() const { return was_stopped_; }
 	std::vector<SeizedThread> &threads() { return threads_; }
 
 	// Runs syscall nr with args in thread tid and returns its raw result
@@ -66,6 +68,7 @@ private:
 	Status wait_stop(pid_t tid, int *status);
 	pid_t pid_ = 0;
 	bool attached_ = false;
+	bool was_stopped_ = false;
 	uint64_t syscall_insn_ = 0;
 	std::vector<SeizedThread> threads_;
 	SeizedThread *thread(pid_t tid);

@@ -1382,3 +1382,34 @@ def test_err_dump_own_namespace(tmp_path, built):
     finally:
         p.kill()
         p.wait()
+
+
+def test_stopped_task(zdtm):
+    """a task stopped by SIGSTOP is dumped and comes back stopped (it runs
+    nothing until SIGCONT), then continues and passes"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("env00", timeout=60)
+    r.start()
+    os.kill(r.pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 10
+    while proc_state(r.pid)[0] != "T":
+        r.check(time.monotonic() < deadline, "the task did not stop")
+        time.sleep(0.01)
+    imgdir = r.dump(r.pid)
+    r.reap_dumped()
+    rpid = r.dir / "restore-stopped.pid"
+    rc = r.criu("restore-stopped", ["restore", "-D", imgdir, "-d", "--pidfile", rpid, "-o", "restore.log", "-v4"],
+                log=imgdir / "restore.log")
+    r.check(rc == 0, "criu restore exited with %s" % rc)
+    pid = int(read_text(rpid).strip())
+    r.check(pid == r.pid, "restored pid %d != %d" % (pid, r.pid))
+    r.track(pid)
+    deadline = time.monotonic() + 10
+    while proc_state(pid)[0] != "T":
+        r.check(time.monotonic() < deadline, "the restored task is %s, not stopped" % (proc_state(pid),))
+        time.sleep(0.01)
+    r.check(proc_state(pid)[1] == 0, "the restored task is traced")
+    os.kill(pid, signal.SIGCONT)
+    r.finish_task(pid)
+    r.ok = True
