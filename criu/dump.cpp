@@ -33,7 +33,6 @@ namespace
 {
 
 constexpr int kNSig = 64;
-constexpr uint32_t kTaskAlive = 1, kTaskStopped = 3;  // CRIU's task_state values
 constexpr long kPtraceGetRseqConfig = 0x420f;
 
 // Finds a "syscall" instruction in the target's vdso for syscall injection.
@@ -527,8 +526,7 @@ Status dump_task(const Options &o)
 	if (!dir)
 		return dir.error();
 	plugins::set_image_dir(dir->fd());
-	timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	timespec t0 = now();
 	pr_info("Dumping PID %d into %s\n", o.pid, o.images_dir.c_str());
 	TRY(notify(o, "pre-dump", o.pid));
 	if (kill(o.pid, 0) == 0)
@@ -544,9 +542,7 @@ Status dump_task(const Options &o)
 		TRY(s->detach());
 	else
 		s->kill_task();
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	pr_info("Dumping finished successfully in %.3f ms\n",
-		(t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+	pr_info("Dumping finished successfully in %.3f ms\n", ms_since(t0));
 	return {};
 }
 

@@ -32,6 +32,7 @@
 #include "memfd.pb-c.h"
 #include "pagemap.pb-c.h"
 #include "log.h"
+#include "mem.h"
 #include "magic.h"
 #include "pipe-data.pb-c.h"
 #include "proc.h"
@@ -687,29 +688,18 @@ static Status read_memfds(const ImageDir &dir, RestoredFiles &rf)
 		RestoredFiles::Memfd m;
 		uint32_t id = (*e)->inode_id;
 		auto name = strfmt("pagemap-shmem-%u.img", id);
-		auto pm = ImageReader::open(dir, name, PAGEMAP_MAGIC);
+		auto pm = read_pagemap(dir, name);
 		if (!pm)
 			return pm.error();
-		auto head = pm->next<PagemapHead>(pagemap_head__descriptor);
-		if (!head)
-			return head.error();
-		if (!*head)
-			return Error{name + " has no header"};
-		auto pages = read_file(dir.path() + "/" + strfmt("pages-%u.img", (*head)->pages_id), kMaxGhost + 1);
+		auto pages = read_file(dir.path() + "/" + strfmt("pages-%u.img", pm->pages_id), kMaxGhost + 1);
 		if (!pages)
 			return pages.error();
 		size_t off = 0;
-		for (;;) {
-			auto pe = pm->next<PagemapEntry>(pagemap_entry__descriptor);
-			if (!pe)
-				return pe.error();
-			if (!*pe)
-				break;
-			size_t len = (size_t)(*pe)->nr_pages * kPageSize;
-			if (len > pages->size() - off || (*pe)->vaddr + len > (*e)->size + kPageSize)
+		for (auto [at, len] : pm->runs) {
+			if (len > pages->size() - off || at + len > (*e)->size + kPageSize)
 				return Error{strfmt("%s: contents at %llu are truncated or out of range", name.c_str(),
-						    (unsigned long long)(*pe)->vaddr)};
-			m.chunks.emplace_back((*pe)->vaddr, pages->substr(off, len));
+						    (unsigned long long)at)};
+			m.chunks.emplace_back(at, pages->substr(off, len));
 			off += len;
 		}
 		m.entry = std::move(*e);

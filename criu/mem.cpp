@@ -537,31 +537,19 @@ Result<MemPlan> plan_memory(const ImageDir &dir, pid_t pid)
 		return Error{strfmt("mm-%d.img: %zu vdso/vvar areas, at most %d supported", pid, p.specials.size(),
 				    RST_MAX_SPECIAL)};
 
-	auto pr = ImageReader::open(dir, strfmt("pagemap-%d.img", pid), PAGEMAP_MAGIC);
-	if (!pr)
-		return pr.error();
-	auto head = pr->next<PagemapHead>(pagemap_head__descriptor);
-	if (!head)
-		return head.error();
-	if (!*head)
-		return Error{pr->name() + " has no header"};
-	p.pages_image = strfmt("pages-%u.img", (*head)->pages_id);
+	auto name = strfmt("pagemap-%d.img", pid);
+	auto pm = read_pagemap(dir, name);
+	if (!pm)
+		return pm.error();
+	p.pages_image = strfmt("pages-%u.img", pm->pages_id);
 	size_t vi = 0;
-	for (;;) {
-		auto e = pr->next<PagemapEntry>(pagemap_entry__descriptor);
-		if (!e)
-			return e.error();
-		if (!*e)
-			break;
-		uint64_t start = (*e)->vaddr, len = (uint64_t)(*e)->nr_pages * kPageSize;
-		if ((*e)->has_in_parent && (*e)->in_parent)
-			return Error{pr->name() + ": incremental dumps (in_parent pages) are not supported"};
+	for (auto [start, len] : pm->runs) {
 		// runs are sorted like VMAs: advance to the VMA holding this run
 		while (vi < p.vmas.size() && p.vmas[vi].end <= start)
 			vi++;
 		if (vi == p.vmas.size() || start < p.vmas[vi].start || start + len > p.vmas[vi].end ||
 		    start % kPageSize)
-			return Error{strfmt("%s: pages at %lx (+%lu) are outside every VMA", pr->name().c_str(),
+			return Error{strfmt("%s: pages at %lx (+%lu) are outside every VMA", name.c_str(),
 					    (unsigned long)start, (unsigned long)len)};
 		p.vmas[vi].has_pages = 1;
 		p.runs.push_back({start, len, p.pages_bytes});
@@ -574,6 +562,31 @@ Result<MemPlan> plan_memory(const ImageDir &dir, pid_t pid)
 		return Error{strfmt("image %s is truncated: %lld bytes, pagemap needs %llu", p.pages_image.c_str(),
 				    (long long)st.st_size, (unsigned long long)p.pages_bytes)};
 	return p;
+}
+
+Result<Pagemap> read_pagemap(const ImageDir &dir, const std::string &name)
+{
+	auto pr = ImageReader::open(dir, name, PAGEMAP_MAGIC);
+	if (!pr)
+		return pr.error();
+	auto head = pr->next<PagemapHead>(pagemap_head__descriptor);
+	if (!head)
+		return head.error();
+	if (!*head)
+		return Error{name + " has no header"};
+	Pagemap pm;
+	pm.pages_id = (*head)->pages_id;
+	for (;;) {
+		auto e = pr->next<PagemapEntry>(pagemap_entry__descriptor);
+		if (!e)
+			return e.error();
+		if (!*e)
+			break;
+		if ((*e)->has_in_parent && (*e)->in_parent)
+			return Error{name + ": incremental dumps (in_parent pages) are not supported"};
+		pm.runs.emplace_back((*e)->vaddr, (uint64_t)(*e)->nr_pages * kPageSize);
+	}
+	return pm;
 }
 
 }  // namespace criu

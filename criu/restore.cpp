@@ -59,18 +59,10 @@ namespace
 
 constexpr uint64_t kTaskSize = 0x7ffffffff000ULL;
 constexpr uint64_t kLeaderStack = 64 * 1024;
-constexpr uint32_t kTaskAlive = 1, kTaskStopped = 3;  // CRIU's task_state values
 
 uint64_t page_align(uint64_t v)
 {
 	return (v + kPageSize - 1) & ~(kPageSize - 1);
-}
-
-double ms_since(const timespec &t0)
-{
-	timespec t1;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
 }
 
 // Everything read from the images, validated before anything is created.
@@ -340,13 +332,10 @@ Status ChildSide::session()
 }
 
 // Finds an address range free in our current address space and in the target's.
-Result<uint64_t> find_hole(const MemPlan &m, uint64_t len)
+Result<uint64_t> find_hole(const std::vector<ProcVma> &cur, const MemPlan &m, uint64_t len)
 {
-	auto cur = parse_maps("/proc/self/maps");
-	if (!cur)
-		return cur.error();
 	std::vector<std::pair<uint64_t, uint64_t>> used;
-	for (auto &v : *cur)
+	for (auto &v : cur)
 		used.emplace_back(v.start, v.end);
 	for (auto &v : m.vmas)
 		used.emplace_back(v.start, v.end);
@@ -403,7 +392,11 @@ Status ChildSide::build_region()
 	for (auto &s : m.specials)
 		park += s.len;
 
-	auto hole = find_hole(m, region_len_ + park);
+	// Our own address space, read once: for the hole and for the vdso/vvar.
+	auto cur = parse_maps("/proc/self/maps");
+	if (!cur)
+		return cur.error();
+	auto hole = find_hole(*cur, m, region_len_ + park);
 	if (!hole)
 		return hole.error();
 	void *r = mmap((void *)*hole, region_len_ + park, PROT_READ | PROT_WRITE,
@@ -419,10 +412,7 @@ Status ChildSide::build_region()
 	a->region_len = region_len_;
 	args_addr_ = region_ + o_args;
 
-	// [vvar]/[vvar_vclock]/[vdso] now, matched in address order with the dump's
-	auto cur = parse_maps("/proc/self/maps");
-	if (!cur)
-		return cur.error();
+	// [vvar]/[vvar_vclock]/[vdso], matched in address order with the dump's
 	std::vector<const ProcVma *> specials;
 	for (auto &v : *cur)
 		if (v.path == "[vdso]" || v.path == "[vvar]" || v.path == "[vvar_vclock]")
@@ -814,8 +804,7 @@ Status write_pidfile(const std::string &path, pid_t pid)
 
 Result<pid_t> restore_task(const Options &o)
 {
-	timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	timespec t0 = now();
 	auto dir = ImageDir::open(o.images_dir, false);
 	if (!dir)
 		return dir.error();

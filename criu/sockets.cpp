@@ -43,12 +43,20 @@ struct Backlog {
 	uint32_t max = 0, pending = 0;
 };
 
-// sock_diag knows a listening socket's backlog and its accept queue.
-Result<Backlog> listen_backlog(int family, uint64_t ino)
+// A sock_diag socket with req already sent; the caller reads the answer.
+Result<Fd> sock_diag(const void *req, size_t len)
 {
 	Fd nl(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
 	if (!nl.valid())
 		return sys_error("can't open a sock_diag socket");
+	if (send(nl.get(), req, len, 0) != (ssize_t)len)
+		return sys_error("can't query sock_diag");
+	return nl;
+}
+
+// sock_diag knows a listening socket's backlog and its accept queue.
+Result<Backlog> listen_backlog(int family, uint64_t ino)
+{
 	struct {
 		nlmsghdr nlh;
 		inet_diag_req_v2 r;
@@ -59,11 +67,12 @@ Result<Backlog> listen_backlog(int family, uint64_t ino)
 	req.r.sdiag_family = family;
 	req.r.sdiag_protocol = IPPROTO_TCP;
 	req.r.idiag_states = 1u << kListen;
-	if (send(nl.get(), &req, sizeof(req), 0) != sizeof(req))
-		return sys_error("can't query sock_diag");
+	auto nl = sock_diag(&req, sizeof(req));
+	if (!nl)
+		return nl.error();
 	alignas(nlmsghdr) char buf[16384];
 	for (;;) {
-		ssize_t n = recv(nl.get(), buf, sizeof(buf), 0);
+		ssize_t n = recv(nl->get(), buf, sizeof(buf), 0);
 		if (n <= 0)
 			return sys_error("can't read sock_diag");
 		for (auto *h = reinterpret_cast<nlmsghdr *>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
@@ -220,9 +229,6 @@ struct UnixPeer {
 // sock_diag: the peer inode and whether the socket has a name.
 Result<UnixPeer> unix_peer(uint64_t ino)
 {
-	Fd nl(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
-	if (!nl.valid())
-		return sys_error("can't open a sock_diag socket");
 	struct {
 		nlmsghdr nlh;
 		unix_diag_req r;
@@ -235,10 +241,11 @@ Result<UnixPeer> unix_peer(uint64_t ino)
 	req.r.udiag_ino = ino;
 	req.r.udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN;
 	req.r.udiag_cookie[0] = req.r.udiag_cookie[1] = INET_DIAG_NOCOOKIE;
-	if (send(nl.get(), &req, sizeof(req), 0) != sizeof(req))
-		return sys_error("can't query sock_diag");
+	auto nl = sock_diag(&req, sizeof(req));
+	if (!nl)
+		return nl.error();
 	alignas(nlmsghdr) char buf[8192];
-	ssize_t n = recv(nl.get(), buf, sizeof(buf), 0);
+	ssize_t n = recv(nl->get(), buf, sizeof(buf), 0);
 	if (n <= 0)
 		return sys_error("can't read sock_diag");
 	auto *h = reinterpret_cast<nlmsghdr *>(buf);

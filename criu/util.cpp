@@ -30,6 +30,19 @@ Error sys_error(const char *fmt, ...)
 	return Error{std::string(buf) + ": " + strerror(saved)};
 }
 
+timespec now()
+{
+	timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t;
+}
+
+double ms_since(const timespec &t0)
+{
+	timespec t1 = now();
+	return (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+}
+
 Result<std::string> read_file(const std::string &path, size_t limit)
 {
 	Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));

@@ -17,6 +17,9 @@
 namespace criu
 {
 
+// core_entry.tc.task_state, as CRIU numbers it
+constexpr uint32_t kTaskAlive = 1, kTaskStopped = 3;
+
 struct PbFree {
 	void operator()(void *m) const
 	{

@@ -54,4 +54,13 @@ struct MemPlan {
 
 Result<MemPlan> plan_memory(const ImageDir &dir, pid_t pid);
 
+// A pagemap image: which pages-N.img holds the data, and its runs in order
+// (vaddr, bytes). For a process these are addresses; for shmem and memfd
+// contents (pagemap-shmem-ID.img), offsets. Incremental entries are refused.
+struct Pagemap {
+	uint32_t pages_id = 0;
+	std::vector<std::pair<uint64_t, uint64_t>> runs;
+};
+Result<Pagemap> read_pagemap(const ImageDir &dir, const std::string &name);
+
 }  // namespace criu

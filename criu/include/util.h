@@ -2,6 +2,7 @@
 #pragma once
 
 #include <errno.h>
+#include <time.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -122,6 +123,10 @@ private:
 	void *addr_ = nullptr;
 	size_t len_ = 0;
 };
+
+// CLOCK_MONOTONIC now, and milliseconds elapsed since t0.
+timespec now();
+double ms_since(const timespec &t0);
 
 Result<std::string> read_file(const std::string &path, size_t limit = 1 << 20);
 Status write_all(int fd, const void *buf, size_t len, const std::string &what);
