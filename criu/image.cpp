@@ -27,11 +27,6 @@ Result<ImageDir> ImageDir::open(const std::string &path, bool create)
 	return d;
 }
 
-bool ImageDir::exists(const std::string &name) const
-{
-	return faccessat(fd_.get(), name.c_str(), F_OK, 0) == 0;
-}
-
 Result<ImageWriter> ImageWriter::create_raw(const ImageDir &dir, const std::string &name)
 {
 	ImageWriter w;

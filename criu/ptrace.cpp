@@ -21,10 +21,10 @@ constexpr long kNrRestartSyscall = 219;
 
 // What the kernel does to a syscall interrupted by a signal without a
 // handler: rewind to re-execute it (or restart_syscall for sleeps).
-bool fixup_restart(user_regs_struct &r)
+void fixup_restart(user_regs_struct &r)
 {
 	if ((long)r.orig_rax < 0)
-		return false;
+		return;
 	long ret = -(long)r.rax;
 	if (ret == kERestartSys || ret == kERestartNoIntr || ret == kERestartNoHand) {
 		r.rax = r.orig_rax;
@@ -33,7 +33,6 @@ bool fixup_restart(user_regs_struct &r)
 		r.rax = kNrRestartSyscall;
 		r.rip -= 2;
 	}
-	return true;
 }
 }  // namespace
 
@@ -121,7 +120,7 @@ Result<Seized> Seized::seize(pid_t pid)
 		}
 		if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &t.regs) < 0)
 			return sys_error("can't read registers of thread %d", t.tid);
-		t.stopped_in_syscall = fixup_restart(t.regs);
+		fixup_restart(t.regs);
 		if (ptrace(PTRACE_SETREGS, t.tid, nullptr, &t.regs) < 0)
 			return sys_error("can't set registers of thread %d", t.tid);
 	}

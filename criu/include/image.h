@@ -35,7 +35,6 @@ public:
 	static Result<ImageDir> open(const std::string &path, bool create);
 	int fd() const { return fd_.get(); }
 	const std::string &path() const { return path_; }
-	bool exists(const std::string &name) const;
 
 private:
 	Fd fd_;

@@ -21,7 +21,6 @@ namespace criu
 struct SeizedThread {
 	pid_t tid = 0;
 	user_regs_struct regs{};  // after the syscall-restart fixup
-	bool stopped_in_syscall = false;
 };
 
 class Seized
