@@ -1,6 +1,6 @@
-// criu dump: freeze the task, collect its state, write the images, then
-// kill it (or let it run on with --leave-running). Any failure detaches
-// and leaves the task running, as it was.
+// criu dump: freeze the process tree, collect each task's state, write the
+// images, then kill the tree (or let it run on with --leave-running). Any
+// failure detaches and leaves every task running, as it was.
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -23,7 +23,7 @@
 #include "options.h"
 #include "plugin.h"
 #include "proc.h"
-#include "pstree.pb-c.h"
+#include "pstree.h"
 #include "ptrace.h"
 
 namespace criu
@@ -131,6 +131,8 @@ struct Dumper {
 	const Options &o;
 	Seized &s;
 	const ImageDir &dir;
+	FileTable &files;
+	uint32_t id;  // of this task's fd table, fs and mm (one each: no sharing)
 	Arena a;
 	TaskKobjIdsEntry *ids = nullptr;
 
@@ -370,7 +372,7 @@ struct Dumper {
 		return tc;
 	}
 
-	Status write_fs(FileTable &files, uint32_t fs_id)
+	Status write_fs(uint32_t fs_id)
 	{
 		pid_t pid = s.pid();
 		auto st = parse_status(pid, 0);
@@ -396,7 +398,7 @@ struct Dumper {
 	Status write_ids()
 	{
 		ids = a.make<TaskKobjIdsEntry>(TASK_KOBJ_IDS_ENTRY__INIT);
-		ids->vm_id = ids->files_id = ids->fs_id = ids->sighand_id = 1;
+		ids->vm_id = ids->files_id = ids->fs_id = ids->sighand_id = id;
 		struct {
 			const char *ns;
 			protobuf_c_boolean *has;
@@ -426,7 +428,6 @@ struct Dumper {
 		TRY(find_syscall_insn(s));
 		Scratch sc(s, pid);
 		TRY(sc.map());
-		FileTable files(dir);
 		auto tcore = task_core(sc);
 		if (!tcore)
 			return tcore.error();
@@ -465,58 +466,62 @@ struct Dumper {
 			return mem.error();
 		pr_info("Memory of PID %d dumped\n", pid);
 		TRY(files.dump_fds(pid, dir, ids->files_id, o.shell_job));
-		TRY(write_fs(files, ids->fs_id));
-		TRY(files.write(dir));
-
-		PstreeEntry pe = PSTREE_ENTRY__INIT;
-		pe.pid = pid;
-		auto stat = parse_stat(pid);
-		if (!stat)
-			return stat.error();
-		pe.ppid = 0;  // a restored root task is adopted by whoever restores it
-		pe.pgid = parse_u64((*stat)[5]).value_or(pid);
-		pe.sid = parse_u64((*stat)[6]).value_or(pid);
-		std::vector<uint32_t> tids;
-		for (auto &t : s.threads())
-			tids.push_back(t.tid);
-		pe.n_threads = tids.size();
-		pe.threads = tids.data();
-		TRY(write_one(dir, "pstree.img", PSTREE_MAGIC, &pe.base));
-
-		InventoryEntry inv = INVENTORY_ENTRY__INIT;
-		inv.img_version = 2;  // CRTOOLS_IMAGES_V1_1
-		inv.has_fdinfo_per_id = inv.has_ns_per_id = true;
-		inv.fdinfo_per_id = inv.ns_per_id = true;
-		inv.root_ids = ids;
-		inv.has_lsmtype = true;
-		inv.lsmtype = LSMTYPE__NO_LSM;
-		timespec ts;
-		clock_gettime(CLOCK_BOOTTIME, &ts);
-		inv.has_dump_uptime = true;
-		inv.dump_uptime = ts.tv_sec * 1000000ULL + ts.tv_nsec / 1000;
-		return write_one(dir, "inventory.img", INVENTORY_MAGIC, &inv.base);
+		return write_fs(ids->fs_id);
 	}
 };
 
-}  // namespace
-
-// Namespaces are not saved yet: a task living in namespaces of its own
-// would come back in criu's, which is not the same task. Refuse it.
-static Status check_namespaces(pid_t pid)
+// A zombie is its exit status: there is nothing else left of it.
+Status write_zombie_core(const ImageDir &dir, const TreeTask &t)
 {
-	for (const char *ns : {"mnt", "pid", "net", "ipc", "uts", "user", "cgroup", "time"}) {
-		struct stat mine, its;
-		if (stat(strfmt("/proc/self/ns/%s", ns).c_str(), &mine) < 0)
-			continue;  // a kind this kernel does not have
-		if (stat(strfmt("/proc/%d/ns/%s", pid, ns).c_str(), &its) < 0)
-			return sys_error("can't read the %s namespace of PID %d", ns, pid);
-		if (its.st_ino != mine.st_ino)
-			return Error{strfmt("PID %d lives in its own %s namespace; dumping namespaces is not "
-					    "supported yet",
-					    pid, ns)};
-	}
-	return {};
+	TaskCoreEntry tc = TASK_CORE_ENTRY__INIT;
+	tc.task_state = kTaskDead;
+	tc.exit_code = t.exit_status;
+	auto stat = parse_stat(t.pid);
+	std::string comm = stat && stat->size() > 2 ? (*stat)[2] : "";
+	tc.comm = comm.data();
+	CoreEntry core = CORE_ENTRY__INIT;
+	core.mtype = CORE_ENTRY__MARCH__X86_64;
+	core.tc = &tc;
+	return write_one(dir, strfmt("core-%d.img", t.pid), CORE_MAGIC, &core.base);
 }
+
+Status write_inventory(const ImageDir &dir, TaskKobjIdsEntry *root_ids)
+{
+	InventoryEntry inv = INVENTORY_ENTRY__INIT;
+	inv.img_version = 2;  // CRTOOLS_IMAGES_V1_1
+	inv.has_fdinfo_per_id = inv.has_ns_per_id = true;
+	inv.fdinfo_per_id = inv.ns_per_id = true;
+	inv.root_ids = root_ids;
+	inv.has_lsmtype = true;
+	inv.lsmtype = LSMTYPE__NO_LSM;
+	timespec ts;
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	inv.has_dump_uptime = true;
+	inv.dump_uptime = ts.tv_sec * 1000000ULL + ts.tv_nsec / 1000;
+	return write_one(dir, "inventory.img", INVENTORY_MAGIC, &inv.base);
+}
+
+Status dump_tree(const Options &o, const ImageDir &dir, std::vector<TreeTask> &tree)
+{
+	FileTable files(dir);
+	std::vector<std::unique_ptr<Dumper>> dumpers;  // the root's ids go into the inventory
+	for (size_t i = 0; i < tree.size(); i++) {
+		TreeTask &t = tree[i];
+		if (t.zombie) {
+			TRY(write_zombie_core(dir, t));
+			continue;
+		}
+		dumpers.push_back(std::make_unique<Dumper>(o, *t.seized, dir, files, (uint32_t)i + 1));
+		if (auto st = dumpers.back()->run(); !st)
+			return Error{strfmt("PID %d: %s", t.pid, st.error().msg.c_str())};
+	}
+	TRY(files.check_peers());
+	TRY(files.write(dir));
+	TRY(write_pstree(dir, tree));
+	return write_inventory(dir, dumpers[0]->ids);
+}
+
+}  // namespace
 
 Status dump_task(const Options &o)
 {
@@ -529,19 +534,21 @@ Status dump_task(const Options &o)
 	timespec t0 = now();
 	pr_info("Dumping PID %d into %s\n", o.pid, o.images_dir.c_str());
 	TRY(notify(o, "pre-dump", o.pid));
-	if (kill(o.pid, 0) == 0)
-		TRY(check_namespaces(o.pid));
-	auto s = Seized::seize(o.pid);
-	if (!s)
-		return s.error();
-	Dumper d{o, *s, *dir};
-	if (auto st = d.run(); !st)  // ~Seized detaches: the task runs on unchanged
+	auto tree = seize_tree(o.pid);
+	if (!tree)
+		return tree.error();
+	pr_info("Seized %zu task(s) in %.3f ms\n", tree->size(), ms_since(t0));
+	// On failure the Seized destructors detach: every task runs on unchanged.
+	if (auto st = dump_tree(o, *dir, *tree); !st)
 		return Error{strfmt("dump of PID %d failed: %s", o.pid, st.error().msg.c_str())};
 	TRY(notify(o, "post-dump", o.pid));
-	if (o.leave_running)
-		TRY(s->detach());
-	else
-		s->kill_task();
+	if (o.leave_running) {
+		for (auto &t : *tree)
+			if (t.seized)
+				TRY(t.seized->detach());
+	} else {
+		kill_tree(*tree);
+	}
 	pr_info("Dumping finished successfully in %.3f ms\n", ms_since(t0));
 	return {};
 }

@@ -570,6 +570,7 @@ Status FileTable::dump_fds(pid_t pid, const ImageDir &dir, uint32_t files_id, bo
 	auto fds = list_fds(pid);
 	if (!fds)
 		return fds.error();
+	impl_->pidfd.reset();
 	auto w = ImageWriter::create(dir, strfmt("fdinfo-%u.img", files_id), FDINFO_MAGIC);
 	if (!w)
 		return w.error();
@@ -589,6 +590,20 @@ Status FileTable::dump_fds(pid_t pid, const ImageDir &dir, uint32_t files_id, bo
 		TRY(w->write(&e.base));
 	}
 	return w->close();
+}
+
+Status FileTable::check_peers() const
+{
+	std::set<uint32_t> inos;
+	for (auto *f : impl_->files)
+		if (f->usk)
+			inos.insert(f->usk->ino);
+	for (auto *f : impl_->files)
+		if (f->usk && f->usk->peer && !inos.count(f->usk->peer))
+			return Error{strfmt("unix socket %u is connected to socket inode %u outside the dumped tree; "
+					    "not supported",
+					    f->usk->ino, f->usk->peer)};
+	return {};
 }
 
 static Status write_pipe_data(const ImageDir &dir, const char *name, uint32_t magic,
@@ -708,7 +723,7 @@ static Status read_memfds(const ImageDir &dir, RestoredFiles &rf)
 	return {};
 }
 
-Result<RestoredFiles> read_files(const ImageDir &dir, uint32_t files_id)
+Result<RestoredFiles> read_files(const ImageDir &dir)
 {
 	RestoredFiles rf;
 	auto r = ImageReader::open(dir, "files.img", FILES_MAGIC);
@@ -731,20 +746,6 @@ Result<RestoredFiles> read_files(const ImageDir &dir, uint32_t files_id)
 			return Error{
 			    strfmt("files.img: file id %u has unsupported or inconsistent type %d", f.id, f.type)};
 		rf.files.push_back(std::move(*e));
-	}
-	auto fr = ImageReader::open(dir, strfmt("fdinfo-%u.img", files_id), FDINFO_MAGIC);
-	if (!fr)
-		return fr.error();
-	for (;;) {
-		auto e = fr->next<FdinfoEntry>(fdinfo_entry__descriptor);
-		if (!e)
-			return e.error();
-		if (!*e)
-			break;
-		if (!rf.find((*e)->id))
-			return Error{strfmt("%s: fd %u refers to file id %u, which files.img lacks", fr->name().c_str(),
-					    (*e)->fd, (*e)->id)};
-		rf.fds.push_back(std::move(*e));
 	}
 	TRY(read_pipe_data(dir, "pipes-data.img", PIPES_DATA_MAGIC, rf.pipe_data));
 	TRY(read_pipe_data(dir, "fifo-data.img", FIFO_DATA_MAGIC, rf.pipe_data));
@@ -793,6 +794,26 @@ Result<RestoredFiles> read_files(const ImageDir &dir, uint32_t files_id)
 	return rf;
 }
 
+Result<FdTable> read_fdinfo(const ImageDir &dir, uint32_t files_id, const RestoredFiles &rf)
+{
+	FdTable fds;
+	auto fr = ImageReader::open(dir, strfmt("fdinfo-%u.img", files_id), FDINFO_MAGIC);
+	if (!fr)
+		return fr.error();
+	for (;;) {
+		auto e = fr->next<FdinfoEntry>(fdinfo_entry__descriptor);
+		if (!e)
+			return e.error();
+		if (!*e)
+			break;
+		if (!rf.find((*e)->id))
+			return Error{strfmt("%s: fd %u refers to file id %u, which files.img lacks", fr->name().c_str(),
+					    (*e)->fd, (*e)->id)};
+		fds.push_back(std::move(*e));
+	}
+	return fds;
+}
+
 // A new open file description of a restored memfd (its own offset and flags).
 static Result<int> reopen_memfd(const RestoredFiles &rf, const MemfdFileEntry &e, int flags)
 {
@@ -809,7 +830,7 @@ static Result<int> reopen_memfd(const RestoredFiles &rf, const MemfdFileEntry &e
 	return fd;
 }
 
-Status create_memfds(RestoredFiles &rf, int min_fd, std::vector<int> &created)
+static Status create_memfds(RestoredFiles &rf, int min_fd, std::vector<int> &created)
 {
 	for (auto &[id, m] : rf.memfds) {
 		const MemfdInodeEntry &e = *m.entry;
@@ -1204,13 +1225,14 @@ Result<int> open_file_entry(const RestoredFiles &rf, uint32_t id, int flags)
 	return fd;
 }
 
-// An epoll's registrations name fds by number: add them once all are placed.
-static Status restore_epolls(const RestoredFiles &rf)
+// An epoll's registrations name fds by number: the task that dumped the
+// epoll adds them, once all its fds are placed.
+static Status restore_epolls(const RestoredFiles &rf, const FdTable &fds, const std::set<uint32_t> &owned)
 {
 	std::set<uint32_t> done;
-	for (auto &e : rf.fds) {
+	for (auto &e : fds) {
 		const FileEntry *f = rf.find(e->id);
-		if (f->type != FD_TYPES__EVENTPOLL || !done.insert(f->id).second)
+		if (f->type != FD_TYPES__EVENTPOLL || !owned.count(f->id) || !done.insert(f->id).second)
 			continue;
 		for (size_t i = 0; i < f->epfd->n_tfd; i++) {
 			const EventpollTfdEntry &t = *f->epfd->tfd[i];
@@ -1224,43 +1246,58 @@ static Status restore_epolls(const RestoredFiles &rf)
 	return {};
 }
 
-Status restore_fds(const RestoredFiles &rf, bool shell_job, int min_service_fd,
-		   const std::map<std::string, int> &inherited)
+Status open_file_pool(RestoredFiles &rf, const std::vector<const FdTable *> &tables, bool shell_job,
+		      const std::map<std::string, int> &inherited, int min_fd, FilePool &pool)
 {
+	TRY(create_memfds(rf, min_fd, pool.fds));
 	Opener o{rf, shell_job, &inherited};
-	std::map<uint32_t, int> by_id;	// one open file description per id
+	for (auto *t : tables)
+		for (auto &e : *t) {
+			if (pool.by_id.count(e->id))
+				continue;
+			auto fd = o.open_file(*rf.find(e->id));
+			if (!fd)
+				return fd.error();
+			// Parked above every fd number of every task.
+			int hi = fcntl(*fd, F_DUPFD_CLOEXEC, min_fd);
+			::close(*fd);
+			if (hi < 0)
+				return sys_error("can't move fd for file id %u", e->id);
+			pool.by_id[e->id] = hi;
+			pool.fds.push_back(hi);
+		}
+	return {};
+}
+
+void FilePool::close_all()
+{
+	for (int fd : fds)
+		::close(fd);
+	fds.clear();
+	by_id.clear();
+}
+
+Status install_fds(const RestoredFiles &rf, const FdTable &fds, const FilePool &pool, int min_service_fd,
+		   const std::set<uint32_t> &epolls_owned)
+{
 	std::set<int> targets;
-	for (auto &e : rf.fds) {
+	for (auto &e : fds) {
 		if ((int)e->fd >= min_service_fd)
 			return Error{strfmt("fd %u is above the service fd range", e->fd)};
 		targets.insert(e->fd);
 	}
-	// Temporary fds must not sit on a target number: park them up high.
-	for (auto &e : rf.fds) {
-		if (!by_id.count(e->id)) {
-			auto fd = o.open_file(*rf.find(e->id));
-			if (!fd)
-				return fd.error();
-			int hi = fcntl(*fd, F_DUPFD_CLOEXEC, min_service_fd + 256);
-			if (hi < 0)
-				return sys_error("can't move fd for file id %u", e->id);
-			::close(*fd);
-			by_id[e->id] = hi;
-		}
-	}
-	// Helper fds may sit on target numbers: drop them before placing.
-	o.close_all();
 	for (int fd = 0; fd < min_service_fd; fd++)
 		if (!targets.count(fd))
 			::close(fd);
-	for (auto &e : rf.fds) {
+	for (auto &e : fds) {
 		int flags = (e->flags & FD_CLOEXEC) ? O_CLOEXEC : 0;
-		if (dup3(by_id[e->id], e->fd, flags) < 0)
+		auto it = pool.by_id.find(e->id);
+		if (it == pool.by_id.end())
+			return Error{strfmt("fd %u: file id %u was not opened", e->fd, e->id)};
+		if (dup3(it->second, e->fd, flags) < 0)
 			return sys_error("can't place fd %u", e->fd);
 	}
-	for (auto &[id, fd] : by_id)
-		::close(fd);
-	return restore_epolls(rf);
+	return restore_epolls(rf, fds, epolls_owned);
 }
 
 }  // namespace criu

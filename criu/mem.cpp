@@ -1,6 +1,7 @@
 #include "mem.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -488,6 +489,33 @@ Result<MemStats> dump_memory(Seized &s, const ImageDir &dir, FileTable &files, c
 	pr_info("PID %d: %llu VMAs, %llu of %llu pages written\n", pid, (unsigned long long)st.vmas,
 		(unsigned long long)st.pages_written, (unsigned long long)st.pages_scanned);
 	return st;
+}
+
+Status create_shmem_objects(const std::vector<const MemPlan *> &plans, int min_fd, std::map<uint64_t, int> &out)
+{
+	std::map<uint64_t, uint64_t> sizes;
+	for (auto *m : plans)
+		for (size_t i = 0; i < m->vmas.size(); i++)
+			if (uint64_t id = m->vma_shmid[i]) {
+				auto &v = m->vmas[i];
+				sizes[id] = std::max(sizes[id], v.pgoff + v.end - v.start);
+			}
+	for (auto [id, size] : sizes) {
+		void *a = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (a == MAP_FAILED)
+			return sys_error("can't create shared memory of %llu bytes", (unsigned long long)size);
+		// map_files gives an fd that maps the same object again
+		auto path = strfmt("/proc/self/map_files/%lx-%lx", (unsigned long)a, (unsigned long)a + size);
+		Fd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+		munmap(a, size);
+		if (!fd.valid())
+			return sys_error("can't open %s", path.c_str());
+		int hi = fcntl(fd.get(), F_DUPFD_CLOEXEC, min_fd);
+		if (hi < 0)
+			return sys_error("can't move shared memory object %llx", (unsigned long long)id);
+		out[id] = hi;
+	}
+	return {};
 }
 
 Result<MemPlan> plan_memory(const ImageDir &dir, pid_t pid)

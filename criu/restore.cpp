@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <elf.h>
+#include <set>
 
 #include <sys/user.h>
 
@@ -46,6 +47,7 @@
 #include "options.h"
 #include "plugin.h"
 #include "proc.h"
+#include "pstree.h"
 #include "pstree.pb-c.h"
 #include "restorer-args.h"
 
@@ -65,15 +67,26 @@ uint64_t page_align(uint64_t v)
 	return (v + kPageSize - 1) & ~(kPageSize - 1);
 }
 
-// Everything read from the images, validated before anything is created.
+// Everything read from the images of one task, validated before anything
+// is created.
 struct TaskImages {
 	pid_t pid = 0;
 	PbPtr<PstreeEntry> pstree;
+	bool zombie = false;
 	PbPtr<TaskKobjIdsEntry> ids;
 	std::vector<PbPtr<CoreEntry>> cores;  // [0] is the leader
 	MemPlan mem;
-	RestoredFiles files;
+	FdTable fds;
 	PbPtr<FsEntry> fs;
+	std::set<uint32_t> epolls_owned;  // epolls whose registrations this task restores
+	std::vector<size_t> children;	  // indices into TreeImages::tasks
+};
+
+struct TreeImages {
+	std::vector<TaskImages> tasks;	// pstree order: [0] is the root
+	RestoredFiles files;
+	int min_service_fd = 3;	 // above every fd number of every task
+	std::set<pid_t> pids;
 };
 
 Status check_core(const CoreEntry &c, const std::string &name, bool leader)
@@ -85,7 +98,7 @@ Status check_core(const CoreEntry &c, const std::string &name, bool leader)
 	if (leader && (!c.tc || c.tc->n_sigactions > 64))
 		return Error{name + ": task core missing or malformed"};
 	if (leader && c.tc->task_state != kTaskAlive && c.tc->task_state != kTaskStopped)
-		return Error{strfmt("%s: task state %u (dead or helper tasks) is not supported", name.c_str(),
+		return Error{strfmt("%s: task state %u (helper tasks) is not supported", name.c_str(),
 				    c.tc->task_state)};
 	if (c.thread_info->gpregs->has_mode && c.thread_info->gpregs->mode != USER_X86_REGS_MODE__NATIVE)
 		return Error{name + ": 32-bit (compat) tasks are not supported"};
@@ -95,117 +108,179 @@ Status check_core(const CoreEntry &c, const std::string &name, bool leader)
 	return {};
 }
 
-Result<TaskImages> read_images(const ImageDir &dir)
+Status read_task(const ImageDir &dir, const RestoredFiles &files, TaskImages &ti)
 {
-	TaskImages ti;
-	auto inv = read_one<InventoryEntry>(dir, "inventory.img", INVENTORY_MAGIC, inventory_entry__descriptor);
-	if (!inv)
-		return inv.error();
-	if ((*inv)->img_version != 2)
-		return Error{strfmt("inventory.img: unsupported image version %u", (*inv)->img_version)};
-	auto pr = ImageReader::open(dir, "pstree.img", PSTREE_MAGIC);
-	if (!pr)
-		return pr.error();
-	auto root = pr->next<PstreeEntry>(pstree_entry__descriptor);
-	if (!root)
-		return root.error();
-	if (!*root)
-		return Error{"pstree.img has no entry"};
-	auto more = pr->next<PstreeEntry>(pstree_entry__descriptor);
-	if (!more)
-		return more.error();
-	if (*more)
-		return Error{"pstree.img holds a process tree: restoring children is not supported yet"};
-	ti.pstree = std::move(*root);
-	ti.pid = ti.pstree->pid;
-	if (ti.pid <= 0 || ti.pstree->n_threads < 1 || ti.pstree->threads[0] != (uint32_t)ti.pid)
-		return Error{strfmt("pstree.img: malformed entry for PID %d", ti.pid)};
 	auto ids =
 	    read_one<TaskKobjIdsEntry>(dir, strfmt("ids-%d.img", ti.pid), IDS_MAGIC, task_kobj_ids_entry__descriptor);
 	if (!ids)
 		return ids.error();
 	ti.ids = std::move(*ids);
-	for (size_t i = 0; i < ti.pstree->n_threads; i++) {
+	for (size_t i = 1; i < ti.pstree->n_threads; i++) {
 		auto name = strfmt("core-%u.img", ti.pstree->threads[i]);
 		auto c = read_one<CoreEntry>(dir, name, CORE_MAGIC, core_entry__descriptor);
 		if (!c)
 			return c.error();
-		TRY(check_core(**c, name, i == 0));
+		TRY(check_core(**c, name, false));
 		ti.cores.push_back(std::move(*c));
 	}
 	auto mem = plan_memory(dir, ti.pid);
 	if (!mem)
 		return mem.error();
 	ti.mem = std::move(*mem);
-	auto files = read_files(dir, ti.ids->files_id);
-	if (!files)
-		return files.error();
-	ti.files = std::move(*files);
+	auto fds = read_fdinfo(dir, ti.ids->files_id, files);
+	if (!fds)
+		return fds.error();
+	ti.fds = std::move(*fds);
 	auto fs = read_one<FsEntry>(dir, strfmt("fs-%u.img", ti.ids->fs_id), FS_MAGIC, fs_entry__descriptor);
 	if (!fs)
 		return fs.error();
 	ti.fs = std::move(*fs);
 	for (uint32_t id : {ti.fs->cwd_id, ti.fs->root_id})
-		if (!ti.files.find(id) || !ti.files.find(id)->reg)
-			return Error{strfmt("file id %u (cwd or root) is missing in files.img", id)};
-	if (const FileEntry *exe = ti.files.find(ti.mem.mm->exe_file_id); !exe || !(exe->reg || exe->memfd))
-		return Error{strfmt("the executable (file id %u) is missing in files.img", ti.mem.mm->exe_file_id)};
+		if (!files.find(id) || !files.find(id)->reg)
+			return Error{strfmt("file id %u (cwd or root of PID %d) is missing in files.img", id, ti.pid)};
+	if (const FileEntry *exe = files.find(ti.mem.mm->exe_file_id); !exe || !(exe->reg || exe->memfd))
+		return Error{strfmt("the executable of PID %d (file id %u) is missing in files.img", ti.pid,
+				    ti.mem.mm->exe_file_id)};
 	for (uint32_t id : ti.mem.vma_file)
-		if (id && (!ti.files.find(id) || !(ti.files.find(id)->reg || ti.files.find(id)->memfd)))
+		if (id && (!files.find(id) || !(files.find(id)->reg || files.find(id)->memfd)))
 			return Error{strfmt("mm-%d.img: mapped file id %u is missing in files.img", ti.pid, id)};
-	return ti;
+	return {};
 }
 
-Status check_ids_free(const TaskImages &ti)
+Result<TreeImages> read_images(const ImageDir &dir)
 {
-	for (size_t i = 0; i < ti.pstree->n_threads; i++) {
-		pid_t t = ti.pstree->threads[i];
-		if (kill(t, 0) == 0 || errno != ESRCH)
-			return Error{
-			    strfmt("PID %d is already in use: can't restore %s %d", t, i ? "thread" : "process", t)};
+	TreeImages tree;
+	auto inv = read_one<InventoryEntry>(dir, "inventory.img", INVENTORY_MAGIC, inventory_entry__descriptor);
+	if (!inv)
+		return inv.error();
+	if ((*inv)->img_version != 2)
+		return Error{strfmt("inventory.img: unsupported image version %u", (*inv)->img_version)};
+	auto entries = read_pstree(dir);
+	if (!entries)
+		return entries.error();
+	auto files = read_files(dir);
+	if (!files)
+		return files.error();
+	tree.files = std::move(*files);
+	std::map<pid_t, size_t> index;
+	std::set<uint32_t> epolls_seen;
+	for (auto &e : *entries) {
+		TaskImages ti;
+		ti.pid = e->pid;
+		ti.pstree = std::move(e);
+		auto name = strfmt("core-%d.img", ti.pid);
+		auto c = read_one<CoreEntry>(dir, name, CORE_MAGIC, core_entry__descriptor);
+		if (!c)
+			return c.error();
+		ti.zombie = (*c)->tc && (*c)->tc->task_state == kTaskDead;
+		if (ti.zombie && (ti.pstree->n_threads != 1 || !tree.tasks.size()))
+			return Error{strfmt("%s: a zombie must be a single-threaded child", name.c_str())};
+		if (!ti.zombie)
+			TRY(check_core(**c, name, true));
+		ti.cores.push_back(std::move(*c));
+		if (!ti.zombie)
+			TRY(read_task(dir, tree.files, ti));
+		for (auto &fd : ti.fds) {
+			tree.min_service_fd = std::max<int>(tree.min_service_fd, fd->fd + 1);
+			if (tree.files.find(fd->id)->type == FD_TYPES__EVENTPOLL && epolls_seen.insert(fd->id).second)
+				ti.epolls_owned.insert(fd->id);
+		}
+		if (!tree.tasks.empty())
+			tree.tasks[index.at(ti.pstree->ppid)].children.push_back(tree.tasks.size());
+		index[ti.pid] = tree.tasks.size();
+		tree.pids.insert(ti.pid);
+		tree.tasks.push_back(std::move(ti));
 	}
+	return tree;
+}
+
+Status check_ids_free(const TreeImages &tree)
+{
+	for (auto &ti : tree.tasks)
+		for (size_t i = 0; i < ti.pstree->n_threads; i++) {
+			pid_t t = ti.pstree->threads[i];
+			if (kill(t, 0) == 0 || errno != ESRCH)
+				return Error{strfmt("PID %d is already in use: can't restore %s %d", t,
+						    i ? "thread" : "process", t)};
+		}
 	return {};
+}
+
+// As a sibling (CLONE_PARENT), the task becomes a child of whoever runs
+// criu: that is what `criu swrk` clients ask for with rst_sibling.
+pid_t clone_with_pid(pid_t pid, bool sibling)
+{
+	clone_args ca{};
+	ca.flags = sibling ? CLONE_PARENT : 0;
+	ca.exit_signal = sibling ? 0 : SIGCHLD;
+	int64_t tid = pid;
+	ca.set_tid = (uint64_t)&tid;
+	ca.set_tid_size = 1;
+	return syscall(SYS_clone3, &ca, sizeof(ca));
 }
 
 // --------------------------------------------------------------- child side
 
-// What the child tells the tracer before jumping into the blob.
+// What a task tells the tracer before jumping into the blob (or why it
+// could not). Smaller than PIPE_BUF: the tasks share one pipe.
 struct ChildReport {
+	int32_t pid;
 	int32_t ok;
 	uint64_t region_start, region_len, args;
 	char error[1000];
 };
 
+// What criu prepared before creating the root, inherited by every task.
+struct Inherited {
+	int report_fd = -1;
+	int barrier[2] = {-1, -1};  // EOF on [0] once every task closed its [1]
+	FilePool files;
+	std::map<uint64_t, int> shmem;	// shmid -> fd of its shmem object
+	std::vector<int> all_fds() const
+	{
+		std::vector<int> v = files.fds;
+		for (auto &[id, fd] : shmem)
+			v.push_back(fd);
+		return v;
+	}
+};
+
 class ChildSide
 {
 public:
-	ChildSide(const Options &o, const ImageDir &dir, TaskImages &ti, int report_fd)
-	    : o_(o), dir_(dir), ti_(ti), report_fd_(report_fd)
+	ChildSide(const Options &o, const ImageDir &dir, TreeImages &tree, size_t idx, Inherited &inh)
+	    : o_(o), dir_(dir), tree_(tree), ti_(tree.tasks[idx]), inh_(inh), report_fd_(inh.report_fd)
 	{
 	}
 
-	// Never returns on success: jumps into the blob.
-	Status run();
-	// Where to report an error: the report pipe moves during run().
-	int report_fd() const { return report_fd_; }
+	// Runs as the new task; never returns.
+	[[noreturn]] void run_and_exit();
 
 private:
+	// Never returns on success: jumps into the blob (or exits, as a zombie).
+	Status run();
 	int service_fd(int fd);
 	Status move_service_fds();
+	Status create_children();
+	Status wait_barrier();
+	Status join_group();
+	[[noreturn]] void exit_as_zombie();
+	Status wait_zombie_children();
 	Status open_memory_fds();
+	void close_strays();
 	Status build_region();
 	Status session();
 
 	const Options &o_;
 	const ImageDir &dir_;
+	TreeImages &tree_;
 	TaskImages &ti_;
+	Inherited &inh_;
 	int report_fd_;
-	int min_service_fd_ = 0;
 	int next_service_fd_ = 0;
 	int dir_fd_ = -1;
 	int pages_fd_ = -1, exe_fd_ = -1;
 	std::vector<int> close_fds_;
-	std::map<std::string, int> inherited_;	// --inherit-fd, moved to service fds
 	uint64_t region_ = 0, region_len_ = 0, args_addr_ = 0, stack_top_ = 0;
 };
 
@@ -222,35 +297,15 @@ int ChildSide::service_fd(int fd)
 
 Status ChildSide::move_service_fds()
 {
-	// Service fds live above every fd of the task; raise our own soft limit
-	// (the task's limits are set by the blob at the end).
-	rlimit nofile;
-	getrlimit(RLIMIT_NOFILE, &nofile);
-	nofile.rlim_cur = nofile.rlim_max;
-	setrlimit(RLIMIT_NOFILE, &nofile);
-	int maxfd = 2;
-	for (auto &e : ti_.files.fds)
-		maxfd = std::max<int>(maxfd, e->fd);
-	min_service_fd_ = next_service_fd_ = maxfd + 1;
-	if ((rlim_t)maxfd + 512 > nofile.rlim_cur)
-		return Error{
-		    strfmt("fd %d is too close to RLIMIT_NOFILE (%llu)", maxfd, (unsigned long long)nofile.rlim_cur)};
-	int r = service_fd(report_fd_);
+	// criu put the report pipe and the pool up there already.
+	next_service_fd_ = tree_.min_service_fd;
+	close_fds_.push_back(report_fd_);
 	int d = fcntl(dir_.fd(), F_DUPFD_CLOEXEC, next_service_fd_);
-	if (r < 0 || d < 0)
+	if (d < 0)
 		return sys_error("can't move service fds");
 	next_service_fd_ = d + 1;
-	report_fd_ = r;
 	dir_fd_ = d;
 	close_fds_.push_back(d);
-	for (auto &[key, fd] : o_.inherit_fds) {
-		int n = fcntl(fd, F_DUPFD, next_service_fd_);
-		if (n < 0)
-			return sys_error("--inherit-fd: fd %d is not open", fd);
-		next_service_fd_ = n + 1;
-		close_fds_.push_back(n);
-		inherited_[key] = n;
-	}
 	int logfd = log::fd();
 	if (logfd > 2) {
 		int l = fcntl(logfd, F_DUPFD_CLOEXEC, next_service_fd_);
@@ -276,7 +331,7 @@ Status ChildSide::open_memory_fds()
 		if (uint32_t id = m.vma_file[i]) {
 			auto key = std::make_pair(id, m.vma_fflags[i]);
 			if (!by_file.count(key)) {
-				auto fd = open_file_entry(ti_.files, id, m.vma_fflags[i]);
+				auto fd = open_file_entry(tree_.files, id, m.vma_fflags[i]);
 				if (!fd)
 					return fd.error();
 				by_file[key] = service_fd(*fd);
@@ -284,30 +339,18 @@ Status ChildSide::open_memory_fds()
 			m.vmas[i].fd = by_file[key];
 		} else if (uint64_t shmid = m.vma_shmid[i]) {
 			if (!by_shmid.count(shmid)) {
-				// One shmem object per dumped segment, as mmap(MAP_SHARED|MAP_ANONYMOUS)
-				// makes it; map_files gives an fd that maps it again.
-				uint64_t size = 0;
-				for (size_t j = 0; j < m.vmas.size(); j++)
-					if (m.vma_shmid[j] == shmid)
-						size =
-						    std::max(size, m.vmas[j].pgoff + m.vmas[j].end - m.vmas[j].start);
-				void *a =
-				    mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-				if (a == MAP_FAILED)
-					return sys_error("can't create shared memory of %llu bytes",
-							 (unsigned long long)size);
-				auto path =
-				    strfmt("/proc/self/map_files/%lx-%lx", (unsigned long)a, (unsigned long)a + size);
-				int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-				munmap(a, size);
+				int fd = fcntl(inh_.shmem.at(shmid), F_DUPFD_CLOEXEC, next_service_fd_);
 				if (fd < 0)
-					return sys_error("can't open %s", path.c_str());
-				by_shmid[shmid] = service_fd(fd);
+					return sys_error("can't dup shared memory object %llx",
+							 (unsigned long long)shmid);
+				next_service_fd_ = fd + 1;
+				close_fds_.push_back(fd);
+				by_shmid[shmid] = fd;
 			}
 			m.vmas[i].fd = by_shmid[shmid];
 		}
 	}
-	auto exe = open_file_entry(ti_.files, m.mm->exe_file_id, O_RDONLY);
+	auto exe = open_file_entry(tree_.files, m.mm->exe_file_id, O_RDONLY);
 	if (!exe)
 		return exe.error();
 	exe_fd_ = fcntl(*exe, F_DUPFD, next_service_fd_);
@@ -316,6 +359,20 @@ Status ChildSide::open_memory_fds()
 		return sys_error("can't move the exe fd");
 	next_service_fd_ = exe_fd_ + 1;
 	return {};
+}
+
+// Anything else criu had open (the RPC socket, --inherit-fd originals...)
+// must not leak into the task.
+void ChildSide::close_strays()
+{
+	std::set<int> keep(close_fds_.begin(), close_fds_.end());
+	keep.insert(exe_fd_);
+	auto fds = list_fds(getpid());
+	if (!fds)
+		return;
+	for (int fd : *fds)
+		if (fd >= tree_.min_service_fd && !keep.count(fd))
+			::close(fd);
 }
 
 Status ChildSide::session()
@@ -327,6 +384,87 @@ Status ChildSide::session()
 	} else if (ti_.pstree->pgid == (uint32_t)pid) {
 		if (setpgid(0, 0) < 0)
 			return sys_error("can't make PID %d a process group leader", pid);
+	}
+	return {};
+}
+
+// Children inherit the session made by session() and every open file of
+// the pool; each goes on as a ChildSide of its own.
+Status ChildSide::create_children()
+{
+	for (size_t c : ti_.children) {
+		pid_t want = tree_.tasks[c].pid;
+		pid_t pid = clone_with_pid(want, false);
+		if (pid < 0)
+			return sys_error("can't create PID %d", want);
+		if (pid == 0)
+			ChildSide(o_, dir_, tree_, c, inh_).run_and_exit();
+	}
+	return {};
+}
+
+// Returns once every task of the tree exists: all have closed their copy
+// of the barrier's write end after creating their children.
+Status ChildSide::wait_barrier()
+{
+	::close(inh_.barrier[1]);
+	char c;
+	ssize_t n;
+	while ((n = read(inh_.barrier[0], &c, 1)) < 0 && errno == EINTR)
+		;
+	::close(inh_.barrier[0]);
+	if (n != 0)
+		return Error{"the task creation barrier broke"};
+	return {};
+}
+
+// A process group led by another task can be joined only once that task
+// exists, so this runs after the barrier. The root's group, when it did not
+// lead one, is the group the root was restored into.
+Status ChildSide::join_group()
+{
+	pid_t want = ti_.pstree->pgid;
+	if (want == ti_.pid)
+		return {};
+	if (!tree_.pids.count(want)) {
+		pid_t root = tree_.tasks[0].pid;
+		want = root == ti_.pid ? getpgid(0) : getpgid(root);
+	}
+	if (getpgid(0) != want && setpgid(0, want) < 0)
+		return sys_error("PID %d can't join process group %d", ti_.pid, want);
+	return {};
+}
+
+// The exit status is what the parent will read with wait(); a core dump is
+// not made again.
+void ChildSide::exit_as_zombie()
+{
+	uint32_t status = ti_.cores[0]->tc->exit_code;
+	int sig = status & 0x7f;
+	if (sig) {
+		prctl(PR_SET_DUMPABLE, 0);
+		signal(sig, SIG_DFL);
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, sig);
+		sigprocmask(SIG_UNBLOCK, &set, nullptr);
+		kill(getpid(), sig);
+	}
+	_exit((status >> 8) & 0xff);
+}
+
+// A zombie child's exit sends SIGCHLD, which the parent had long received
+// before the dump: wait for the exits here, while criu (the tracer) can
+// still discard those signals, and before the blob blocks them.
+Status ChildSide::wait_zombie_children()
+{
+	for (size_t c : ti_.children) {
+		if (!tree_.tasks[c].zombie)
+			continue;
+		siginfo_t si;
+		while (waitid(P_PID, tree_.tasks[c].pid, &si, WEXITED | WNOWAIT) < 0)
+			if (errno != EINTR)
+				return sys_error("waiting for zombie %d", tree_.tasks[c].pid);
 	}
 	return {};
 }
@@ -563,26 +701,46 @@ Status ChildSide::build_region()
 	return {};
 }
 
+void ChildSide::run_and_exit()
+{
+	auto st = run();
+	ChildReport rep{};
+	rep.pid = ti_.pid;
+	snprintf(rep.error, sizeof(rep.error), "%s", st.error().msg.c_str());
+	ssize_t w = write(report_fd_, &rep, sizeof(rep));
+	(void)w;
+	_exit(1);
+}
+
 Status ChildSide::run()
 {
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, nullptr);
 	TRY(move_service_fds());
 	TRY(session());
-	size_t before = close_fds_.size();
-	TRY(create_memfds(ti_.files, next_service_fd_, close_fds_));
-	for (size_t i = before; i < close_fds_.size(); i++)
-		next_service_fd_ = std::max(next_service_fd_, close_fds_[i] + 1);
-	TRY(restore_fds(ti_.files, o_.shell_job, min_service_fd_, inherited_));
+	TRY(create_children());
+	TRY(wait_barrier());
+	TRY(join_group());
+	if (ti_.zombie)
+		exit_as_zombie();
+	TRY(install_fds(tree_.files, ti_.fds, inh_.files, tree_.min_service_fd, ti_.epolls_owned));
 	TRY(open_memory_fds());
-	const FileEntry *cwd = ti_.files.find(ti_.fs->cwd_id);
-	const FileEntry *root = ti_.files.find(ti_.fs->root_id);
+	for (int fd : inh_.all_fds())
+		::close(fd);
+	close_strays();
+	const FileEntry *cwd = tree_.files.find(ti_.fs->cwd_id);
+	const FileEntry *root = tree_.files.find(ti_.fs->root_id);
 	if (strcmp(root->reg->name, "/") != 0 && chroot(root->reg->name) < 0)
 		return sys_error("can't chroot to %s", root->reg->name);
 	if (chdir(cwd->reg->name) < 0)
 		return sys_error("can't chdir to %s", cwd->reg->name);
 	umask(ti_.fs->has_umask ? ti_.fs->umask : 022);
+	TRY(wait_zombie_children());
 	TRY(build_region());
 
 	ChildReport rep{};
+	rep.pid = ti_.pid;
 	rep.ok = 1;
 	rep.region_start = region_;
 	rep.region_len = region_len_;
@@ -639,67 +797,148 @@ const char *step_name(int s)
 class Tracer
 {
 public:
-	Tracer(TaskImages &ti, pid_t pid) : ti_(ti), pid_(pid) {}
-	Status wait_child_report(int fd, ChildReport &rep);
-	Status wait_traps(const ChildReport &rep);
-	Status finish(const ChildReport &rep);
+	Tracer(TreeImages &tree, int report_fd) : tree_(tree), report_fd_(report_fd) {}
+	void add(pid_t pid) { seen_.insert(pid); }
+	// Until every thread of every live task stopped in the blob and every
+	// zombie has exited; then checks what each blob reported.
+	Status wait_all();
+	Status finish();
+	// Kills every task of the tree created so far.
+	void kill_all();
 
 private:
+	Status on_exit(pid_t t, int status);
+	Status on_stop(pid_t t, int status, size_t &trapped);
+	Status drain_reports();
+	Status failure(const std::string &what);
+	Status check_records(const TaskImages &ti, const ChildReport &rep);
+	Status unmap_region(pid_t pid, const ChildReport &rep);
 	Status set_thread_state(pid_t tid, const CoreEntry &c);
-	TaskImages &ti_;
-	pid_t pid_;
-	std::vector<pid_t> trapped_;
+	const TaskImages *zombie(pid_t pid) const;
+
+	TreeImages &tree_;
+	int report_fd_;
+	std::set<pid_t> seen_;
+	std::map<pid_t, ChildReport> reports_;
+	size_t zombies_exited_ = 0;
 };
 
-Status Tracer::wait_child_report(int fd, ChildReport &rep)
+const TaskImages *Tracer::zombie(pid_t pid) const
 {
-	ssize_t n = read(fd, &rep, sizeof(rep));
-	if (n != (ssize_t)sizeof(rep) || !rep.ok) {
-		if (n == (ssize_t)sizeof(rep))
-			return Error{std::string(rep.error, strnlen(rep.error, sizeof(rep.error)))};
-		return Error{"the restored task died before reaching the restorer"};
+	for (auto &ti : tree_.tasks)
+		if (ti.zombie && ti.pid == pid)
+			return &ti;
+	return nullptr;
+}
+
+Status Tracer::drain_reports()
+{
+	ChildReport rep;
+	ssize_t n;
+	while ((n = read(report_fd_, &rep, sizeof(rep))) == (ssize_t)sizeof(rep)) {
+		if (!rep.ok)
+			return Error{strfmt("PID %d: %s", rep.pid,
+					    std::string(rep.error, strnlen(rep.error, sizeof(rep.error))).c_str())};
+		reports_[rep.pid] = rep;
+	}
+	if (n > 0)
+		return Error{"a truncated report from a restored task"};
+	return {};
+}
+
+// A task died: its own report says why, if it could write one.
+Status Tracer::failure(const std::string &what)
+{
+	TRY(drain_reports());
+	return Error{what};
+}
+
+Status Tracer::on_exit(pid_t t, int status)
+{
+	if (const TaskImages *z = zombie(t)) {
+		uint32_t want = z->cores[0]->tc->exit_code;
+		bool ok = (want & 0x7f) ? WIFSIGNALED(status) && WTERMSIG(status) == (int)(want & 0x7f)
+					: WIFEXITED(status) && WEXITSTATUS(status) == (int)((want >> 8) & 0xff);
+		if (!ok)
+			return failure(strfmt("zombie %d ended with status 0x%x, not 0x%x", t, status, want));
+		zombies_exited_++;
+		return {};
+	}
+	return failure(strfmt("the restored task %d %s %d during restore", t,
+			      WIFEXITED(status) ? "exited with" : "was killed by signal",
+			      WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status)));
+}
+
+Status Tracer::on_stop(pid_t t, int status, size_t &trapped)
+{
+	int sig = WSTOPSIG(status), event = status >> 16, pass = 0;
+	if (event == PTRACE_EVENT_CLONE || event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_STOP) {
+		// a new task or thread, or its first stop
+	} else if (sig == SIGTRAP) {
+		trapped++;
+		return {};
+	} else if (sig == SIGCHLD) {
+		// from zombie children, whose SIGCHLD the parent got before the dump
+	} else if (const TaskImages *z = zombie(t); z && sig == (int)(z->cores[0]->tc->exit_code & 0x7f)) {
+		pass = sig;
+	} else {
+		user_regs_struct r{};
+		ptrace(PTRACE_GETREGS, t, nullptr, &r);
+		return failure(strfmt("the restored task %d got signal %d at ip %llx", t, sig,
+				      (unsigned long long)r.rip));
+	}
+	if (ptrace(PTRACE_CONT, t, nullptr, (void *)(long)pass) < 0 && errno != ESRCH)
+		return sys_error("can't resume task %d", t);
+	return {};
+}
+
+Status Tracer::wait_all()
+{
+	size_t want = 0, zombies = 0, trapped = 0;
+	for (auto &ti : tree_.tasks) {
+		if (ti.zombie)
+			zombies++;
+		else
+			want += ti.pstree->n_threads;
+	}
+	while (trapped < want || zombies_exited_ < zombies) {
+		int status;
+		pid_t t = waitpid(-1, &status, __WALL);
+		if (t < 0) {
+			if (errno == EINTR)
+				continue;
+			return sys_error("waitpid for the restored tasks");
+		}
+		seen_.insert(t);
+		if (WIFEXITED(status) || WIFSIGNALED(status))
+			TRY(on_exit(t, status));
+		else
+			TRY(on_stop(t, status, trapped));
+	}
+	TRY(drain_reports());
+	for (auto &ti : tree_.tasks) {
+		if (ti.zombie)
+			continue;
+		auto it = reports_.find(ti.pid);
+		if (it == reports_.end())
+			return Error{strfmt("PID %d stopped without reporting", ti.pid)};
+		TRY(check_records(ti, it->second));
 	}
 	return {};
 }
 
-Status Tracer::wait_traps(const ChildReport &rep)
+// Every thread of the task stopped: did any of them fail?
+Status Tracer::check_records(const TaskImages &ti, const ChildReport &rep)
 {
-	size_t want = ti_.cores.size();
-	while (trapped_.size() < want) {
-		int status;
-		pid_t t = waitpid(-1, &status, __WALL);
-		if (t < 0)
-			return sys_error("waitpid for the restored task");
-		if (WIFEXITED(status) || WIFSIGNALED(status)) {
-			if (t == pid_ || WIFSIGNALED(status))
-				return Error{strfmt("the restored task %d %s %d during restore", t,
-						    WIFEXITED(status) ? "exited with" : "was killed by signal",
-						    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status))};
-			continue;
-		}
-		int sig = WSTOPSIG(status), event = status >> 16;
-		if (event == PTRACE_EVENT_CLONE || event == PTRACE_EVENT_STOP) {
-			ptrace(PTRACE_CONT, t, nullptr, nullptr);
-			continue;
-		}
-		if (sig == SIGTRAP) {
-			trapped_.push_back(t);
-			continue;
-		}
-		user_regs_struct r{};
-		ptrace(PTRACE_GETREGS, t, nullptr, &r);
-		return Error{
-		    strfmt("the restorer got signal %d in thread %d at ip %llx", sig, t, (unsigned long long)r.rip)};
-	}
-	// Every thread stopped: did any of them fail?
-	std::vector<rst_thread> th(want);
+	size_t n = ti.cores.size();
+	std::vector<rst_thread> th(n);
 	rst_args a;
 	iovec l1 = {&a, sizeof(a)}, r1 = {(void *)rep.args, sizeof(a)};
-	if (process_vm_readv(pid_, &l1, 1, &r1, 1, 0) != sizeof(a))
-		return sys_error("can't read the restorer's arguments");
-	iovec l2 = {th.data(), sizeof(rst_thread) * want}, r2 = {a.threads, sizeof(rst_thread) * want};
-	if (process_vm_readv(pid_, &l2, 1, &r2, 1, 0) != (ssize_t)(sizeof(rst_thread) * want))
-		return sys_error("can't read the restorer's thread records");
+	if (process_vm_readv(ti.pid, &l1, 1, &r1, 1, 0) != sizeof(a))
+		return sys_error("can't read the restorer's arguments in PID %d", ti.pid);
+	iovec l2 = {th.data(), sizeof(rst_thread) * n}, r2 = {a.threads, sizeof(rst_thread) * n};
+	if (process_vm_readv(ti.pid, &l2, 1, &r2, 1, 0) != (ssize_t)(sizeof(rst_thread) * n))
+		return sys_error("can't read the restorer's thread records in PID %d", ti.pid);
 	for (auto &t : th)
 		if (t.err_step)
 			return Error{strfmt("restorer failed in thread %d while %s (at/arg 0x%llx): %s", t.tid,
@@ -736,53 +975,67 @@ Status Tracer::set_thread_state(pid_t tid, const CoreEntry &c)
 	return {};
 }
 
-Status Tracer::finish(const ChildReport &rep)
+// Unmaps the restorer region from inside the task, via the blob's gadget.
+Status Tracer::unmap_region(pid_t pid, const ChildReport &rep)
 {
-	// Unmap the restorer region from inside the task, via the blob's gadget.
 	user_regs_struct r{};
-	if (ptrace(PTRACE_GETREGS, pid_, nullptr, &r) < 0)
-		return sys_error("can't read the registers of %d", pid_);
+	if (ptrace(PTRACE_GETREGS, pid, nullptr, &r) < 0)
+		return sys_error("can't read the registers of %d", pid);
 	r.rip = rep.region_start + RST_BLOB_GADGET_OFF;
 	r.rax = SYS_munmap;
 	r.orig_rax = -1;
 	r.rdi = rep.region_start;
 	r.rsi = rep.region_len;
-	if (ptrace(PTRACE_SETREGS, pid_, nullptr, &r) < 0)
-		return sys_error("can't set the registers of %d", pid_);
+	if (ptrace(PTRACE_SETREGS, pid, nullptr, &r) < 0)
+		return sys_error("can't set the registers of %d", pid);
 	for (int stops = 0; stops < 2;) {
-		if (ptrace(PTRACE_SYSCALL, pid_, nullptr, nullptr) < 0)
-			return sys_error("can't resume %d to unmap the restorer", pid_);
+		if (ptrace(PTRACE_SYSCALL, pid, nullptr, nullptr) < 0)
+			return sys_error("can't resume %d to unmap the restorer", pid);
 		int status;
-		if (waitpid(pid_, &status, __WALL) < 0 || !WIFSTOPPED(status))
-			return Error{"the restored task died while unmapping the restorer"};
+		if (waitpid(pid, &status, __WALL) < 0 || !WIFSTOPPED(status))
+			return Error{strfmt("the restored task %d died while unmapping the restorer", pid)};
 		if (WSTOPSIG(status) == (SIGTRAP | 0x80))
 			stops++;
 	}
-	if (ptrace(PTRACE_GETREGS, pid_, nullptr, &r) < 0 || (long)r.rax != 0)
-		return Error{strfmt("unmapping the restorer failed: %s", strerror((int)-(long)r.rax))};
-	for (size_t i = 0; i < ti_.cores.size(); i++)
-		TRY(set_thread_state(ti_.pstree->threads[i], *ti_.cores[i]));
-	// A task dumped while stopped by a signal stops again before it runs a
-	// single instruction: SIGSTOP is pending when we let it go.
-	if (ti_.cores[0]->tc->task_state == kTaskStopped && kill(pid_, SIGSTOP) < 0)
-		return sys_error("can't stop the restored task %d", pid_);
-	for (size_t i = 0; i < ti_.cores.size(); i++)
-		if (ptrace(PTRACE_DETACH, ti_.pstree->threads[i], nullptr, nullptr) < 0)
-			return sys_error("can't detach from thread %u", ti_.pstree->threads[i]);
+	if (ptrace(PTRACE_GETREGS, pid, nullptr, &r) < 0 || (long)r.rax != 0)
+		return Error{strfmt("unmapping the restorer in %d failed: %s", pid, strerror((int)-(long)r.rax))};
 	return {};
 }
 
-// As a sibling (CLONE_PARENT), the task becomes a child of whoever runs
-// criu: that is what `criu swrk` clients ask for with rst_sibling.
-pid_t clone_with_pid(pid_t pid, bool sibling)
+// Every task is complete before any runs: shared memory they all wrote
+// during restore is never overwritten under a running task.
+Status Tracer::finish()
 {
-	clone_args ca{};
-	ca.flags = sibling ? CLONE_PARENT : 0;
-	ca.exit_signal = sibling ? 0 : SIGCHLD;
-	int64_t tid = pid;
-	ca.set_tid = (uint64_t)&tid;
-	ca.set_tid_size = 1;
-	return syscall(SYS_clone3, &ca, sizeof(ca));
+	for (auto &ti : tree_.tasks) {
+		if (ti.zombie)
+			continue;
+		TRY(unmap_region(ti.pid, reports_.at(ti.pid)));
+		for (size_t i = 0; i < ti.cores.size(); i++)
+			TRY(set_thread_state(ti.pstree->threads[i], *ti.cores[i]));
+	}
+	for (auto &ti : tree_.tasks) {
+		if (ti.zombie)
+			continue;
+		// A task dumped while stopped by a signal stops again before it
+		// runs a single instruction: SIGSTOP is pending when we let it go.
+		if (ti.cores[0]->tc->task_state == kTaskStopped && kill(ti.pid, SIGSTOP) < 0)
+			return sys_error("can't stop the restored task %d", ti.pid);
+		for (size_t i = 0; i < ti.pstree->n_threads; i++)
+			if (ptrace(PTRACE_DETACH, ti.pstree->threads[i], nullptr, nullptr) < 0)
+				return sys_error("can't detach from thread %u", ti.pstree->threads[i]);
+	}
+	return {};
+}
+
+void Tracer::kill_all()
+{
+	for (pid_t p : seen_)
+		kill(p, SIGKILL);
+	for (pid_t p : seen_) {
+		int status;
+		while (waitpid(p, &status, __WALL) > 0 && !WIFEXITED(status) && !WIFSIGNALED(status))
+			;
+	}
 }
 
 Status write_pidfile(const std::string &path, pid_t pid)
@@ -800,6 +1053,45 @@ Status write_pidfile(const std::string &path, pid_t pid)
 	return {};
 }
 
+// A pipe whose ends sit at or above min_fd (inherited by every task there).
+Status high_pipe(int min_fd, int flags, Fd &rd, Fd &wr)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC | flags) < 0)
+		return sys_error("can't create a pipe");
+	Fd a(p[0]), b(p[1]);
+	rd.reset(fcntl(a.get(), F_DUPFD_CLOEXEC, min_fd));
+	wr.reset(fcntl(b.get(), F_DUPFD_CLOEXEC, min_fd));
+	if (!rd.valid() || !wr.valid())
+		return sys_error("can't move a pipe above fd %d", min_fd);
+	return {};
+}
+
+// criu opens what tasks share before the root exists: the files of every
+// fd table and the shared anonymous memory objects.
+Status prepare_inherited(const Options &o, TreeImages &tree, Inherited &inh)
+{
+	// The pool lives above every fd of the tree; our own soft limit must
+	// allow it (the tasks' limits are set by the blob at the end).
+	rlimit nofile;
+	getrlimit(RLIMIT_NOFILE, &nofile);
+	nofile.rlim_cur = nofile.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &nofile);
+	if ((rlim_t)tree.min_service_fd + 512 > nofile.rlim_cur)
+		return Error{strfmt("fd %d is too close to RLIMIT_NOFILE (%llu)", tree.min_service_fd - 1,
+				    (unsigned long long)nofile.rlim_cur)};
+	std::vector<const FdTable *> tables;
+	std::vector<const MemPlan *> plans;
+	for (auto &ti : tree.tasks)
+		if (!ti.zombie) {
+			tables.push_back(&ti.fds);
+			plans.push_back(&ti.mem);
+		}
+	std::map<std::string, int> inherited(o.inherit_fds.begin(), o.inherit_fds.end());
+	TRY(open_file_pool(tree.files, tables, o.shell_job, inherited, tree.min_service_fd, inh.files));
+	return create_shmem_objects(plans, tree.min_service_fd, inh.shmem);
+}
+
 }  // namespace
 
 Result<pid_t> restore_task(const Options &o)
@@ -809,24 +1101,46 @@ Result<pid_t> restore_task(const Options &o)
 	if (!dir)
 		return dir.error();
 	plugins::set_image_dir(dir->fd());
-	auto ti = read_images(*dir);
-	if (!ti)
-		return ti.error();
-	TRY(check_ids_free(*ti));
-	pr_info("Images read in %.3f ms; restoring PID %d (%zu thread(s), %zu VMAs, %llu bytes of pages)\n",
-		ms_since(t0), ti->pid, ti->cores.size(), ti->mem.vmas.size(), (unsigned long long)ti->mem.pages_bytes);
+	auto tree = read_images(*dir);
+	if (!tree)
+		return tree.error();
+	TRY(check_ids_free(*tree));
+	const TaskImages &root = tree->tasks[0];
+	pr_info("Images read in %.3f ms; restoring PID %d (%zu task(s), %zu thread(s), %zu VMAs, %llu bytes of "
+		"pages in the root)\n",
+		ms_since(t0), root.pid, tree->tasks.size(), root.cores.size(), root.mem.vmas.size(),
+		(unsigned long long)root.mem.pages_bytes);
 	TRY(notify(o, "pre-restore", 0));
 
-	int rep_pipe[2], go_pipe[2];
-	if (pipe2(rep_pipe, O_CLOEXEC) < 0)
-		return sys_error("can't create a pipe");
-	Fd rep_fd(rep_pipe[0]), rep_child(rep_pipe[1]);
-	if (pipe2(go_pipe, O_CLOEXEC) < 0)
-		return sys_error("can't create a pipe");
-	Fd go_child(go_pipe[0]), go_fd(go_pipe[1]);
-	pid_t pid = clone_with_pid(ti->pid, o.restore_sibling);
-	if (pid < 0)
-		return sys_error("can't create PID %d", ti->pid);
+	Inherited inh;
+	auto release = [&] {
+		inh.files.close_all();
+		for (auto &[id, fd] : inh.shmem)
+			::close(fd);
+		inh.shmem.clear();
+	};
+	if (auto st = prepare_inherited(o, *tree, inh); !st) {
+		release();
+		return st.error();
+	}
+	Fd rep_fd, rep_child, barrier_rd, barrier_wr, go_child, go_fd;
+	Status pipes = high_pipe(tree->min_service_fd, 0, rep_fd, rep_child);
+	if (pipes)
+		pipes = high_pipe(tree->min_service_fd, 0, barrier_rd, barrier_wr);
+	if (pipes)
+		pipes = high_pipe(0, 0, go_child, go_fd);
+	if (!pipes) {
+		release();
+		return pipes.error();
+	}
+	inh.report_fd = rep_child.get();
+	inh.barrier[0] = barrier_rd.get();
+	inh.barrier[1] = barrier_wr.get();
+	pid_t pid = clone_with_pid(root.pid, o.restore_sibling);
+	if (pid < 0) {
+		release();
+		return sys_error("can't create PID %d", root.pid);
+	}
 	if (pid == 0) {
 		rep_fd.reset();
 		go_fd.reset();
@@ -834,40 +1148,34 @@ Result<pid_t> restore_task(const Options &o)
 		if (read(go_child.get(), &go, 1) != 1)
 			_exit(1);
 		go_child.reset();
-		ChildSide cs(o, *dir, *ti, rep_child.release());
-		auto st = cs.run();
-		ChildReport rep{};
-		snprintf(rep.error, sizeof(rep.error), "%s", st.error().msg.c_str());
-		ssize_t w = write(cs.report_fd(), &rep, sizeof(rep));
-		(void)w;
-		_exit(1);
+		ChildSide(o, *dir, *tree, 0, inh).run_and_exit();
 	}
+	// The tasks hold what they inherited; the barrier opens once they all
+	// dropped their write ends.
+	release();
 	rep_child.reset();
 	go_child.reset();
+	barrier_rd.reset();
+	barrier_wr.reset();
+	fcntl(rep_fd.get(), F_SETFL, O_NONBLOCK);
+	Tracer tr(*tree, rep_fd.get());
+	tr.add(pid);
 	// From here on a failure kills what was created: nothing half-restored.
 	auto fail = [&](const Error &e) -> Error {
-		kill(pid, SIGKILL);
-		int status;
-		while (waitpid(pid, &status, __WALL) > 0 || errno == EINTR)
-			;
-		return Error{strfmt("restore of PID %d failed: %s", ti->pid, e.msg.c_str())};
+		tr.kill_all();
+		return Error{strfmt("restore of PID %d failed: %s", root.pid, e.msg.c_str())};
 	};
-	if (ptrace(PTRACE_SEIZE, pid, nullptr,
-		   (void *)(long)(PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD)) < 0)
+	long opts = PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD;
+	if (ptrace(PTRACE_SEIZE, pid, nullptr, (void *)opts) < 0)
 		return fail(sys_error("can't seize the new task %d", pid));
 	if (write(go_fd.get(), "g", 1) != 1)
 		return fail(sys_error("can't start the new task"));
-	Tracer tr(*ti, pid);
-	ChildReport rep{};
-	if (auto st = tr.wait_child_report(rep_fd.get(), rep); !st)
+	if (auto st = tr.wait_all(); !st)
 		return fail(st.error());
-	pr_debug("restorer of PID %d reached after %.3f ms\n", ti->pid, ms_since(t0));
-	if (auto st = tr.wait_traps(rep); !st)
-		return fail(st.error());
-	pr_debug("restorer of PID %d done after %.3f ms\n", ti->pid, ms_since(t0));
+	pr_debug("restorers of PID %d done after %.3f ms\n", root.pid, ms_since(t0));
 	if (auto st = notify(o, "post-restore", pid); !st)
 		return fail(st.error());
-	if (auto st = tr.finish(rep); !st)
+	if (auto st = tr.finish(); !st)
 		return fail(st.error());
 	if (auto st = plugins::resume_devices_late(pid); !st)
 		pr_warn("%s\n", st.error().msg.c_str());

@@ -7,14 +7,16 @@
 // eventfd, and the terminal of a --shell-job. Anything else is refused with
 // an error naming the PID and fd.
 //
-// Restore: files are opened by the restoring task itself and moved to their
-// fd numbers before the address space is replaced.
+// Restore: criu opens every file of the tree before creating the first
+// task (see FilePool); each task then moves its own to their fd numbers
+// before its address space is replaced.
 #pragma once
 
 #include <sys/types.h>
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,6 +44,9 @@ public:
 	Result<uint32_t> add_mapped(pid_t pid, const std::string &map_files_path, const std::string &path,
 				    uint32_t flags);
 	Status dump_fds(pid_t pid, const ImageDir &dir, uint32_t files_id, bool shell_job);
+	// Once every task is dumped: each connected unix socket's peer must be
+	// among the dumped ones, or the restore could not connect it.
+	Status check_peers() const;
 	Status write(const ImageDir &dir);
 
 private:
@@ -50,10 +55,10 @@ private:
 	friend struct Impl;
 };
 
-// Restore side.
+// Restore side: the files of the whole tree (files.img and the images that
+// go with it), and each task's fd table (fdinfo-N.img).
 struct RestoredFiles {
 	std::vector<PbPtr<FileEntry>> files;
-	std::vector<PbPtr<FdinfoEntry>> fds;
 	std::map<uint32_t, std::string> pipe_data;  // pipe_id -> buffered bytes
 	std::map<uint32_t, std::string> ghosts;	    // file id -> ghost path to recreate
 	struct Memfd {
@@ -65,19 +70,35 @@ struct RestoredFiles {
 	std::map<uint32_t, std::vector<std::string>> sk_queues;	 // socket file id -> queued packets
 	const FileEntry *find(uint32_t id) const;
 };
+using FdTable = std::vector<PbPtr<FdinfoEntry>>;
 
-// Creates every memfd with its contents and seals, at fds >= min_fd (added
-// to created). Must run before restore_fds() and open_file_entry().
-Status create_memfds(RestoredFiles &rf, int min_fd, std::vector<int> &created);
+Result<RestoredFiles> read_files(const ImageDir &dir);
+Result<FdTable> read_fdinfo(const ImageDir &dir, uint32_t files_id, const RestoredFiles &rf);
 
-Result<RestoredFiles> read_files(const ImageDir &dir, uint32_t files_id);
-// Opens a file entry for a mapping or exe_fd (in the restoring task).
+// Every open file description of the tree, opened by criu before the first
+// task exists and inherited by every task through fork: a pipe, socket or
+// file offset that tasks shared is shared again.
+struct FilePool {
+	std::map<uint32_t, int> by_id;	// file id -> fd
+	std::vector<int> fds;		// every fd of the pool, memfds included
+	void close_all();
+};
+
+// Creates the memfds and opens every file the tables refer to, at fds >=
+// min_fd. A file whose resource key ("pipe[INODE]" or its path, with or
+// without the leading '/') is in inherited takes that fd instead
+// (--inherit-fd).
+Status open_file_pool(RestoredFiles &rf, const std::vector<const FdTable *> &tables, bool shell_job,
+		      const std::map<std::string, int> &inherited, int min_fd, FilePool &pool);
+
+// Opens a file entry for a mapping or exe_fd (in the restoring task; memfds
+// come from the pool).
 Result<int> open_file_entry(const RestoredFiles &rf, uint32_t id, int flags);
-// Opens every fd and places it at its number. A file whose resource key
-// ("pipe[INODE]" or its path, with or without the leading '/') is in
-// inherited takes that fd instead (--inherit-fd). Runs in the restored task
-// before the memory switch.
-Status restore_fds(const RestoredFiles &rf, bool shell_job, int min_service_fd,
-		   const std::map<std::string, int> &inherited);
+
+// In the restoring task: closes every fd below min_service_fd, places the
+// task's fds from the pool, and adds the registrations of the epolls whose
+// dump this task did (they name fds by number).
+Status install_fds(const RestoredFiles &rf, const FdTable &fds, const FilePool &pool, int min_service_fd,
+		   const std::set<uint32_t> &epolls_owned);
 
 }  // namespace criu

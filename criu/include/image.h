@@ -18,7 +18,7 @@ namespace criu
 {
 
 // core_entry.tc.task_state, as CRIU numbers it
-constexpr uint32_t kTaskAlive = 1, kTaskStopped = 3;
+constexpr uint32_t kTaskAlive = 1, kTaskDead = 2, kTaskStopped = 3;
 
 struct PbFree {
 	void operator()(void *m) const

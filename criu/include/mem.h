@@ -11,6 +11,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,12 @@ struct MemPlan {
 };
 
 Result<MemPlan> plan_memory(const ImageDir &dir, pid_t pid);
+
+// One shmem object per shared anonymous segment of the tree (as
+// mmap(MAP_SHARED|MAP_ANONYMOUS) makes it), sized for every task's windows
+// into it, at fds >= min_fd: out maps shmid -> fd. Inherited by the tasks,
+// so that what they shared stays shared.
+Status create_shmem_objects(const std::vector<const MemPlan *> &plans, int min_fd, std::map<uint64_t, int> &out);
 
 // A pagemap image: which pages-N.img holds the data, and its runs in order
 // (vaddr, bytes). For a process these are addresses; for shmem and memfd
