@@ -461,7 +461,7 @@ struct Dumper {
 		TRY(write_ids());
 		for (size_t i = 0; i < cores.size(); i++)
 			TRY(write_one(dir, strfmt("core-%d.img", s.threads()[i].tid), CORE_MAGIC, &cores[i]->base));
-		auto mem = dump_memory(s, dir, files, x);
+		auto mem = dump_memory(s, dir, files, x, id);
 		if (!mem)
 			return mem.error();
 		pr_info("Memory of PID %d dumped\n", pid);

@@ -49,7 +49,7 @@ namespace
 {
 
 constexpr size_t kMaxGhost = 64u << 20;
-constexpr uint32_t kMemfdPagesBase = 1000;  // pages-N.img ids of memfd contents
+constexpr uint32_t kMemfdPagesBase = 1000000;  // pages-N.img ids of memfd contents, above any task's
 
 bool is_tty(const struct stat &st)
 {

@@ -381,7 +381,7 @@ Result<std::vector<uint64_t>> read_auxv(pid_t pid)
 
 }  // namespace
 
-Result<MemStats> dump_memory(Seized &s, const ImageDir &dir, FileTable &files, const MmExtras &x)
+Result<MemStats> dump_memory(Seized &s, const ImageDir &dir, FileTable &files, const MmExtras &x, uint32_t pages_id)
 {
 	pid_t pid = s.pid();
 	MemStats st;
@@ -429,11 +429,11 @@ Result<MemStats> dump_memory(Seized &s, const ImageDir &dir, FileTable &files, c
 	auto pagemap = ImageWriter::create(dir, strfmt("pagemap-%d.img", pid), PAGEMAP_MAGIC);
 	if (!pagemap)
 		return pagemap.error();
-	auto pages = ImageWriter::create_raw(dir, "pages-1.img");
+	auto pages = ImageWriter::create_raw(dir, strfmt("pages-%u.img", pages_id));
 	if (!pages)
 		return pages.error();
 	PagemapHead head = PAGEMAP_HEAD__INIT;
-	head.pages_id = 1;
+	head.pages_id = pages_id;
 	TRY(pagemap->write(&head.base));
 	// The VMA list is taken: the transport's scratch page and pipe may come now.
 	PipeTransport pipe(s);

@@ -260,6 +260,25 @@ def wait_status_str(status):
     return "status %#x" % status
 
 
+def descendants(root):
+    """{pid: ppid} of every process below root (not root itself)."""
+    parent = {}
+    for ent in os.listdir("/proc"):
+        if not ent.isdigit():
+            continue
+        data = read_text("/proc/%s/stat" % ent)
+        if data:
+            parent[int(ent)] = int(data[data.rindex(")") + 2:].split()[1])
+    out, todo = {}, [root]
+    while todo:
+        p = todo.pop()
+        for c, pp in parent.items():
+            if pp == p and c not in out:
+                out[c] = pp
+                todo.append(c)
+    return out
+
+
 def reap_zombie_children():
     """Reap zombies whose parent is us (we are a subreaper, orphans land here)."""
     me = os.getpid()
@@ -517,6 +536,7 @@ class Run:
         self.imgdirs = []
         self.ok = False
         self.nimg = 0
+        self.tree = {}           # {pid: ppid} below the original when it was dumped
 
     # -- time budget
     def remaining(self, cap=None):
@@ -674,6 +694,9 @@ class Run:
         return d
 
     def dump(self, pid, extra=()):
+        self.tree = descendants(pid)
+        for child in self.tree:
+            self.track(child)
         imgdir = self.new_imgdir()
         rc = self.criu("dump%d" % self.nimg, ["dump", "-t", pid, "-D", imgdir, "-o", "dump.log", "-v4"] +
                        list(extra), log=imgdir / "dump.log")
@@ -719,6 +742,10 @@ class Run:
         state, tracer = proc_state(pid)
         self.check(tracer == 0, "restored task is traced by %s" % tracer)
         self.check(state not in ("t", "T", "Z", "X"), "restored task is in state %s" % state)
+        tree = descendants(pid)
+        self.check(tree == self.tree, "restored tree (pid: ppid) %s != dumped %s" % (tree, self.tree))
+        for child in tree:
+            self.track(child)
         return pid
 
     def reap_dumped(self):
@@ -727,6 +754,12 @@ class Run:
         if rc is None:
             self.fail("criu dump succeeded but the original task %d is still alive" % self.pid)
         self.check(rc < 0, "dumped task was not killed by the dump but exited with %d" % rc)
+        # its children were killed too and came to us (the subreaper) as zombies
+        while any(proc_starttime(p) is not None for p in self.tree):
+            reap_zombie_children()
+            if time.monotonic() > self.deadline:
+                self.fail("the dumped tree's processes %s are still there" % sorted(self.tree))
+            time.sleep(0.005)
         self.check(not self.out.exists(), "the dumped task wrote its result before being restored")
 
     def wait_task(self, pid, what="restored task"):

@@ -11,13 +11,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 volatile sig_atomic_t test_stop;
 const char *test_name = "zdtm";
 pid_t test_main_tid;
 
+static pid_t main_pid;
 static char out_path[PATH_MAX];
 static char pid_path[PATH_MAX];
 
@@ -103,6 +106,7 @@ void test_init(int argc, char **argv)
 	s = strrchr(argv[0], '/');
 	test_name = s ? s + 1 : argv[0];
 	test_main_tid = test_gettid();
+	main_pid = getpid();
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--out") && i + 1 < argc)
@@ -200,8 +204,38 @@ void fail(const char *fmt, ...)
 		n--;
 	buf[n++] = '\n';
 	write_all(2, buf, (size_t)n);
-	write_result(buf, (size_t)n);
+	if (getpid() == main_pid)
+		write_result(buf, (size_t)n);
 	_exit(1);
+}
+
+pid_t test_fork(void (*body)(void *), void *arg)
+{
+	pid_t parent = getpid(), pid = fork();
+
+	if (pid < 0)
+		fail("fork: %m");
+	if (pid == 0) {
+		test_main_tid = test_gettid();
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(1);
+		body(arg);
+		_exit(0);
+	}
+	return pid;
+}
+
+void test_finish_child(pid_t pid)
+{
+	int status;
+
+	if (kill(pid, SIGTERM) < 0)
+		fail("kill(%d, SIGTERM): %m", pid);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			fail("waitpid(%d): %m", pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail("child %d failed (status 0x%x): see the test log", pid, status);
 }
 
 ssize_t test_read_file(const char *path, char *buf, size_t size)

@@ -48,6 +48,17 @@ void test_waitsig(void);
 void pass(void) __attribute__((noreturn));
 void fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
+/*
+ * Process trees.  test_fork() starts a child that dies with its parent
+ * (PR_SET_PDEATHSIG) and runs body(arg), then exits 0.  The body sets up
+ * its state, calls test_waitsig() and checks; fail() in a child only
+ * reports on stderr and exits 1, the root tells the harness.
+ * test_finish_child() sends SIGTERM, reaps the child and fails unless it
+ * exited 0.
+ */
+pid_t test_fork(void (*body)(void *), void *arg);
+void test_finish_child(pid_t pid);
+
 /* Message to stderr, prefixed with the test name and pid/tid. */
 void test_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
