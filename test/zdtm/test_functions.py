@@ -50,10 +50,12 @@ def fn_run(zdtm, monkeypatch):
     return zdtm
 
 
-@pytest.mark.parametrize("name", ["fn_http", "fn_node"])
+@pytest.mark.parametrize("name", ["fn_http", "fn_node", "fn_watchdog"])
 def test_http_function(fn_run, name):
-    """a function server (Python http.server, or Node.js with its threads,
-    epoll, eventfd and timers): warm it with one request, dump, then restore
+    """a function server (Python http.server, Node.js with its threads,
+    epoll, eventfd and timers, or a Python watchdog that forks the function
+    and proxies to it over a unix socket pair): warm it with one request,
+    dump, then restore
     three times from the same images; each instance answers with the state
     of the checkpoint (served counter 2, 3) and correct results, then PASSes."""
     if name == "fn_node" and not os.path.exists(NODE):
