@@ -97,8 +97,9 @@ TEST_OPTS = {
 # Test programs that need a special setup and have their own tests, not the
 # generic C/R flavors: shell_job00 needs a terminal (test_shell_job*),
 # unsupp_fd00 holds an fd criu can't dump (test_dump_fail_unchanged),
-# inherit_fd00 holds a pipe of the harness (test_rpc.py, RPC inherit_fd).
-SPECIAL_TESTS = {"shell_job00", "unsupp_fd00", "inherit_fd00"}
+# inherit_fd00 holds a pipe of the harness (test_rpc.py, RPC inherit_fd),
+# tree_unsupp is a tree criu refuses (test_dump_fail_tree).
+SPECIAL_TESTS = {"shell_job00", "unsupp_fd00", "inherit_fd00", "tree_unsupp"}
 
 # Flavors that only run for a few tests.
 NODETACH_TESTS = ["env00", "pipe00", "sigpending00", "fpu_threads"]
@@ -1198,6 +1199,37 @@ def test_dump_fail_unchanged(zdtm, kind):
     _wait_running_untraced(r, r.pid, "after the failed dump")
     diffs = snapshot_diff(before, task_snapshot(r.pid))
     r.check(not diffs, "the failed dump changed the task:\n" + "\n".join(diffs))
+    r.sigterm_original()
+    r.ok = True
+
+
+@pytest.mark.parametrize("kind,expect", [("files", "fd table"), ("session", "session"), ("group", "process group")])
+def test_dump_fail_tree(zdtm, kind, expect):
+    """a tree criu can't rebuild (processes sharing an fd table, a session
+    not inherited from the parent, a group without a leader): the dump
+    fails with an error naming the PID and the reason, and every process
+    of the tree runs on unchanged"""
+    r = zdtm("tree_unsupp", timeout=60)
+    r.start(env={"ZDTM_TREE_UNSUPP": kind})
+    if NOCR:
+        r.sigterm_original()
+        r.ok = True
+        return
+    tree = descendants(r.pid)
+    r.check(tree, "the test made no children")
+    for pid in tree:
+        r.track(pid)
+    before = {pid: task_snapshot(pid) for pid in [r.pid] + sorted(tree)}
+    imgdir = r.new_imgdir()
+    rc = r.criu("dump-fail", ["dump", "-t", r.pid, "-D", imgdir, "-o", "dump.log", "-v4"], log=imgdir / "dump.log")
+    lines = _check_failed_cleanly(r, rc, "dump-fail", "dump of a %s tree" % kind)
+    r.check(any(expect in l and re.search(r"\bPID \d+", l) for l in lines),
+            "no error line names a PID and '%s':\n%s" % (expect, "\n".join(lines[:20])))
+    r.check(descendants(r.pid) == tree, "the tree changed: %s -> %s" % (tree, descendants(r.pid)))
+    for pid, snap in before.items():
+        _wait_running_untraced(r, pid, "after the failed dump")
+        diffs = snapshot_diff(snap, task_snapshot(pid))
+        r.check(not diffs, "the failed dump changed PID %d:\n%s" % (pid, "\n".join(diffs)))
     r.sigterm_original()
     r.ok = True
 
