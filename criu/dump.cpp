@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <time.h>
 
 #include "arena.h"
@@ -129,12 +130,23 @@ UserX86RegsEntry *regs_to_image(Arena &a, const user_regs_struct &r)
 
 struct Dumper {
 	const Options &o;
+	const TreeTask &task;
 	Seized &s;
+	const NsSet &ns;
 	const ImageDir &dir;
 	FileTable &files;
 	uint32_t id;  // of this task's fd table, fs and mm (one each: no sharing)
 	Arena a;
 	TaskKobjIdsEntry *ids = nullptr;
+
+	// A thread's TID as the tree sees it (in its pid namespace).
+	pid_t vtid(pid_t tid) const
+	{
+		for (size_t i = 0; i < s.threads().size(); i++)
+			if (s.threads()[i].tid == tid)
+				return task.vtids[i];
+		return tid;
+	}
 
 	Result<ThreadCoreEntry *> thread_core(Scratch &sc, SeizedThread &t)
 	{
@@ -265,7 +277,7 @@ struct Dumper {
 				if (val.compare(slash + 1, 3, "tid") == 0) {
 					n |= SIGEV_THREAD_ID;
 					cur->has_notify_thread_id = true;
-					cur->notify_thread_id = parse_u64(val.substr(dot + 1)).value_or(0);
+					cur->notify_thread_id = vtid(parse_u64(val.substr(dot + 1)).value_or(0));
 				}
 				cur->it_sigev_notify = n;
 			} else if (key == "ClockID") {
@@ -419,7 +431,7 @@ struct Dumper {
 				*n.id = st.st_ino;
 			}
 		}
-		return write_one(dir, strfmt("ids-%d.img", s.pid()), IDS_MAGIC, &ids->base);
+		return write_one(dir, strfmt("ids-%d.img", task.vpid), IDS_MAGIC, &ids->base);
 	}
 
 	Status run()
@@ -455,13 +467,18 @@ struct Dumper {
 		x.brk = brk;
 		x.dumpable = dumpable;
 		x.thp_disabled = thp;
+		utsname uts{};
+		if (ns.uts && id == 1)
+			TRY(sc.query(pid, SYS_uname, sc.addr(), 0, 0, &uts, sizeof(uts), "uname"));
 		TRY(sc.unmap());
 		pr_info("Task state of PID %d collected\n", pid);
 
 		TRY(write_ids());
+		if (ns.uts && id == 1)
+			TRY(write_uts(dir, ids->uts_ns_id, uts.nodename, uts.domainname));
 		for (size_t i = 0; i < cores.size(); i++)
-			TRY(write_one(dir, strfmt("core-%d.img", s.threads()[i].tid), CORE_MAGIC, &cores[i]->base));
-		auto mem = dump_memory(s, dir, files, x, id);
+			TRY(write_one(dir, strfmt("core-%d.img", task.vtids[i]), CORE_MAGIC, &cores[i]->base));
+		auto mem = dump_memory(s, dir, files, x, task.vpid, id);
 		if (!mem)
 			return mem.error();
 		pr_info("Memory of PID %d dumped\n", pid);
@@ -482,7 +499,7 @@ Status write_zombie_core(const ImageDir &dir, const TreeTask &t)
 	CoreEntry core = CORE_ENTRY__INIT;
 	core.mtype = CORE_ENTRY__MARCH__X86_64;
 	core.tc = &tc;
-	return write_one(dir, strfmt("core-%d.img", t.pid), CORE_MAGIC, &core.base);
+	return write_one(dir, strfmt("core-%d.img", t.vpid), CORE_MAGIC, &core.base);
 }
 
 Status write_inventory(const ImageDir &dir, TaskKobjIdsEntry *root_ids)
@@ -501,7 +518,7 @@ Status write_inventory(const ImageDir &dir, TaskKobjIdsEntry *root_ids)
 	return write_one(dir, "inventory.img", INVENTORY_MAGIC, &inv.base);
 }
 
-Status dump_tree(const Options &o, const ImageDir &dir, std::vector<TreeTask> &tree)
+Status dump_tree(const Options &o, const ImageDir &dir, std::vector<TreeTask> &tree, const NsSet &ns)
 {
 	FileTable files(dir);
 	std::vector<std::unique_ptr<Dumper>> dumpers;  // the root's ids go into the inventory
@@ -511,7 +528,7 @@ Status dump_tree(const Options &o, const ImageDir &dir, std::vector<TreeTask> &t
 			TRY(write_zombie_core(dir, t));
 			continue;
 		}
-		dumpers.push_back(std::make_unique<Dumper>(o, *t.seized, dir, files, (uint32_t)i + 1));
+		dumpers.push_back(std::make_unique<Dumper>(o, t, *t.seized, ns, dir, files, (uint32_t)i + 1));
 		if (auto st = dumpers.back()->run(); !st)
 			return Error{strfmt("PID %d: %s", t.pid, st.error().msg.c_str())};
 	}
@@ -534,12 +551,13 @@ Status dump_task(const Options &o)
 	timespec t0 = now();
 	pr_info("Dumping PID %d into %s\n", o.pid, o.images_dir.c_str());
 	TRY(notify(o, "pre-dump", o.pid));
-	auto tree = seize_tree(o.pid);
+	NsSet ns;
+	auto tree = seize_tree(o.pid, ns);
 	if (!tree)
 		return tree.error();
-	pr_info("Seized %zu task(s) in %.3f ms\n", tree->size(), ms_since(t0));
+	pr_info("Seized %zu task(s) in %.3f ms; own namespaces: %s\n", tree->size(), ms_since(t0), ns.str().c_str());
 	// On failure the Seized destructors detach: every task runs on unchanged.
-	if (auto st = dump_tree(o, *dir, *tree); !st)
+	if (auto st = dump_tree(o, *dir, *tree, ns); !st)
 		return Error{strfmt("dump of PID %d failed: %s", o.pid, st.error().msg.c_str())};
 	TRY(notify(o, "post-dump", o.pid));
 	if (o.leave_running) {

@@ -381,7 +381,8 @@ Result<std::vector<uint64_t>> read_auxv(pid_t pid)
 
 }  // namespace
 
-Result<MemStats> dump_memory(Seized &s, const ImageDir &dir, FileTable &files, const MmExtras &x, uint32_t pages_id)
+Result<MemStats> dump_memory(Seized &s, const ImageDir &dir, FileTable &files, const MmExtras &x, pid_t vpid,
+			     uint32_t pages_id)
 {
 	pid_t pid = s.pid();
 	MemStats st;
@@ -426,7 +427,7 @@ Result<MemStats> dump_memory(Seized &s, const ImageDir &dir, FileTable &files, c
 		return exe.error();
 	mm.exe_file_id = *exe;
 
-	auto pagemap = ImageWriter::create(dir, strfmt("pagemap-%d.img", pid), PAGEMAP_MAGIC);
+	auto pagemap = ImageWriter::create(dir, strfmt("pagemap-%d.img", vpid), PAGEMAP_MAGIC);
 	if (!pagemap)
 		return pagemap.error();
 	auto pages = ImageWriter::create_raw(dir, strfmt("pages-%u.img", pages_id));
@@ -485,7 +486,7 @@ Result<MemStats> dump_memory(Seized &s, const ImageDir &dir, FileTable &files, c
 	TRY(pipe.close());
 	TRY(pagemap->close());
 	TRY(pages->close());
-	TRY(write_one(dir, strfmt("mm-%d.img", pid), MM_MAGIC, &mm.base));
+	TRY(write_one(dir, strfmt("mm-%d.img", vpid), MM_MAGIC, &mm.base));
 	pr_info("PID %d: %llu VMAs, %llu of %llu pages written\n", pid, (unsigned long long)st.vmas,
 		(unsigned long long)st.pages_written, (unsigned long long)st.pages_scanned);
 	return st;

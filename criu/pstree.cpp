@@ -73,24 +73,6 @@ Status check_sharing(pid_t a, pid_t b)
 	return {};
 }
 
-// Namespaces are not saved yet: a task living in namespaces of its own
-// would come back in criu's, which is not the same task. Refuse it.
-Status check_namespaces(pid_t pid)
-{
-	for (const char *ns : {"mnt", "pid", "net", "ipc", "uts", "user", "cgroup", "time"}) {
-		struct stat mine, its;
-		if (stat(strfmt("/proc/self/ns/%s", ns).c_str(), &mine) < 0)
-			continue;  // a kind this kernel does not have
-		if (stat(strfmt("/proc/%d/ns/%s", pid, ns).c_str(), &its) < 0)
-			return sys_error("can't read the %s namespace of PID %d", ns, pid);
-		if (its.st_ino != mine.st_ino)
-			return Error{strfmt("PID %d lives in its own %s namespace; dumping namespaces is not "
-					    "supported yet",
-					    pid, ns)};
-	}
-	return {};
-}
-
 Result<std::vector<pid_t>> list_children(pid_t pid, Seized &s)
 {
 	std::vector<pid_t> out;
@@ -105,7 +87,21 @@ Result<std::vector<pid_t>> list_children(pid_t pid, Seized &s)
 	return out;
 }
 
-Status add_task(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid)
+Status set_vpids(TreeTask &t, const NsSet &ns)
+{
+	t.vtids = t.seized ? TreeTask::thread_ids(*t.seized) : std::vector<pid_t>{t.pid};
+	if (ns.pid)
+		for (auto &tid : t.vtids) {
+			auto v = ns_pid(tid);
+			if (!v)
+				return v.error();
+			tid = *v;
+		}
+	t.vpid = t.vtids[0];
+	return {};
+}
+
+Status add_task(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid, NsSet &ns)
 {
 	auto stat = parse_stat(pid);
 	if (!stat)
@@ -123,23 +119,32 @@ Status add_task(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid)
 			return Error{strfmt("/proc/%d/stat has no exit status", pid)};
 		t.zombie = true;
 		t.exit_status = parse_u64((*stat)[52]).value_or(0);
+		TRY(set_vpids(t, ns));
 		tree.push_back(std::move(t));
 		return {};
 	}
-	TRY(check_namespaces(pid));
+	if (tree.empty()) {
+		auto n = root_namespaces(pid);
+		if (!n)
+			return n.error();
+		ns = *n;
+	} else {
+		TRY(check_same_namespaces(pid, tree[0].pid));
+	}
 	auto s = Seized::seize(pid);
 	if (!s)
 		return s.error();
 	t.seized.emplace(std::move(*s));
 	if (!tree.empty())
 		TRY(check_sharing(ppid, pid));
+	TRY(set_vpids(t, ns));
 	tree.push_back(std::move(t));
 	return {};
 }
 
-Status seize_subtree(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid)
+Status seize_subtree(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid, NsSet &ns)
 {
-	TRY(add_task(tree, pid, ppid));
+	TRY(add_task(tree, pid, ppid, ns));
 	size_t me = tree.size() - 1;
 	if (tree[me].zombie)
 		return {};
@@ -148,7 +153,7 @@ Status seize_subtree(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid)
 	if (!kids)
 		return kids.error();
 	for (pid_t c : *kids)
-		TRY(seize_subtree(tree, c, pid));
+		TRY(seize_subtree(tree, c, pid, ns));
 	return {};
 }
 
@@ -162,10 +167,10 @@ std::vector<pid_t> TreeTask::thread_ids(Seized &s)
 	return out;
 }
 
-Result<std::vector<TreeTask>> seize_tree(pid_t root)
+Result<std::vector<TreeTask>> seize_tree(pid_t root, NsSet &ns)
 {
 	std::vector<TreeTask> tree;
-	if (auto st = seize_subtree(tree, root, 0); !st)
+	if (auto st = seize_subtree(tree, root, 0, ns); !st)
 		return st.error();  // the Seized destructors let everything run on
 	std::vector<Shape> shape;
 	for (auto &t : tree)
@@ -189,14 +194,19 @@ Status write_pstree(const ImageDir &dir, std::vector<TreeTask> &tree)
 	auto w = ImageWriter::create(dir, "pstree.img", PSTREE_MAGIC);
 	if (!w)
 		return w.error();
+	// Groups and sessions outside the tree's pid namespace are 0 there.
+	std::map<pid_t, pid_t> vpid;
+	for (auto &t : tree)
+		vpid[t.pid] = t.vpid;
+	bool own_ns = tree[0].vpid != tree[0].pid;
+	auto v = [&](pid_t p) { return vpid.count(p) ? vpid[p] : own_ns ? 0 : p; };
 	for (auto &t : tree) {
 		PstreeEntry pe = PSTREE_ENTRY__INIT;
-		pe.pid = t.pid;
-		pe.ppid = t.ppid;  // 0 for the root: it is adopted by whoever restores it
-		pe.pgid = t.pgid;
-		pe.sid = t.sid;
-		auto tids = t.tids();
-		std::vector<uint32_t> u(tids.begin(), tids.end());
+		pe.pid = t.vpid;
+		pe.ppid = &t == &tree[0] ? 0 : v(t.ppid);  // the root is adopted by whoever restores it
+		pe.pgid = v(t.pgid);
+		pe.sid = v(t.sid);
+		std::vector<uint32_t> u(t.vtids.begin(), t.vtids.end());
 		pe.n_threads = u.size();
 		pe.threads = u.data();
 		TRY(w->write(&pe.base));

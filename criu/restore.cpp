@@ -47,6 +47,7 @@
 #include "options.h"
 #include "plugin.h"
 #include "proc.h"
+#include "namespaces.h"
 #include "pstree.h"
 #include "pstree.pb-c.h"
 #include "restorer-args.h"
@@ -86,7 +87,8 @@ struct TreeImages {
 	std::vector<TaskImages> tasks;	// pstree order: [0] is the root
 	RestoredFiles files;
 	int min_service_fd = 3;	 // above every fd number of every task
-	std::set<pid_t> pids;
+	std::set<pid_t> pids;	 // as the tree sees them
+	NsSet ns;		 // the root is created in new namespaces of these kinds
 };
 
 Status check_core(const CoreEntry &c, const std::string &name, bool leader)
@@ -191,11 +193,17 @@ Result<TreeImages> read_images(const ImageDir &dir)
 		tree.pids.insert(ti.pid);
 		tree.tasks.push_back(std::move(ti));
 	}
+	auto ns = read_namespaces(dir, tree.tasks[0].pid, tree.tasks[0].ids->uts_ns_id);
+	if (!ns)
+		return ns.error();
+	tree.ns = *ns;
 	return tree;
 }
 
 Status check_ids_free(const TreeImages &tree)
 {
+	if (tree.ns.pid)
+		return {};  // a new pid namespace has them all
 	for (auto &ti : tree.tasks)
 		for (size_t i = 0; i < ti.pstree->n_threads; i++) {
 			pid_t t = ti.pstree->threads[i];
@@ -207,15 +215,19 @@ Status check_ids_free(const TreeImages &tree)
 }
 
 // As a sibling (CLONE_PARENT), the task becomes a child of whoever runs
-// criu: that is what `criu swrk` clients ask for with rst_sibling.
-pid_t clone_with_pid(pid_t pid, bool sibling)
+// criu: that is what `criu swrk` clients ask for with rst_sibling. With
+// CLONE_NEWPID in flags the task is the init of a new pid namespace: PID 1
+// there, any PID outside.
+pid_t clone_with_pid(pid_t pid, bool sibling, unsigned long flags = 0)
 {
 	clone_args ca{};
-	ca.flags = sibling ? CLONE_PARENT : 0;
+	ca.flags = (sibling ? CLONE_PARENT : 0) | flags;
 	ca.exit_signal = sibling ? 0 : SIGCHLD;
 	int64_t tid = pid;
-	ca.set_tid = (uint64_t)&tid;
-	ca.set_tid_size = 1;
+	if (!(flags & CLONE_NEWPID)) {
+		ca.set_tid = (uint64_t)&tid;
+		ca.set_tid_size = 1;
+	}
 	return syscall(SYS_clone3, &ca, sizeof(ca));
 }
 
@@ -367,7 +379,11 @@ void ChildSide::close_strays()
 {
 	std::set<int> keep(close_fds_.begin(), close_fds_.end());
 	keep.insert(exe_fd_);
-	auto fds = list_fds(getpid());
+	// getpid() is our PID in the tree's namespace; /proc is criu's
+	char self[32] = {};
+	if (readlink("/proc/self", self, sizeof(self) - 1) < 0)
+		return;
+	auto fds = list_fds(atoi(self));
 	if (!fds)
 		return;
 	for (int fd : *fds)
@@ -718,6 +734,8 @@ Status ChildSide::run()
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, nullptr);
 	TRY(move_service_fds());
+	if (&ti_ == &tree_.tasks[0] && tree_.ns.uts)
+		TRY(restore_uts(dir_, ti_.ids->uts_ns_id));
 	TRY(session());
 	TRY(create_children());
 	TRY(wait_barrier());
@@ -809,6 +827,11 @@ public:
 private:
 	Status on_exit(pid_t t, int status);
 	Status on_stop(pid_t t, int status, size_t &trapped);
+	// criu's PID of a task or thread and the tree's (they differ in a new
+	// pid namespace); learnt at each one's first ptrace stop.
+	void learn(pid_t t);
+	pid_t inner(pid_t t) const { return inner_.count(t) ? inner_.at(t) : t; }
+	pid_t outer(pid_t v) const { return outer_.count(v) ? outer_.at(v) : v; }
 	Status drain_reports();
 	Status failure(const std::string &what);
 	Status check_records(const TaskImages &ti, const ChildReport &rep);
@@ -819,6 +842,7 @@ private:
 	TreeImages &tree_;
 	int report_fd_;
 	std::set<pid_t> seen_;
+	std::map<pid_t, pid_t> inner_, outer_;
 	std::map<pid_t, ChildReport> reports_;
 	size_t zombies_exited_ = 0;
 };
@@ -853,9 +877,21 @@ Status Tracer::failure(const std::string &what)
 	return Error{what};
 }
 
+void Tracer::learn(pid_t t)
+{
+	if (inner_.count(t))
+		return;
+	pid_t v = t;
+	if (tree_.ns.pid)
+		if (auto n = ns_pid(t))
+			v = *n;
+	inner_[t] = v;
+	outer_[v] = t;
+}
+
 Status Tracer::on_exit(pid_t t, int status)
 {
-	if (const TaskImages *z = zombie(t)) {
+	if (const TaskImages *z = zombie(inner(t))) {
 		uint32_t want = z->cores[0]->tc->exit_code;
 		bool ok = (want & 0x7f) ? WIFSIGNALED(status) && WTERMSIG(status) == (int)(want & 0x7f)
 					: WIFEXITED(status) && WEXITSTATUS(status) == (int)((want >> 8) & 0xff);
@@ -879,7 +915,7 @@ Status Tracer::on_stop(pid_t t, int status, size_t &trapped)
 		return {};
 	} else if (sig == SIGCHLD) {
 		// from zombie children, whose SIGCHLD the parent got before the dump
-	} else if (const TaskImages *z = zombie(t); z && sig == (int)(z->cores[0]->tc->exit_code & 0x7f)) {
+	} else if (const TaskImages *z = zombie(inner(t)); z && sig == (int)(z->cores[0]->tc->exit_code & 0x7f)) {
 		pass = sig;
 	} else {
 		user_regs_struct r{};
@@ -910,10 +946,12 @@ Status Tracer::wait_all()
 			return sys_error("waitpid for the restored tasks");
 		}
 		seen_.insert(t);
-		if (WIFEXITED(status) || WIFSIGNALED(status))
+		if (WIFEXITED(status) || WIFSIGNALED(status)) {
 			TRY(on_exit(t, status));
-		else
+		} else {
+			learn(t);
 			TRY(on_stop(t, status, trapped));
+		}
 	}
 	TRY(drain_reports());
 	for (auto &ti : tree_.tasks) {
@@ -934,10 +972,10 @@ Status Tracer::check_records(const TaskImages &ti, const ChildReport &rep)
 	std::vector<rst_thread> th(n);
 	rst_args a;
 	iovec l1 = {&a, sizeof(a)}, r1 = {(void *)rep.args, sizeof(a)};
-	if (process_vm_readv(ti.pid, &l1, 1, &r1, 1, 0) != sizeof(a))
+	if (process_vm_readv(outer(ti.pid), &l1, 1, &r1, 1, 0) != sizeof(a))
 		return sys_error("can't read the restorer's arguments in PID %d", ti.pid);
 	iovec l2 = {th.data(), sizeof(rst_thread) * n}, r2 = {a.threads, sizeof(rst_thread) * n};
-	if (process_vm_readv(ti.pid, &l2, 1, &r2, 1, 0) != (ssize_t)(sizeof(rst_thread) * n))
+	if (process_vm_readv(outer(ti.pid), &l2, 1, &r2, 1, 0) != (ssize_t)(sizeof(rst_thread) * n))
 		return sys_error("can't read the restorer's thread records in PID %d", ti.pid);
 	for (auto &t : th)
 		if (t.err_step)
@@ -1009,19 +1047,19 @@ Status Tracer::finish()
 	for (auto &ti : tree_.tasks) {
 		if (ti.zombie)
 			continue;
-		TRY(unmap_region(ti.pid, reports_.at(ti.pid)));
+		TRY(unmap_region(outer(ti.pid), reports_.at(ti.pid)));
 		for (size_t i = 0; i < ti.cores.size(); i++)
-			TRY(set_thread_state(ti.pstree->threads[i], *ti.cores[i]));
+			TRY(set_thread_state(outer(ti.pstree->threads[i]), *ti.cores[i]));
 	}
 	for (auto &ti : tree_.tasks) {
 		if (ti.zombie)
 			continue;
 		// A task dumped while stopped by a signal stops again before it
 		// runs a single instruction: SIGSTOP is pending when we let it go.
-		if (ti.cores[0]->tc->task_state == kTaskStopped && kill(ti.pid, SIGSTOP) < 0)
+		if (ti.cores[0]->tc->task_state == kTaskStopped && kill(outer(ti.pid), SIGSTOP) < 0)
 			return sys_error("can't stop the restored task %d", ti.pid);
 		for (size_t i = 0; i < ti.pstree->n_threads; i++)
-			if (ptrace(PTRACE_DETACH, ti.pstree->threads[i], nullptr, nullptr) < 0)
+			if (ptrace(PTRACE_DETACH, outer(ti.pstree->threads[i]), nullptr, nullptr) < 0)
 				return sys_error("can't detach from thread %u", ti.pstree->threads[i]);
 	}
 	return {};
@@ -1107,9 +1145,9 @@ Result<pid_t> restore_task(const Options &o)
 	TRY(check_ids_free(*tree));
 	const TaskImages &root = tree->tasks[0];
 	pr_info("Images read in %.3f ms; restoring PID %d (%zu task(s), %zu thread(s), %zu VMAs, %llu bytes of "
-		"pages in the root)\n",
+		"pages in the root; new namespaces: %s)\n",
 		ms_since(t0), root.pid, tree->tasks.size(), root.cores.size(), root.mem.vmas.size(),
-		(unsigned long long)root.mem.pages_bytes);
+		(unsigned long long)root.mem.pages_bytes, tree->ns.str().c_str());
 	TRY(notify(o, "pre-restore", 0));
 
 	Inherited inh;
@@ -1136,7 +1174,7 @@ Result<pid_t> restore_task(const Options &o)
 	inh.report_fd = rep_child.get();
 	inh.barrier[0] = barrier_rd.get();
 	inh.barrier[1] = barrier_wr.get();
-	pid_t pid = clone_with_pid(root.pid, o.restore_sibling);
+	pid_t pid = clone_with_pid(root.pid, o.restore_sibling, tree->ns.clone_flags());
 	if (pid < 0) {
 		release();
 		return sys_error("can't create PID %d", root.pid);

@@ -38,8 +38,10 @@ struct MemStats {
 	uint64_t vmas = 0, pages_scanned = 0, pages_written = 0;
 };
 
-// pages_id names the task's pages-N.img (unique in the images directory).
-Result<MemStats> dump_memory(Seized &s, const ImageDir &dir, FileTable &files, const MmExtras &x, uint32_t pages_id);
+// The images are named after vpid (the PID as the tree sees it); pages_id
+// names the task's pages-N.img (unique in the images directory).
+Result<MemStats> dump_memory(Seized &s, const ImageDir &dir, FileTable &files, const MmExtras &x, pid_t vpid,
+			     uint32_t pages_id);
 
 // Restore plan of one task.
 struct MemPlan {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "image.h"
+#include "namespaces.h"
 #include "ptrace.h"
 #include "util.h"
 
@@ -30,17 +31,19 @@ namespace criu
 {
 
 struct TreeTask {
-	pid_t pid = 0, ppid = 0, pgid = 0, sid = 0;
+	pid_t pid = 0, ppid = 0, pgid = 0, sid = 0;  // as criu sees them
+	pid_t vpid = 0;				     // as the tree sees it (its pid namespace)
+	std::vector<pid_t> vtids;		     // likewise, in the order of seized->threads()
 	bool zombie = false;
 	uint32_t exit_status = 0;      // a zombie's, as waitpid() reports it
 	std::optional<Seized> seized;  // every live task
-	std::vector<pid_t> tids() { return seized ? thread_ids(*seized) : std::vector<pid_t>{pid}; }
 	static std::vector<pid_t> thread_ids(Seized &s);
 };
 
-// Seizes root and every descendant (preorder). On error everything seized
-// so far is released and runs on.
-Result<std::vector<TreeTask>> seize_tree(pid_t root);
+// Seizes root and every descendant (preorder) and finds the namespaces the
+// tree lives in (see namespaces.h). On error everything seized so far is
+// released and runs on.
+Result<std::vector<TreeTask>> seize_tree(pid_t root, NsSet &ns);
 
 // After a dump: kills every task, and waits (briefly) until the zombies are
 // reaped by whoever inherits them, so that their PIDs are free again.

@@ -98,8 +98,9 @@ TEST_OPTS = {
 # generic C/R flavors: shell_job00 needs a terminal (test_shell_job*),
 # unsupp_fd00 holds an fd criu can't dump (test_dump_fail_unchanged),
 # inherit_fd00 holds a pipe of the harness (test_rpc.py, RPC inherit_fd),
-# tree_unsupp is a tree criu refuses (test_dump_fail_tree).
-SPECIAL_TESTS = {"shell_job00", "unsupp_fd00", "inherit_fd00", "tree_unsupp"}
+# tree_unsupp is a tree criu refuses (test_dump_fail_tree), ns_pid_uts
+# runs as the init of new pid and uts namespaces (test_pidns_uts).
+SPECIAL_TESTS = {"shell_job00", "unsupp_fd00", "inherit_fd00", "tree_unsupp", "ns_pid_uts"}
 
 # Flavors that only run for a few tests.
 NODETACH_TESTS = ["env00", "pipe00", "sigpending00", "fpu_threads"]
@@ -1231,6 +1232,76 @@ def test_dump_fail_tree(zdtm, kind, expect):
         diffs = snapshot_diff(snap, task_snapshot(pid))
         r.check(not diffs, "the failed dump changed PID %d:\n%s" % (pid, "\n".join(diffs)))
     r.sigterm_original()
+    r.ok = True
+
+
+def ns_inode(pid, kind):
+    return os.stat("/proc/%d/ns/%s" % (pid, kind)).st_ino
+
+
+def nspid(pid):
+    for line in (read_text("/proc/%d/status" % pid) or "").split("\n"):
+        if line.startswith("NSpid:"):
+            return [int(x) for x in line.split()[1:]]
+    return []
+
+
+def test_pidns_uts(zdtm):
+    """a tree in its own pid and uts namespaces (started by unshare -p -u -f,
+    the test is PID 1 there): dumped with its namespaces, then restored
+    twice from the same images, both instances at once, each into new pid
+    and uts namespaces where it is PID 1 again with its children's PIDs and
+    its hostname"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("ns_pid_uts", timeout=90)
+    logf = open(r.log, "ab")
+    try:
+        wrapper = subprocess.Popen(
+            ["unshare", "-p", "-u", "-f", "--", str(STATIC / "ns_pid_uts"), "--out", str(r.out),
+             "--pidfile", str(r.pidfile)], cwd=str(r.dir), stdin=subprocess.DEVNULL, stdout=logf,
+            stderr=logf, close_fds=True, start_new_session=True)
+    finally:
+        logf.close()
+    r.popens.append(wrapper)
+    r.track(wrapper.pid)
+    while not (r.pidfile.exists() and (read_text(r.pidfile) or "").strip()):
+        r.check(wrapper.poll() is None, "the test exited before it was ready: %s" % tail(r.log))
+        r.remaining()
+        time.sleep(0.01)
+    r.check(read_text(r.pidfile).strip() == "1", "the test is not PID 1 in its namespace")
+    kids = descendants(wrapper.pid)
+    root = [p for p, pp in kids.items() if pp == wrapper.pid]
+    r.check(len(root) == 1, "unshare has children %s" % root)
+    r.pid = root[0]
+    r.starttime = r.track(r.pid)
+    inner = {p: nspid(p)[-1] for p in descendants(r.pid)}
+    imgdir = r.dump(r.pid)
+    r.check(wrapper.wait(timeout=r.remaining(10)) != 0, "unshare: its child was not killed")
+    check_images(imgdir)
+    instances = []
+    for i in range(2):
+        rpid = r.dir / ("restore-%d.pid" % i)
+        rc = r.criu("restore-%d" % i, ["restore", "-d", "-D", imgdir, "--pidfile", rpid, "-o",
+                                       "restore-%d.log" % i, "-v4"], log=imgdir / ("restore-%d.log" % i))
+        r.check(rc == 0, "criu restore %d exited with %s" % (i, rc))
+        pid = int(read_text(rpid).strip())
+        r.track(pid)
+        r.check(nspid(pid)[-1] == 1, "restored root %d has NSpid %s" % (pid, nspid(pid)))
+        for kind in ("pid", "uts"):
+            r.check(ns_inode(pid, "pid" if kind == "pid" else kind) != ns_inode(os.getpid(), kind),
+                    "instance %d is not in a %s namespace of its own" % (i, kind))
+        got = {}
+        for p in descendants(pid):
+            r.track(p)
+            got[p] = nspid(p)[-1]
+        r.check(sorted(got.values()) == sorted(inner.values()),
+                "instance %d: inner PIDs %s, dumped %s" % (i, sorted(got.values()), sorted(inner.values())))
+        instances.append(pid)
+    r.check(ns_inode(instances[0], "pid") != ns_inode(instances[1], "pid"), "the instances share a pid namespace")
+    for i, pid in enumerate(instances):
+        r.out.unlink(missing_ok=True)
+        r.finish_task(pid, "instance %d" % i)
     r.ok = True
 
 

@@ -1,0 +1,44 @@
+// Namespaces of a process tree.
+//
+// A tree may live in pid and uts namespaces of its own, as a container's
+// does. Dump: the root must then be the init of its pid namespace (PID 1
+// there), every task must share the root's namespaces, and the kinds not
+// supported yet (mount, net, ipc, user, cgroup, time) must be criu's own,
+// else the dump is refused naming the PID and the kind. Images hold PIDs as
+// the tree sees them. Restore: the root is created in new namespaces of the
+// same kinds (a root with PID 1 means a new pid namespace, utsns-ID.img a
+// new uts namespace), the hostname and domain name are set again, and every
+// other task is created inside them with its PID.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "image.h"
+#include "util.h"
+
+namespace criu
+{
+
+struct NsSet {
+	bool pid = false, uts = false;
+	unsigned long clone_flags() const;
+	std::string str() const;
+};
+
+// Dump: which namespaces of pid (the root) differ from criu's; refuses the
+// unsupported ones.
+Result<NsSet> root_namespaces(pid_t pid);
+// Dump: task must be in the very namespaces of root.
+Status check_same_namespaces(pid_t task, pid_t root);
+// The PID of tid in its own pid namespace (the last NSpid entry).
+Result<pid_t> ns_pid(pid_t tid);
+Status write_uts(const ImageDir &dir, uint32_t id, const std::string &nodename, const std::string &domainname);
+
+// Restore: what the images ask for. root_vpid is the root's PID in pstree.img.
+Result<NsSet> read_namespaces(const ImageDir &dir, pid_t root_vpid, uint32_t uts_id);
+// In the root task, right after it was created in its new namespaces.
+Status restore_uts(const ImageDir &dir, uint32_t uts_id);
+
+}  // namespace criu
