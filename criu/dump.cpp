@@ -18,6 +18,7 @@
 #include "fpu.h"
 #include "fs.pb-c.h"
 #include "inventory.pb-c.h"
+#include "ipc.h"
 #include "log.h"
 #include "magic.h"
 #include "mem.h"
@@ -476,6 +477,8 @@ struct Dumper {
 		TRY(write_ids());
 		if (ns.uts && id == 1)
 			TRY(write_uts(dir, ids->uts_ns_id, uts.nodename, uts.domainname));
+		if (ns.ipc && id == 1)
+			TRY(dump_ipc_ns(dir, pid, ids->ipc_ns_id));
 		for (size_t i = 0; i < cores.size(); i++)
 			TRY(write_one(dir, strfmt("core-%d.img", task.vtids[i]), CORE_MAGIC, &cores[i]->base));
 		auto mem = dump_memory(s, dir, files, x, task.vpid, id);

@@ -35,12 +35,12 @@ bool kernel_has(const char *kind)
 
 unsigned long NsSet::clone_flags() const
 {
-	return (pid ? CLONE_NEWPID : 0) | (uts ? CLONE_NEWUTS : 0);
+	return (pid ? CLONE_NEWPID : 0) | (uts ? CLONE_NEWUTS : 0) | (ipc ? CLONE_NEWIPC : 0);
 }
 
 std::string NsSet::str() const
 {
-	std::string s = std::string(pid ? "pid " : "") + (uts ? "uts " : "");
+	std::string s = std::string(pid ? "pid " : "") + (uts ? "uts " : "") + (ipc ? "ipc " : "");
 	return s.empty() ? "none" : s.substr(0, s.size() - 1);
 }
 
@@ -75,6 +75,8 @@ Result<NsSet> root_namespaces(pid_t pid)
 		std::string k = kind;
 		if (k == "uts") {
 			ns.uts = true;
+		} else if (k == "ipc") {
+			ns.ipc = true;
 		} else if (k == "pid") {
 			auto v = ns_pid(pid);
 			if (!v)
@@ -120,12 +122,13 @@ Status write_uts(const ImageDir &dir, uint32_t id, const std::string &nodename, 
 	return write_one(dir, strfmt("utsns-%u.img", id), UTSNS_MAGIC, &e.base);
 }
 
-Result<NsSet> read_namespaces(const ImageDir &dir, pid_t root_vpid, uint32_t uts_id)
+Result<NsSet> read_namespaces(const ImageDir &dir, pid_t root_vpid, uint32_t uts_id, uint32_t ipc_id)
 {
 	NsSet ns;
 	ns.pid = root_vpid == 1;
 	struct stat st;
 	ns.uts = uts_id && fstatat(dir.fd(), strfmt("utsns-%u.img", uts_id).c_str(), &st, 0) == 0;
+	ns.ipc = ipc_id && fstatat(dir.fd(), strfmt("ipcns-var-%u.img", ipc_id).c_str(), &st, 0) == 0;
 	return ns;
 }
 

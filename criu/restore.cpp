@@ -47,6 +47,7 @@
 #include "options.h"
 #include "plugin.h"
 #include "proc.h"
+#include "ipc.h"
 #include "namespaces.h"
 #include "pstree.h"
 #include "pstree.pb-c.h"
@@ -193,7 +194,7 @@ Result<TreeImages> read_images(const ImageDir &dir)
 		tree.pids.insert(ti.pid);
 		tree.tasks.push_back(std::move(ti));
 	}
-	auto ns = read_namespaces(dir, tree.tasks[0].pid, tree.tasks[0].ids->uts_ns_id);
+	auto ns = read_namespaces(dir, tree.tasks[0].pid, tree.tasks[0].ids->uts_ns_id, tree.tasks[0].ids->ipc_ns_id);
 	if (!ns)
 		return ns.error();
 	tree.ns = *ns;
@@ -736,6 +737,8 @@ Status ChildSide::run()
 	TRY(move_service_fds());
 	if (&ti_ == &tree_.tasks[0] && tree_.ns.uts)
 		TRY(restore_uts(dir_, ti_.ids->uts_ns_id));
+	if (&ti_ == &tree_.tasks[0] && tree_.ns.ipc)
+		TRY(restore_ipc_ns(dir_, ti_.ids->ipc_ns_id));
 	TRY(session());
 	TRY(create_children());
 	TRY(wait_barrier());

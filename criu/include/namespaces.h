@@ -1,14 +1,15 @@
 // Namespaces of a process tree.
 //
-// A tree may live in pid and uts namespaces of its own, as a container's
-// does. Dump: the root must then be the init of its pid namespace (PID 1
+// A tree may live in pid, uts and ipc namespaces of its own, as a
+// container's does. Dump: the root must then be the init of its pid namespace (PID 1
 // there), every task must share the root's namespaces, and the kinds not
-// supported yet (mount, net, ipc, user, cgroup, time) must be criu's own,
+// supported yet (mount, net, user, cgroup, time) must be criu's own,
 // else the dump is refused naming the PID and the kind. Images hold PIDs as
 // the tree sees them. Restore: the root is created in new namespaces of the
 // same kinds (a root with PID 1 means a new pid namespace, utsns-ID.img a
-// new uts namespace), the hostname and domain name are set again, and every
-// other task is created inside them with its PID.
+// new uts namespace, ipcns-var-ID.img a new ipc namespace), the hostname,
+// domain name and IPC objects (ipc.h) come back, and every other task is
+// created inside them with its PID.
 #pragma once
 
 #include <sys/types.h>
@@ -22,7 +23,7 @@ namespace criu
 {
 
 struct NsSet {
-	bool pid = false, uts = false;
+	bool pid = false, uts = false, ipc = false;
 	unsigned long clone_flags() const;
 	std::string str() const;
 };
@@ -37,7 +38,7 @@ Result<pid_t> ns_pid(pid_t tid);
 Status write_uts(const ImageDir &dir, uint32_t id, const std::string &nodename, const std::string &domainname);
 
 // Restore: what the images ask for. root_vpid is the root's PID in pstree.img.
-Result<NsSet> read_namespaces(const ImageDir &dir, pid_t root_vpid, uint32_t uts_id);
+Result<NsSet> read_namespaces(const ImageDir &dir, pid_t root_vpid, uint32_t uts_id, uint32_t ipc_id);
 // In the root task, right after it was created in its new namespaces.
 Status restore_uts(const ImageDir &dir, uint32_t uts_id);
 

@@ -98,9 +98,9 @@ TEST_OPTS = {
 # generic C/R flavors: shell_job00 needs a terminal (test_shell_job*),
 # unsupp_fd00 holds an fd criu can't dump (test_dump_fail_unchanged),
 # inherit_fd00 holds a pipe of the harness (test_rpc.py, RPC inherit_fd),
-# tree_unsupp is a tree criu refuses (test_dump_fail_tree), ns_pid_uts
-# runs as the init of new pid and uts namespaces (test_pidns_uts).
-SPECIAL_TESTS = {"shell_job00", "unsupp_fd00", "inherit_fd00", "tree_unsupp", "ns_pid_uts"}
+# tree_unsupp is a tree criu refuses (test_dump_fail_tree), ns_pid_uts and
+# ns_ipc run as the init of new namespaces (test_namespaces).
+SPECIAL_TESTS = {"shell_job00", "unsupp_fd00", "inherit_fd00", "tree_unsupp", "ns_pid_uts", "ns_ipc"}
 
 # Flavors that only run for a few tests.
 NODETACH_TESTS = ["env00", "pipe00", "sigpending00", "fpu_threads"]
@@ -1246,19 +1246,20 @@ def nspid(pid):
     return []
 
 
-def test_pidns_uts(zdtm):
-    """a tree in its own pid and uts namespaces (started by unshare -p -u -f,
-    the test is PID 1 there): dumped with its namespaces, then restored
-    twice from the same images, both instances at once, each into new pid
-    and uts namespaces where it is PID 1 again with its children's PIDs and
-    its hostname"""
+@pytest.mark.parametrize("name,kinds", [("ns_pid_uts", ("pid", "uts")), ("ns_ipc", ("pid", "ipc"))])
+def test_namespaces(zdtm, name, kinds):
+    """a tree in namespaces of its own (started by unshare -p -u/-i -f, the
+    test is PID 1 there): dumped with its namespaces, then restored twice
+    from the same images, both instances at once, each into new namespaces
+    of the same kinds where it is PID 1 again with its children's PIDs, and
+    its hostname or IPC objects"""
     if NOCR:
         pytest.skip("ZDTM_NOCR")
-    r = zdtm("ns_pid_uts", timeout=90)
+    r = zdtm(name, timeout=90)
     logf = open(r.log, "ab")
     try:
         wrapper = subprocess.Popen(
-            ["unshare", "-p", "-u", "-f", "--", str(STATIC / "ns_pid_uts"), "--out", str(r.out),
+            ["unshare", "-f"] + ["--" + k for k in kinds] + ["--", str(STATIC / name), "--out", str(r.out),
              "--pidfile", str(r.pidfile)], cwd=str(r.dir), stdin=subprocess.DEVNULL, stdout=logf,
             stderr=logf, close_fds=True, start_new_session=True)
     finally:
@@ -1288,8 +1289,8 @@ def test_pidns_uts(zdtm):
         pid = int(read_text(rpid).strip())
         r.track(pid)
         r.check(nspid(pid)[-1] == 1, "restored root %d has NSpid %s" % (pid, nspid(pid)))
-        for kind in ("pid", "uts"):
-            r.check(ns_inode(pid, "pid" if kind == "pid" else kind) != ns_inode(os.getpid(), kind),
+        for kind in kinds:
+            r.check(ns_inode(pid, kind) != ns_inode(os.getpid(), kind),
                     "instance %d is not in a %s namespace of its own" % (i, kind))
         got = {}
         for p in descendants(pid):

@@ -1,0 +1,426 @@
+#include "ipc.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <unistd.h>
+
+#include <map>
+#include <vector>
+
+#include "ipc-msg.pb-c.h"
+#include "ipc-sem.pb-c.h"
+#include "ipc-shm.pb-c.h"
+#include "ipc-var.pb-c.h"
+#include "log.h"
+#include "magic.h"
+
+namespace criu
+{
+
+namespace
+{
+
+constexpr size_t kMaxMsg = 1 << 20;
+
+union semun {
+	int val;
+	semid_ds *buf;
+	unsigned short *array;
+};
+
+Status pad(ImageWriter &w, size_t len, size_t to)
+{
+	static const char zero[8] = {};
+	size_t n = (to - len % to) % to;
+	return n ? w.write_raw(zero, n) : Status();
+}
+
+size_t round_up(size_t len, size_t to)
+{
+	return (len + to - 1) / to * to;
+}
+
+// /proc/sysvipc/KIND of the current ipc namespace: one map per object,
+// keyed by the header's column names.
+Result<std::vector<std::map<std::string, uint64_t>>> list_objects(const char *kind)
+{
+	auto text = read_file(strfmt("/proc/sysvipc/%s", kind));
+	if (!text)
+		return text.error();
+	std::vector<std::map<std::string, uint64_t>> out;
+	std::vector<std::string> cols;
+	for (auto line : split(*text, '\n')) {
+		std::vector<std::string> f;
+		for (auto w : split(line, ' '))
+			if (!w.empty())
+				f.emplace_back(w);
+		if (f.empty())
+			continue;
+		if (cols.empty()) {
+			cols = f;
+			continue;
+		}
+		std::map<std::string, uint64_t> m;
+		for (size_t i = 0; i < f.size() && i < cols.size(); i++)
+			m[cols[i]] = parse_u64(f[i], cols[i] == "perms" ? 8 : 10).value_or(0);
+		out.push_back(std::move(m));
+	}
+	return out;
+}
+
+IpcDescEntry desc_of(std::map<std::string, uint64_t> &m, const char *id_col)
+{
+	IpcDescEntry d = IPC_DESC_ENTRY__INIT;
+	d.key = (uint32_t)m["key"];
+	d.id = (uint32_t)m[id_col];
+	d.mode = (uint32_t)m["perms"];
+	d.uid = (uint32_t)m["uid"], d.gid = (uint32_t)m["gid"];
+	d.cuid = (uint32_t)m["cuid"], d.cgid = (uint32_t)m["cgid"];
+	return d;
+}
+
+Result<uint64_t> read_sysctl(const char *name)
+{
+	auto t = read_file(strfmt("/proc/sys/%s", name));
+	if (!t)
+		return t.error();
+	auto v = parse_u64(std::string(split(*t, '\n')[0]));
+	if (!v)
+		return Error{strfmt("/proc/sys/%s: not a number", name)};
+	return *v;
+}
+
+Status write_sysctl(const char *name, const std::string &value)
+{
+	Fd fd(::open(strfmt("/proc/sys/%s", name).c_str(), O_WRONLY | O_CLOEXEC));
+	if (!fd.valid())
+		return sys_error("can't open /proc/sys/%s", name);
+	return write_all(fd.get(), value.data(), value.size(), strfmt("/proc/sys/%s", name));
+}
+
+Status dump_vars(const ImageDir &dir, uint32_t id)
+{
+	IpcVarEntry e = IPC_VAR_ENTRY__INIT;
+	auto sem = read_file("/proc/sys/kernel/sem");
+	if (!sem)
+		return sem.error();
+	std::vector<uint32_t> sems;
+	for (auto w : split(*sem, '\t'))
+		if (auto v = parse_u64(std::string(split(w, '\n')[0])))
+			sems.push_back(*v);
+	e.n_sem_ctls = sems.size();
+	e.sem_ctls = sems.data();
+	struct {
+		const char *name;
+		uint32_t *u32;
+		uint64_t *u64;
+		protobuf_c_boolean *has;
+	} vars[] = {
+	    {"kernel/msgmax", &e.msg_ctlmax, nullptr, nullptr},
+	    {"kernel/msgmnb", &e.msg_ctlmnb, nullptr, nullptr},
+	    {"kernel/msgmni", &e.msg_ctlmni, nullptr, nullptr},
+	    {"kernel/shmmax", nullptr, &e.shm_ctlmax, nullptr},
+	    {"kernel/shmall", nullptr, &e.shm_ctlall, nullptr},
+	    {"kernel/shmmni", &e.shm_ctlmni, nullptr, nullptr},
+	    {"kernel/shm_rmid_forced", &e.shm_rmid_forced, nullptr, nullptr},
+	    {"fs/mqueue/queues_max", &e.mq_queues_max, nullptr, nullptr},
+	    {"fs/mqueue/msg_max", &e.mq_msg_max, nullptr, nullptr},
+	    {"fs/mqueue/msgsize_max", &e.mq_msgsize_max, nullptr, nullptr},
+	    {"fs/mqueue/msg_default", &e.mq_msg_default, nullptr, &e.has_mq_msg_default},
+	    {"fs/mqueue/msgsize_default", &e.mq_msgsize_default, nullptr, &e.has_mq_msgsize_default},
+	};
+	for (auto &v : vars) {
+		auto val = read_sysctl(v.name);
+		if (!val) {
+			if (v.has)
+				continue;
+			return val.error();
+		}
+		if (v.u32)
+			*v.u32 = (uint32_t)*val;
+		else
+			*v.u64 = *val;
+		if (v.has)
+			*v.has = true;
+	}
+	return write_one(dir, strfmt("ipcns-var-%u.img", id), IPC_VAR_MAGIC, &e.base);
+}
+
+Status dump_shm(const ImageDir &dir, uint32_t id)
+{
+	auto objs = list_objects("shm");
+	if (!objs)
+		return objs.error();
+	auto w = ImageWriter::create(dir, strfmt("ipcns-shm-%u.img", id), IPCNS_SHM_MAGIC);
+	if (!w)
+		return w.error();
+	for (auto &m : *objs) {
+		IpcShmEntry e = IPC_SHM_ENTRY__INIT;
+		IpcDescEntry d = desc_of(m, "shmid");
+		e.desc = &d;
+		e.size = m["size"];
+		void *a = shmat((int)d.id, nullptr, SHM_RDONLY);
+		if (a == (void *)-1)
+			return sys_error("can't attach SysV shm %u", d.id);
+		TRY(w->write(&e.base));
+		Status st = w->write_raw(a, e.size);
+		shmdt(a);
+		TRY(st);
+		TRY(pad(*w, e.size, 4));
+	}
+	return w->close();
+}
+
+Status dump_sem(const ImageDir &dir, uint32_t id)
+{
+	auto objs = list_objects("sem");
+	if (!objs)
+		return objs.error();
+	auto w = ImageWriter::create(dir, strfmt("ipcns-sem-%u.img", id), IPCNS_SEM_MAGIC);
+	if (!w)
+		return w.error();
+	for (auto &m : *objs) {
+		IpcSemEntry e = IPC_SEM_ENTRY__INIT;
+		IpcDescEntry d = desc_of(m, "semid");
+		e.desc = &d;
+		e.nsems = (uint32_t)m["nsems"];
+		std::vector<unsigned short> vals(e.nsems);
+		semun arg;
+		arg.array = vals.data();
+		if (semctl((int)d.id, 0, GETALL, arg) < 0)
+			return sys_error("can't read semaphore set %u", d.id);
+		TRY(w->write(&e.base));
+		TRY(w->write_raw(vals.data(), vals.size() * 2));
+		TRY(pad(*w, vals.size() * 2, 8));
+	}
+	return w->close();
+}
+
+Status dump_msg(const ImageDir &dir, uint32_t id)
+{
+	auto objs = list_objects("msg");
+	if (!objs)
+		return objs.error();
+	auto w = ImageWriter::create(dir, strfmt("ipcns-msg-%u.img", id), IPCNS_MSG_MAGIC);
+	if (!w)
+		return w.error();
+	std::vector<char> buf(sizeof(long) + kMaxMsg);
+	for (auto &m : *objs) {
+		IpcMsgEntry e = IPC_MSG_ENTRY__INIT;
+		IpcDescEntry d = desc_of(m, "msqid");
+		e.desc = &d;
+		msqid_ds ds{};
+		if (msgctl((int)d.id, IPC_STAT, &ds) < 0)
+			return sys_error("can't stat message queue %u", d.id);
+		e.qbytes = ds.msg_qbytes;
+		e.qnum = ds.msg_qnum;
+		TRY(w->write(&e.base));
+		for (uint32_t i = 0; i < e.qnum; i++) {
+			ssize_t n = msgrcv((int)d.id, buf.data(), kMaxMsg, i, MSG_COPY | IPC_NOWAIT | MSG_NOERROR);
+			if (n < 0)
+				return sys_error("can't copy message %u of queue %u", i, d.id);
+			IpcMsg msg = IPC_MSG__INIT;
+			memcpy(&msg.mtype, buf.data(), sizeof(long));
+			msg.msize = (uint32_t)n;
+			TRY(w->write(&msg.base));
+			TRY(w->write_raw(buf.data() + sizeof(long), n));
+			TRY(pad(*w, n, 8));
+		}
+	}
+	return w->close();
+}
+
+// The next object of kind gets id (the *_next_id sysctls are one-shot).
+Status set_next_id(const char *kind, uint32_t id)
+{
+	return write_sysctl(strfmt("kernel/%s_next_id", kind).c_str(), std::to_string(id));
+}
+
+Status check_id(const char *what, int got, uint32_t want)
+{
+	if (got < 0)
+		return sys_error("can't create SysV %s %u", what, want);
+	if ((uint32_t)got != want)
+		return Error{strfmt("SysV %s got id %d, not %u", what, got, want)};
+	return {};
+}
+
+Status restore_vars(const ImageDir &dir, uint32_t id)
+{
+	auto e = read_one<IpcVarEntry>(dir, strfmt("ipcns-var-%u.img", id), IPC_VAR_MAGIC, ipc_var_entry__descriptor);
+	if (!e)
+		return e.error();
+	auto &v = **e;
+	if (v.n_sem_ctls == 4)
+		TRY(write_sysctl("kernel/sem", strfmt("%u %u %u %u", v.sem_ctls[0], v.sem_ctls[1], v.sem_ctls[2],
+						      v.sem_ctls[3])));
+	std::pair<const char *, uint64_t> vars[] = {
+	    {"kernel/msgmax", v.msg_ctlmax},	     {"kernel/msgmnb", v.msg_ctlmnb},
+	    {"kernel/msgmni", v.msg_ctlmni},	     {"kernel/shmmax", v.shm_ctlmax},
+	    {"kernel/shmall", v.shm_ctlall},	     {"kernel/shmmni", v.shm_ctlmni},
+	    {"kernel/shm_rmid_forced", v.shm_rmid_forced}, {"fs/mqueue/queues_max", v.mq_queues_max},
+	    {"fs/mqueue/msg_max", v.mq_msg_max},	     {"fs/mqueue/msgsize_max", v.mq_msgsize_max},
+	};
+	for (auto &[name, val] : vars)
+		TRY(write_sysctl(name, std::to_string(val)));
+	if (v.has_mq_msg_default)
+		TRY(write_sysctl("fs/mqueue/msg_default", std::to_string(v.mq_msg_default)));
+	if (v.has_mq_msgsize_default)
+		TRY(write_sysctl("fs/mqueue/msgsize_default", std::to_string(v.mq_msgsize_default)));
+	return {};
+}
+
+Status restore_shm(const ImageDir &dir, uint32_t id)
+{
+	auto r = ImageReader::open(dir, strfmt("ipcns-shm-%u.img", id), IPCNS_SHM_MAGIC, true);
+	if (!r)
+		return r.error();
+	for (;;) {
+		auto e = r->next<IpcShmEntry>(ipc_shm_entry__descriptor);
+		if (!e)
+			return e.error();
+		if (!*e)
+			break;
+		const IpcShmEntry &s = **e;
+		if (s.in_pagemaps)
+			return Error{strfmt("SysV shm %u: contents in pagemaps are not supported", s.desc->id)};
+		auto data = r->take_raw(round_up(s.size, 4));
+		if (!data)
+			return data.error();
+		TRY(set_next_id("shm", s.desc->id));
+		int shmid = shmget((key_t)s.desc->key, s.size, IPC_CREAT | IPC_EXCL | (s.desc->mode & 0777));
+		TRY(check_id("shm", shmid, s.desc->id));
+		void *a = shmat(shmid, nullptr, 0);
+		if (a == (void *)-1)
+			return sys_error("can't attach SysV shm %d", shmid);
+		memcpy(a, data->data(), s.size);
+		shmdt(a);
+		shmid_ds ds{};
+		ds.shm_perm.uid = s.desc->uid;
+		ds.shm_perm.gid = s.desc->gid;
+		ds.shm_perm.mode = s.desc->mode & 0777;
+		if (shmctl(shmid, IPC_SET, &ds) < 0)
+			return sys_error("can't set the owner of SysV shm %d", shmid);
+	}
+	return {};
+}
+
+Status restore_sem(const ImageDir &dir, uint32_t id)
+{
+	auto r = ImageReader::open(dir, strfmt("ipcns-sem-%u.img", id), IPCNS_SEM_MAGIC, true);
+	if (!r)
+		return r.error();
+	for (;;) {
+		auto e = r->next<IpcSemEntry>(ipc_sem_entry__descriptor);
+		if (!e)
+			return e.error();
+		if (!*e)
+			break;
+		const IpcSemEntry &s = **e;
+		auto data = r->take_raw(round_up(s.nsems * 2, 8));
+		if (!data)
+			return data.error();
+		TRY(set_next_id("sem", s.desc->id));
+		int semid = semget((key_t)s.desc->key, (int)s.nsems, IPC_CREAT | IPC_EXCL | (s.desc->mode & 0777));
+		TRY(check_id("semaphore set", semid, s.desc->id));
+		std::vector<unsigned short> vals(s.nsems);
+		memcpy(vals.data(), data->data(), s.nsems * 2);
+		semun arg;
+		arg.array = vals.data();
+		if (semctl(semid, 0, SETALL, arg) < 0)
+			return sys_error("can't set the values of semaphore set %d", semid);
+		semid_ds ds{};
+		ds.sem_perm.uid = s.desc->uid;
+		ds.sem_perm.gid = s.desc->gid;
+		ds.sem_perm.mode = s.desc->mode & 0777;
+		arg.buf = &ds;
+		if (semctl(semid, 0, IPC_SET, arg) < 0)
+			return sys_error("can't set the owner of semaphore set %d", semid);
+	}
+	return {};
+}
+
+Status restore_msg(const ImageDir &dir, uint32_t id)
+{
+	auto r = ImageReader::open(dir, strfmt("ipcns-msg-%u.img", id), IPCNS_MSG_MAGIC, true);
+	if (!r)
+		return r.error();
+	std::vector<char> buf(sizeof(long) + kMaxMsg);
+	for (;;) {
+		auto e = r->next<IpcMsgEntry>(ipc_msg_entry__descriptor);
+		if (!e)
+			return e.error();
+		if (!*e)
+			break;
+		const IpcMsgEntry &q = **e;
+		TRY(set_next_id("msg", q.desc->id));
+		int msqid = msgget((key_t)q.desc->key, IPC_CREAT | IPC_EXCL | (q.desc->mode & 0777));
+		TRY(check_id("message queue", msqid, q.desc->id));
+		// The queue may hold more than the default limit: set it first.
+		msqid_ds ds{};
+		if (msgctl(msqid, IPC_STAT, &ds) < 0)
+			return sys_error("can't stat message queue %d", msqid);
+		ds.msg_qbytes = q.qbytes;
+		if (msgctl(msqid, IPC_SET, &ds) < 0)
+			return sys_error("can't set the size of message queue %d", msqid);
+		for (uint32_t i = 0; i < q.qnum; i++) {
+			auto m = r->next<IpcMsg>(ipc_msg__descriptor);
+			if (!m)
+				return m.error();
+			if (!*m || (*m)->msize > kMaxMsg)
+				return Error{strfmt("message queue %u: message %u is missing or too big", q.desc->id, i)};
+			auto data = r->take_raw(round_up((*m)->msize, 8));
+			if (!data)
+				return data.error();
+			long type = (long)(*m)->mtype;
+			memcpy(buf.data(), &type, sizeof(long));
+			memcpy(buf.data() + sizeof(long), data->data(), (*m)->msize);
+			if (msgsnd(msqid, buf.data(), (*m)->msize, IPC_NOWAIT) < 0)
+				return sys_error("can't queue message %u of queue %d", i, msqid);
+		}
+		ds.msg_perm.uid = q.desc->uid;
+		ds.msg_perm.gid = q.desc->gid;
+		ds.msg_perm.mode = q.desc->mode & 0777;
+		if (msgctl(msqid, IPC_SET, &ds) < 0)
+			return sys_error("can't set the owner of message queue %d", msqid);
+	}
+	return {};
+}
+
+}  // namespace
+
+Status dump_ipc_ns(const ImageDir &dir, pid_t pid, uint32_t id)
+{
+	Fd mine(::open("/proc/self/ns/ipc", O_RDONLY | O_CLOEXEC));
+	Fd its(::open(strfmt("/proc/%d/ns/ipc", pid).c_str(), O_RDONLY | O_CLOEXEC));
+	if (!mine.valid() || !its.valid())
+		return sys_error("can't open the ipc namespaces of criu and PID %d", pid);
+	if (setns(its.get(), CLONE_NEWIPC) < 0)
+		return sys_error("can't enter the ipc namespace of PID %d", pid);
+	Status st = dump_vars(dir, id);
+	if (st)
+		st = dump_shm(dir, id);
+	if (st)
+		st = dump_sem(dir, id);
+	if (st)
+		st = dump_msg(dir, id);
+	if (setns(mine.get(), CLONE_NEWIPC) < 0)
+		return sys_error("can't return to criu's ipc namespace");
+	if (!st)
+		return Error{strfmt("ipc namespace of PID %d: %s", pid, st.error().msg.c_str())};
+	return {};
+}
+
+Status restore_ipc_ns(const ImageDir &dir, uint32_t id)
+{
+	TRY(restore_vars(dir, id));
+	TRY(restore_shm(dir, id));
+	TRY(restore_sem(dir, id));
+	return restore_msg(dir, id);
+}
+
+}  // namespace criu
