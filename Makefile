@@ -26,7 +26,14 @@ RST_CFLAGS := -O2 -Wall -Wextra -ffreestanding -fno-stack-protector -fno-builtin
 	-fvisibility=hidden -fno-asynchronous-unwind-tables -fcf-protection=none \
 	-mno-red-zone -mgeneral-regs-only -Icriu/include
 
-all: deps criu/criu tests
+# The mm-template plugin (C++, only criu-plugin.h from the core).
+MMT_SRCS := $(wildcard plugins/mmtemplate/*.cpp)
+MMT_SO := plugins/mmtemplate/mmtemplate.so
+
+all: deps criu/criu $(MMT_SO) tests
+
+$(MMT_SO): $(MMT_SRCS) $(wildcard plugins/mmtemplate/*.h) criu/include/criu-plugin.h
+	$(CXX) $(CXXFLAGS) -fPIC -shared -Icriu/include -o $@ $(MMT_SRCS)
 
 deps:
 	@sh scripts/install-deps.sh
@@ -69,14 +76,15 @@ tests:
 test: all
 	$(PYTHON) -m pytest -q test/zdtm
 
-install: criu/criu
+install: criu/criu $(MMT_SO)
 	install -D -m 0755 criu/criu $(DESTDIR)$(PREFIX)/sbin/criu
 	install -D -m 0644 criu/include/criu-plugin.h $(DESTDIR)$(PREFIX)/include/criu/criu-plugin.h
 	install -d $(DESTDIR)$(PLUGIN_DIR)
+	install -m 0644 $(MMT_SO) $(DESTDIR)$(PLUGIN_DIR)/
 	install -D -m 0644 Documentation/criu.8 $(DESTDIR)$(PREFIX)/share/man/man8/criu.8
 
 clean:
-	rm -rf $(BUILD) criu/criu
+	rm -rf $(BUILD) criu/criu $(MMT_SO)
 	@$(MAKE) -s -C test/zdtm clean
 
 .PHONY: all deps tests test install clean

@@ -689,7 +689,7 @@ static Status read_pipe_data(const ImageDir &dir, const char *name, uint32_t mag
 	return {};
 }
 
-static Status read_memfds(const ImageDir &dir, RestoredFiles &rf)
+static Status read_memfds(const ImageDir &dir, const ImageDir &pages_dir, RestoredFiles &rf)
 {
 	auto r = ImageReader::open(dir, "memfd.img", MEMFD_INODE_MAGIC, true);
 	if (!r)
@@ -706,7 +706,7 @@ static Status read_memfds(const ImageDir &dir, RestoredFiles &rf)
 		auto pm = read_pagemap(dir, name);
 		if (!pm)
 			return pm.error();
-		auto pages = read_file(dir.path() + "/" + strfmt("pages-%u.img", pm->pages_id), kMaxGhost + 1);
+		auto pages = read_file(strfmt("/proc/self/fd/%d/pages-%u.img", pages_dir.fd(), pm->pages_id), kMaxGhost + 1);
 		if (!pages)
 			return pages.error();
 		size_t off = 0;
@@ -723,7 +723,7 @@ static Status read_memfds(const ImageDir &dir, RestoredFiles &rf)
 	return {};
 }
 
-Result<RestoredFiles> read_files(const ImageDir &dir)
+Result<RestoredFiles> read_files(const ImageDir &dir, const ImageDir &pages_dir)
 {
 	RestoredFiles rf;
 	auto r = ImageReader::open(dir, "files.img", FILES_MAGIC);
@@ -749,7 +749,7 @@ Result<RestoredFiles> read_files(const ImageDir &dir)
 	}
 	TRY(read_pipe_data(dir, "pipes-data.img", PIPES_DATA_MAGIC, rf.pipe_data));
 	TRY(read_pipe_data(dir, "fifo-data.img", FIFO_DATA_MAGIC, rf.pipe_data));
-	TRY(read_memfds(dir, rf));
+	TRY(read_memfds(dir, pages_dir, rf));
 	auto q = ImageReader::open(dir, "sk-queues.img", SK_QUEUES_MAGIC, true);
 	if (!q)
 		return q.error();

@@ -27,6 +27,16 @@ Result<ImageDir> ImageDir::open(const std::string &path, bool create)
 	return d;
 }
 
+Result<ImageDir> ImageDir::from_fd(int fd, const std::string &label)
+{
+	ImageDir d;
+	d.fd_.reset(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+	if (!d.fd_.valid())
+		return sys_error("can't use the directory fd %d (%s)", fd, label.c_str());
+	d.path_ = label;
+	return d;
+}
+
 Result<ImageWriter> ImageWriter::create_raw(const ImageDir &dir, const std::string &name)
 {
 	ImageWriter w;

@@ -89,6 +89,8 @@ void usage()
 	       "  criu check\n"
 	       "  criu service [--address PATH] [--daemon] [--pidfile FILE]\n"
 	       "  criu swrk FD\n"
+	       "  criu convert -D DIR --mm-template NAME [--mem-pool dram|dax] [--dax-device PATH]\n"
+	       "  criu mm-template list|delete NAME|hold NAME\n"
 	       "\n"
 	       "Options:\n"
 	       "  -t|--tree PID            checkpoint the process PID (with all its threads)\n"
@@ -105,6 +107,10 @@ void usage()
 	       "  --address PATH           service socket (default criu_service.socket)\n"
 	       "  --daemon                 service: detach into the background\n"
 	       "  -L|--libdir DIR          plugin directory (default " PLUGIN_DIR ")\n"
+	       "  --mm-template NAME       convert: make the template NAME of a dump; restore: attach\n"
+	       "                           its memory copy-on-write (mmtemplate plugin)\n"
+	       "  --mem-pool dram|dax      convert: the memory pool of the template (default dram)\n"
+	       "  --dax-device PATH        the dax pool: a directory on a file system mounted -o dax\n"
 	       "  -V|--version             print the version\n"
 	       "  -h|--help                this text\n");
 }
@@ -113,9 +119,17 @@ void usage()
 
 int run(const Options &o);
 
+std::string log_path(const Options &o)
+{
+	if (o.log_file.empty())
+		return "";
+	std::string wd = o.work_dir.empty() ? o.images_dir : o.work_dir;
+	return o.log_file[0] == '/' || o.log_file == "-" ? o.log_file : wd + "/" + o.log_file;
+}
+
 bool parse_options(int argc, char **argv, Options &o)
 {
-	enum { kLogPid = 1000, kPidfile, kAddress, kDaemon, kInheritFd, kUnsup };
+	enum { kLogPid = 1000, kPidfile, kAddress, kDaemon, kInheritFd, kMmTemplate, kMemPool, kDaxDevice, kUnsup };
 	// clang-format off
 	std::vector<option> longopts = {
 		{"tree", required_argument, nullptr, 't'},
@@ -131,6 +145,9 @@ bool parse_options(int argc, char **argv, Options &o)
 		{"address", required_argument, nullptr, kAddress},
 		{"daemon", no_argument, nullptr, kDaemon},
 		{"inherit-fd", required_argument, nullptr, kInheritFd},
+		{"mm-template", required_argument, nullptr, kMmTemplate},
+		{"mem-pool", required_argument, nullptr, kMemPool},
+		{"dax-device", required_argument, nullptr, kDaxDevice},
 		{"libdir", required_argument, nullptr, 'L'},
 		{"version", no_argument, nullptr, 'V'},
 		{"help", no_argument, nullptr, 'h'},
@@ -141,7 +158,9 @@ bool parse_options(int argc, char **argv, Options &o)
 	longopts.push_back({nullptr, 0, nullptr, 0});
 
 	opterr = 0;
+	optind = 0;  // a template holder parses several command lines
 	int idx = 0;
+	o.argv.assign(argv, argv + argc);
 	for (;;) {
 		int c = getopt_long(argc, argv, ":t:D:W:o:v::jRdVhL:", longopts.data(), &idx);
 		if (c == -1)
@@ -213,6 +232,15 @@ bool parse_options(int argc, char **argv, Options &o)
 			o.inherit_fds.emplace_back(optarg + n, fd);
 			break;
 		}
+		case kMmTemplate:
+			o.mm_template = optarg;
+			break;
+		case kMemPool:
+			o.mem_pool = optarg;
+			break;
+		case kDaxDevice:
+			o.dax_device = optarg;
+			break;
 		case 'V':
 			printf("Version: %s\n", CRIU_VERSION);
 			exit(0);
@@ -261,15 +289,11 @@ int main(int argc, char **argv)
 	Options o;
 	if (!parse_options(argc, argv, o))
 		return 1;
-	std::string log_path;
-	if (!o.log_file.empty()) {
-		std::string wd = o.work_dir.empty() ? o.images_dir : o.work_dir;
-		log_path = o.log_file[0] == '/' || o.log_file == "-" ? o.log_file : wd + "/" + o.log_file;
-	}
 	// dump creates its images directory; the log may live in it
-	if (o.command == "dump" && !log_path.empty())
+	if (o.command == "dump" && !log_path(o).empty())
 		mkdir(o.images_dir.c_str(), 0700);
-	log::init(o.verbosity, log_path, o.log_pid);
+	log::init(o.verbosity, log_path(o), o.log_pid);
+	plugins::set_options(&o);
 	int stage = o.command == "dump"	     ? CR_PLUGIN_STAGE__DUMP
 		    : o.command == "restore" ? CR_PLUGIN_STAGE__RESTORE
 					     : CR_PLUGIN_STAGE__COMMAND;

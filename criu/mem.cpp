@@ -492,6 +492,26 @@ Result<MemStats> dump_memory(Seized &s, const ImageDir &dir, FileTable &files, c
 	return st;
 }
 
+Status mark_held(MemPlan &p, const std::vector<HeldRange> &held)
+{
+	for (auto &h : held) {
+		auto it = std::find_if(p.vmas.begin(), p.vmas.end(),
+				       [&](const rst_vma &v) { return v.start == h.start && v.end == h.end; });
+		if (it == p.vmas.end() || !(it->mmap_flags & MAP_PRIVATE))
+			return Error{strfmt("the template's memory %lx-%lx is not a private VMA of these images: the "
+					    "template was made from another dump",
+					    (unsigned long)h.start, (unsigned long)h.end)};
+		it->held = 1;
+	}
+	std::erase_if(p.runs, [&](const rst_pagerun &r) {
+		for (auto &v : p.vmas)
+			if (v.held && r.vaddr >= v.start && r.vaddr < v.end)
+				return true;
+		return false;
+	});
+	return {};
+}
+
 Status create_shmem_objects(const std::vector<const MemPlan *> &plans, int min_fd, std::map<uint64_t, int> &out)
 {
 	std::map<uint64_t, uint64_t> sizes;
@@ -519,7 +539,7 @@ Status create_shmem_objects(const std::vector<const MemPlan *> &plans, int min_f
 	return {};
 }
 
-Result<MemPlan> plan_memory(const ImageDir &dir, pid_t pid)
+Result<MemPlan> plan_memory(const ImageDir &dir, const ImageDir &pages_dir, pid_t pid)
 {
 	MemPlan p;
 	auto mm = read_one<MmEntry>(dir, strfmt("mm-%d.img", pid), MM_MAGIC, mm_entry__descriptor);
@@ -585,7 +605,7 @@ Result<MemPlan> plan_memory(const ImageDir &dir, pid_t pid)
 		p.pages_bytes += len;
 	}
 	struct stat st;
-	if (fstatat(dir.fd(), p.pages_image.c_str(), &st, 0) < 0)
+	if (fstatat(pages_dir.fd(), p.pages_image.c_str(), &st, 0) < 0)
 		return sys_error("can't stat image %s", p.pages_image.c_str());
 	if ((uint64_t)st.st_size < p.pages_bytes)
 		return Error{strfmt("image %s is truncated: %lld bytes, pagemap needs %llu", p.pages_image.c_str(),

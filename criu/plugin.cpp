@@ -1,5 +1,11 @@
 #include "plugin.h"
 
+#include <stdarg.h>
+
+#include <algorithm>
+
+#include "options.h"
+
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -24,6 +30,7 @@ struct Loaded {
 std::vector<Loaded> g_plugins;
 int g_stage = -1;
 int g_image_dir = -1;
+const Options *g_options = nullptr;
 
 void *hook(const Loaded &p, int h)
 {
@@ -99,6 +106,30 @@ int run_command(const char *cmd, int argc, char **argv)
 	return -1;
 }
 
+Result<pid_t> restore_delegate(const std::vector<std::string> &argv, bool *taken)
+{
+	std::vector<char *> av;
+	for (auto &a : argv)
+		av.push_back(const_cast<char *>(a.c_str()));
+	av.push_back(nullptr);
+	*taken = false;
+	for (auto &p : g_plugins) {
+		auto *fn = reinterpret_cast<cr_plugin_restore_delegate_t *>(hook(p, CR_PLUGIN_HOOK__RESTORE_DELEGATE));
+		if (!fn)
+			continue;
+		int pid = 0;
+		char err[1024] = "";
+		int r = fn((int)argv.size(), av.data(), &pid, err, sizeof(err));
+		if (r == -ENOTSUP)
+			continue;
+		*taken = true;
+		if (r < 0)
+			return Error{strfmt("plugin %s: %s", p.desc->name, err[0] ? err : strerror(-r))};
+		return pid;
+	}
+	return 0;
+}
+
 Status resume_devices_late(int pid)
 {
 	for (auto &p : g_plugins) {
@@ -119,9 +150,45 @@ void set_image_dir(int fd)
 	g_image_dir = fd;
 }
 
+void set_options(const Options *o)
+{
+	g_options = o;
+}
+
 }  // namespace criu::plugins
 
 extern "C" __attribute__((visibility("default"))) int criu_get_image_dir(void)
 {
 	return criu::plugins::g_image_dir;
+}
+
+extern "C" __attribute__((visibility("default"))) const char *criu_get_option(const char *name)
+{
+	const criu::Options *o = criu::plugins::g_options;
+	if (!o || !name)
+		return nullptr;
+	const std::pair<const char *, const std::string *> opts[] = {
+	    {"images-dir", &o->images_dir}, {"mm-template", &o->mm_template}, {"mem-pool", &o->mem_pool},
+	    {"dax-device", &o->dax_device}, {"libdir", &o->libdir},	      {"log-file", &o->log_file},
+	    {"work-dir", &o->work_dir},
+	};
+	for (auto &[n, v] : opts)
+		if (!strcmp(n, name))
+			return v->empty() ? nullptr : v->c_str();
+	return nullptr;
+}
+
+extern "C" __attribute__((visibility("default"))) void criu_log(int level, const char *fmt, ...)
+{
+	char buf[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (level <= criu::log::kError)
+		pr_err("%s", buf);
+	else if (level == criu::log::kWarn)
+		pr_warn("%s", buf);
+	else
+		criu::log::print((criu::log::Level)std::min(level, (int)criu::log::kDebug), "%s", buf);
 }

@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <elf.h>
+#include <optional>
 #include <set>
 
 #include <sys/user.h>
@@ -86,6 +87,7 @@ struct TaskImages {
 
 struct TreeImages {
 	std::vector<TaskImages> tasks;	// pstree order: [0] is the root
+	const ImageDir *pages = nullptr;  // where the pages images are (a template's, or the dump's)
 	RestoredFiles files;
 	int min_service_fd = 3;	 // above every fd number of every task
 	std::set<pid_t> pids;	 // as the tree sees them
@@ -111,7 +113,7 @@ Status check_core(const CoreEntry &c, const std::string &name, bool leader)
 	return {};
 }
 
-Status read_task(const ImageDir &dir, const RestoredFiles &files, TaskImages &ti)
+Status read_task(const ImageDir &dir, const ImageDir &pages, const RestoredFiles &files, TaskImages &ti)
 {
 	auto ids =
 	    read_one<TaskKobjIdsEntry>(dir, strfmt("ids-%d.img", ti.pid), IDS_MAGIC, task_kobj_ids_entry__descriptor);
@@ -126,7 +128,7 @@ Status read_task(const ImageDir &dir, const RestoredFiles &files, TaskImages &ti
 		TRY(check_core(**c, name, false));
 		ti.cores.push_back(std::move(*c));
 	}
-	auto mem = plan_memory(dir, ti.pid);
+	auto mem = plan_memory(dir, pages, ti.pid);
 	if (!mem)
 		return mem.error();
 	ti.mem = std::move(*mem);
@@ -150,9 +152,12 @@ Status read_task(const ImageDir &dir, const RestoredFiles &files, TaskImages &ti
 	return {};
 }
 
-Result<TreeImages> read_images(const ImageDir &dir)
+// held: ranges of the root's memory that its creator already has in place
+// (a template holder's), inherited through clone.
+Result<TreeImages> read_images(const ImageDir &dir, const ImageDir &pages, const std::vector<HeldRange> &held)
 {
 	TreeImages tree;
+	tree.pages = &pages;
 	auto inv = read_one<InventoryEntry>(dir, "inventory.img", INVENTORY_MAGIC, inventory_entry__descriptor);
 	if (!inv)
 		return inv.error();
@@ -161,7 +166,7 @@ Result<TreeImages> read_images(const ImageDir &dir)
 	auto entries = read_pstree(dir);
 	if (!entries)
 		return entries.error();
-	auto files = read_files(dir);
+	auto files = read_files(dir, pages);
 	if (!files)
 		return files.error();
 	tree.files = std::move(*files);
@@ -182,7 +187,9 @@ Result<TreeImages> read_images(const ImageDir &dir)
 			TRY(check_core(**c, name, true));
 		ti.cores.push_back(std::move(*c));
 		if (!ti.zombie)
-			TRY(read_task(dir, tree.files, ti));
+			TRY(read_task(dir, pages, tree.files, ti));
+		if (tree.tasks.empty() && !held.empty())
+			TRY(mark_held(ti.mem, held));
 		for (auto &fd : ti.fds) {
 			tree.min_service_fd = std::max<int>(tree.min_service_fd, fd->fd + 1);
 			if (tree.files.find(fd->id)->type == FD_TYPES__EVENTPOLL && epolls_seen.insert(fd->id).second)
@@ -291,7 +298,7 @@ private:
 	Inherited &inh_;
 	int report_fd_;
 	int next_service_fd_ = 0;
-	int dir_fd_ = -1;
+	int pages_dir_fd_ = -1;
 	int pages_fd_ = -1, exe_fd_ = -1;
 	std::vector<int> close_fds_;
 	uint64_t region_ = 0, region_len_ = 0, args_addr_ = 0, stack_top_ = 0;
@@ -313,11 +320,11 @@ Status ChildSide::move_service_fds()
 	// criu put the report pipe and the pool up there already.
 	next_service_fd_ = tree_.min_service_fd;
 	close_fds_.push_back(report_fd_);
-	int d = fcntl(dir_.fd(), F_DUPFD_CLOEXEC, next_service_fd_);
+	int d = fcntl(tree_.pages->fd(), F_DUPFD_CLOEXEC, next_service_fd_);
 	if (d < 0)
 		return sys_error("can't move service fds");
 	next_service_fd_ = d + 1;
-	dir_fd_ = d;
+	pages_dir_fd_ = d;
 	close_fds_.push_back(d);
 	int logfd = log::fd();
 	if (logfd > 2) {
@@ -333,7 +340,7 @@ Status ChildSide::move_service_fds()
 
 Status ChildSide::open_memory_fds()
 {
-	int p = openat(dir_fd_, ti_.mem.pages_image.c_str(), O_RDONLY | O_CLOEXEC);
+	int p = openat(pages_dir_fd_, ti_.mem.pages_image.c_str(), O_RDONLY | O_CLOEXEC);
 	if (p < 0)
 		return sys_error("can't open image %s", ti_.mem.pages_image.c_str());
 	pages_fd_ = service_fd(p);
@@ -1142,7 +1149,14 @@ Result<pid_t> restore_task(const Options &o)
 	if (!dir)
 		return dir.error();
 	plugins::set_image_dir(dir->fd());
-	auto tree = read_images(*dir);
+	std::optional<ImageDir> tmpl;  // a template holder's pages
+	if (o.pages_dir_fd >= 0) {
+		auto t = ImageDir::from_fd(o.pages_dir_fd, "the template's pages");
+		if (!t)
+			return t.error();
+		tmpl = std::move(*t);
+	}
+	auto tree = read_images(*dir, tmpl ? *tmpl : *dir, o.held);
 	if (!tree)
 		return tree.error();
 	TRY(check_ids_free(*tree));
@@ -1226,15 +1240,40 @@ Result<pid_t> restore_task(const Options &o)
 	return pid;
 }
 
-int cmd_restore(const Options &o)
+// With --mm-template the task is restored by a child of the template's
+// holder (a plugin's), so it is the holder's child: it can only be detached.
+Result<pid_t> restore_from_template(const Options &o)
+{
+	if (!o.restore_detached)
+		return Error{"--mm-template needs -d: the restored task is a child of the template holder"};
+	bool taken = false;
+	auto pid = plugins::restore_delegate(o.argv, &taken);
+	if (!pid)
+		return pid.error();
+	if (!taken)
+		return Error{strfmt("--mm-template %s: no plugin handles templates (load the mmtemplate plugin with -L)",
+				    o.mm_template.c_str())};
+	pr_info("Restored PID %d from template %s\n", *pid, o.mm_template.c_str());
+	return pid;
+}
+
+Result<pid_t> restore_and_record(const Options &o)
 {
 	auto pid = restore_task(o);
+	if (!pid)
+		return pid;
+	if (auto st = write_pidfile(o.pidfile, *pid); !st)
+		pr_err("%s\n", st.error().msg.c_str());
+	return pid;
+}
+
+int cmd_restore(const Options &o)
+{
+	auto pid = o.mm_template.empty() || !o.held.empty() ? restore_and_record(o) : restore_from_template(o);
 	if (!pid) {
 		pr_err("%s\n", pid.error().msg.c_str());
 		return 1;
 	}
-	if (auto st = write_pidfile(o.pidfile, *pid); !st)
-		pr_err("%s\n", st.error().msg.c_str());
 	if (o.restore_detached)
 		return 0;
 	int status;

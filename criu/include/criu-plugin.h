@@ -20,6 +20,7 @@
 #ifndef CRIU_PLUGIN_H
 #define CRIU_PLUGIN_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -29,7 +30,7 @@ extern "C" {
 
 #define CRIU_PLUGIN_GEN_VERSION(a, b, c) (((a) << 16) + ((b) << 8) + (c))
 #define CRIU_PLUGIN_VERSION_MAJOR 0
-#define CRIU_PLUGIN_VERSION_MINOR 2
+#define CRIU_PLUGIN_VERSION_MINOR 3
 #define CRIU_PLUGIN_VERSION_SUBLEVEL 0
 #define CRIU_PLUGIN_VERSION                                                                                            \
 	CRIU_PLUGIN_GEN_VERSION(CRIU_PLUGIN_VERSION_MAJOR, CRIU_PLUGIN_VERSION_MINOR, CRIU_PLUGIN_VERSION_SUBLEVEL)
@@ -57,11 +58,21 @@ enum {
 	 * criu exits 0 if the hook returned 0, 1 if not. */
 	CR_PLUGIN_HOOK__COMMAND = 32,
 
+	/* `criu restore --mm-template NAME`, before criu reads any image:
+	 * int restore_delegate(int argc, char **argv, int *pid, char *err,
+	 * size_t errlen), argv being criu's whole command line. A plugin that
+	 * restores the task elsewhere (in a template holder, through
+	 * criu_template_restore) returns 0 with the restored root's PID;
+	 * -ENOTSUP if the template is not its; another -errno with a message
+	 * in err if the restore failed (nothing is left behind). Runs in criu. */
+	CR_PLUGIN_HOOK__RESTORE_DELEGATE = 33,
+
 	CR_PLUGIN_HOOK__MAX
 };
 
 typedef int(cr_plugin_resume_devices_late_t)(int pid);
 typedef int(cr_plugin_command_t)(const char *cmd, int argc, char **argv);
+typedef int(cr_plugin_restore_delegate_t)(int argc, char **argv, int *pid, char *err, size_t errlen);
 
 /* The stage criu is in when it calls init() and exit(). */
 enum {
@@ -86,6 +97,36 @@ extern cr_plugin_desc_t CR_PLUGIN_DESC;
 /* The images directory of the current operation, as an open fd (-1 if
  * there is none). Provided by criu. */
 extern int criu_get_image_dir(void);
+
+/* The value of a long option of criu's command line ("images-dir",
+ * "mm-template", "mem-pool", "dax-device", "libdir", "log-file",
+ * "work-dir"), or NULL if it was not given. Provided by criu. */
+extern const char *criu_get_option(const char *name);
+
+/* criu's log, with CRIU's levels (1 error .. 4 debug). */
+extern void criu_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A range of memory a template holder has in place, [start, end). */
+struct cr_held_range {
+	uint64_t start, end;
+};
+
+/* In a template holder: maps the root task's private memory of the dump
+ * in images_dir_fd at its dumped addresses in the calling process, filled
+ * from the pages images in pages_dir_fd, and returns the ranges in *held
+ * (to free()). Returns 0; -EEXIST if an address is taken in the caller
+ * (re-execute to get another address space layout); another -errno with a
+ * message in err. Provided by criu. */
+extern int criu_template_hold(int images_dir_fd, int pages_dir_fd, struct cr_held_range **held,
+			      unsigned *nr_held, char *err, size_t errlen);
+
+/* In a child of a template holder: runs `criu restore` as argv (criu's
+ * command line) asks, with the held ranges inherited copy-on-write and the
+ * other pages read from pages_dir_fd, and returns 0 with the restored
+ * root's PID (its parent is the caller), or -1 with a message in err.
+ * Provided by criu. */
+extern int criu_template_restore(int argc, char **argv, const struct cr_held_range *held, unsigned nr_held,
+				 int pages_dir_fd, int *pid, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -72,7 +72,8 @@ struct RestoredFiles {
 };
 using FdTable = std::vector<PbPtr<FdinfoEntry>>;
 
-Result<RestoredFiles> read_files(const ImageDir &dir);
+// Memfd contents come from pages_dir (the images directory, or a template).
+Result<RestoredFiles> read_files(const ImageDir &dir, const ImageDir &pages_dir);
 Result<FdTable> read_fdinfo(const ImageDir &dir, uint32_t files_id, const RestoredFiles &rf);
 
 // Every open file description of the tree, opened by criu before the first

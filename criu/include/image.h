@@ -33,6 +33,8 @@ class ImageDir
 {
 public:
 	static Result<ImageDir> open(const std::string &path, bool create);
+	// Another open directory (a template's pages): fd is duplicated.
+	static Result<ImageDir> from_fd(int fd, const std::string &label);
 	int fd() const { return fd_.get(); }
 	const std::string &path() const { return path_; }
 

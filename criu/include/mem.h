@@ -17,6 +17,7 @@
 
 #include "files.h"
 #include "image.h"
+#include "options.h"
 #include "restorer-args.h"
 #include "util.h"
 
@@ -56,7 +57,13 @@ struct MemPlan {
 	uint64_t pages_bytes = 0;
 };
 
-Result<MemPlan> plan_memory(const ImageDir &dir, pid_t pid);
+// pages_dir holds the pages images (the images directory, or a template).
+Result<MemPlan> plan_memory(const ImageDir &dir, const ImageDir &pages_dir, pid_t pid);
+
+// Marks the VMAs the restoring process already has in place (each held
+// range must be exactly one private VMA of the plan) and drops their page
+// runs: the blob keeps them instead of mapping and filling them.
+Status mark_held(MemPlan &p, const std::vector<HeldRange> &held);
 
 // One shmem object per shared anonymous segment of the tree (as
 // mmap(MAP_SHARED|MAP_ANONYMOUS) makes it), sized for every task's windows

@@ -14,6 +14,11 @@
 namespace criu
 {
 
+// A range of memory a template holder already has in place (mm-templates).
+struct HeldRange {
+	uint64_t start, end;
+};
+
 struct Options {
 	std::string command;
 	pid_t pid = 0;		       // -t
@@ -33,6 +38,13 @@ struct Options {
 	int swrk_fd = -1;				       // swrk FD
 	std::string libdir;				       // -L: plugin directory
 	std::vector<std::string> args;			       // the command and its arguments
+	std::vector<std::string> argv;			       // the whole command line
+	std::string mm_template;			       // --mm-template NAME
+	std::string mem_pool;				       // --mem-pool dram|dax
+	std::string dax_device;				       // --dax-device PATH
+	// Set by a template holder for the restore it runs (see template.cpp).
+	std::vector<HeldRange> held;
+	int pages_dir_fd = -1;
 	// RPC clients get pre-/post- notifications; an error aborts the step.
 	std::function<Status(const std::string &script, pid_t pid)> notify_cb;
 };
@@ -41,6 +53,9 @@ inline Status notify(const Options &o, const std::string &script, pid_t pid)
 {
 	return o.notify_cb ? o.notify_cb(script, pid) : Status();
 }
+
+// Where -o/-W put the log ("" for stderr).
+std::string log_path(const Options &o);
 
 // Parses argv into o. Returns false (after printing one line) on bad input.
 // Exits 0 itself for --help and --version.
@@ -55,6 +70,8 @@ int cmd_swrk(const Options &o);
 // The commands' work, for the CLI and the RPC service alike.
 Status dump_task(const Options &o);
 Result<pid_t> restore_task(const Options &o);
+// restore_task() and --pidfile.
+Result<pid_t> restore_and_record(const Options &o);
 // Prints each kernel feature's state; false if one is missing.
 bool check_kernel(FILE *out);
 

@@ -3,9 +3,15 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "criu-plugin.h"
 #include "util.h"
+
+namespace criu
+{
+struct Options;
+}
 
 namespace criu::plugins
 {
@@ -19,9 +25,14 @@ void unload(int ret);
 // Runs `criu cmd ...` through the plugins. Returns the exit code, or -1 if
 // no plugin handles cmd.
 int run_command(const char *cmd, int argc, char **argv);
+// RESTORE_DELEGATE: a plugin restored the task elsewhere (returns its PID),
+// or none took it (returns 0 and sets *taken = false).
+Result<pid_t> restore_delegate(const std::vector<std::string> &argv, bool *taken);
 // RESUME_DEVICES_LATE after a restored task runs.
 Status resume_devices_late(int pid);
 
 void set_image_dir(int fd);
+// What criu_get_option() answers.
+void set_options(const Options *o);
 
 }  // namespace criu::plugins

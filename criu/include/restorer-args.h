@@ -30,7 +30,9 @@ struct rst_vma {
 	uint32_t mmap_flags; /* MAP_PRIVATE/MAP_SHARED/MAP_ANONYMOUS/MAP_GROWSDOWN */
 	int32_t fd;	     /* opened by the driver, -1 for anonymous */
 	uint32_t has_pages;  /* some page of it comes from the pages image */
-	uint64_t madv;	     /* bit n set: madvise(n) */
+	uint32_t held;	     /* already in place, inherited from a template holder */
+	uint32_t pad;
+	uint64_t madv; /* bit n set: madvise(n) */
 };
 
 /* A run of pages read from the pages image into [vaddr, vaddr + len). */

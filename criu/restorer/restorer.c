@@ -136,7 +136,10 @@ static void move_specials(struct rst_args *a, struct rst_thread *t, uint64_t par
 	}
 }
 
-/* Unmap everything except the bootstrap region and the moved specials. */
+/*
+ * Unmap everything except the bootstrap region, the moved specials and the
+ * VMAs inherited from a template holder.
+ */
 static void unmap_rest(struct rst_args *a, struct rst_thread *t)
 {
 	uint64_t cur = 0;
@@ -151,6 +154,13 @@ static void unmap_rest(struct rst_args *a, struct rst_thread *t)
 				next_end = s + l;
 			}
 		}
+		for (uint32_t i = 0; i < a->nr_vmas; i++) {
+			struct rst_vma *v = &a->vmas[i];
+			if (v->held && v->start >= cur && v->start < next) {
+				next = v->start;
+				next_end = v->end;
+			}
+		}
 		if (next > cur)
 			CHECK(t, RST_UNMAP, sys_munmap(cur, next - cur), cur);
 		if (next >= TASK_SIZE)
@@ -163,6 +173,8 @@ static void map_vmas(struct rst_args *a, struct rst_thread *t)
 {
 	for (uint32_t i = 0; i < a->nr_vmas; i++) {
 		struct rst_vma *v = &a->vmas[i];
+		if (v->held)
+			continue;
 		uint32_t prot = v->prot | (v->has_pages ? PROT_WRITE : 0);
 		/* shared anonymous memory comes as an fd of its shmem object */
 		uint32_t flags = v->fd >= 0 ? v->mmap_flags & ~MAP_ANONYMOUS : v->mmap_flags;
@@ -194,7 +206,8 @@ static void finish_vmas(struct rst_args *a, struct rst_thread *t)
 	for (uint32_t i = 0; i < a->nr_vmas; i++) {
 		struct rst_vma *v = &a->vmas[i];
 		uint64_t len = v->end - v->start;
-		if (v->has_pages && !(v->prot & PROT_WRITE))
+		/* a holder maps its VMAs read-write */
+		if ((v->has_pages && !(v->prot & PROT_WRITE)) || v->held)
 			CHECK(t, RST_MPROTECT, sys_mprotect(v->start, len, v->prot), v->start);
 		for (int adv = 0; adv < 64; adv++)
 			if (v->madv & (1ULL << adv))

@@ -1,0 +1,170 @@
+#include "template.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+
+#include "criu-plugin.h"
+#include "fdinfo.pb-c.h"
+#include "files.h"
+#include "log.h"
+#include "mem.h"
+#include "mm.pb-c.h"
+#include "plugin.h"
+#include "pstree.h"
+#include "pstree.pb-c.h"
+
+namespace criu
+{
+
+namespace
+{
+
+constexpr uint64_t kHuge = 2 << 20;
+constexpr int kMadvCollapse = 25;
+
+// Fills [v.start, v.end) from the runs of the plan that fall inside it.
+Status fill(const MemPlan &m, const rst_vma &v, int pages_fd)
+{
+	for (auto &r : m.runs) {
+		if (r.vaddr < v.start || r.vaddr >= v.end)
+			continue;
+		for (uint64_t done = 0; done < r.len;) {
+			ssize_t n = pread(pages_fd, (char *)(r.vaddr + done), r.len - done, r.file_off + done);
+			if (n <= 0)
+				return n < 0 ? sys_error("can't read template pages at %lx", (unsigned long)(r.vaddr + done))
+					     : Error{"the template's pages are truncated"};
+			done += n;
+		}
+	}
+	return {};
+}
+
+// Huge pages make a fork copy one entry per 2 MiB; MADV_COLLAPSE does it
+// without the VM_HUGEPAGE flag MADV_HUGEPAGE would leave on the VMA.
+void collapse(const rst_vma &v)
+{
+	uint64_t a = (v.start + kHuge - 1) & ~(kHuge - 1), b = v.end & ~(kHuge - 1);
+	if (a < b && madvise((void *)a, b - a, kMadvCollapse) < 0)
+		pr_debug("MADV_COLLAPSE of %lx-%lx: %s\n", (unsigned long)a, (unsigned long)b, strerror(errno));
+}
+
+}  // namespace
+
+Result<std::vector<HeldRange>> hold_template(const ImageDir &images, const ImageDir &pages, bool *collision)
+{
+	*collision = false;
+	auto tree = read_pstree(images);
+	if (!tree)
+		return tree.error();
+	pid_t root = (*tree)[0]->pid;
+	auto plan = plan_memory(images, pages, root);
+	if (!plan)
+		return plan.error();
+	auto files = read_files(images, pages);
+	if (!files)
+		return files.error();
+	Fd pages_fd(openat(pages.fd(), plan->pages_image.c_str(), O_RDONLY | O_CLOEXEC));
+	if (!pages_fd.valid())
+		return sys_error("can't open the template's %s", plan->pages_image.c_str());
+	std::vector<HeldRange> held;
+	for (size_t i = 0; i < plan->vmas.size(); i++) {
+		const rst_vma &v = plan->vmas[i];
+		uint32_t fid = plan->vma_file[i];
+		bool memfd = fid && files->find(fid) && files->find(fid)->memfd;
+		if (!v.has_pages || !(v.mmap_flags & MAP_PRIVATE) || memfd)
+			continue;
+		Fd file;
+		if (fid) {
+			auto fd = open_file_entry(*files, fid, plan->vma_fflags[i]);
+			if (!fd)
+				return fd.error();
+			file.reset(*fd);
+		}
+		uint32_t flags = (v.mmap_flags & ~(MAP_SHARED | MAP_FIXED)) | MAP_FIXED_NOREPLACE;
+		void *a = mmap((void *)v.start, v.end - v.start, PROT_READ | PROT_WRITE, flags, file.get(), v.pgoff);
+		if (a == MAP_FAILED || a != (void *)v.start) {
+			// old kernels ignore MAP_FIXED_NOREPLACE and map elsewhere
+			*collision = a != MAP_FAILED || errno == EEXIST;
+			if (a != MAP_FAILED)
+				munmap(a, v.end - v.start);
+			if (*collision)
+				return Error{strfmt("%lx-%lx is taken in the holder", (unsigned long)v.start,
+						    (unsigned long)v.end)};
+			return sys_error("can't map template memory at %lx", (unsigned long)v.start);
+		}
+		held.push_back({v.start, v.end});
+		TRY(fill(*plan, v, pages_fd.get()));
+		if (!fid)
+			collapse(v);
+	}
+	pr_info("Holding %zu VMAs of PID %d\n", held.size(), root);
+	return held;
+}
+
+}  // namespace criu
+
+// ------------------------------------------------------------ plugin API
+
+namespace
+{
+
+void set_err(char *err, size_t len, const std::string &msg)
+{
+	if (err && len)
+		snprintf(err, len, "%s", msg.c_str());
+}
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) int criu_template_hold(int images_dir_fd, int pages_dir_fd,
+									   struct cr_held_range **held,
+									   unsigned *nr_held, char *err, size_t errlen)
+{
+	using namespace criu;
+	auto images = ImageDir::from_fd(images_dir_fd, "template images");
+	auto pages = ImageDir::from_fd(pages_dir_fd, "template pages");
+	if (!images || !pages) {
+		set_err(err, errlen, (!images ? images.error() : pages.error()).msg);
+		return -EBADF;
+	}
+	bool collision;
+	auto r = hold_template(*images, *pages, &collision);
+	if (!r) {
+		set_err(err, errlen, r.error().msg);
+		return collision ? -EEXIST : -EINVAL;
+	}
+	*held = static_cast<cr_held_range *>(calloc(r->size() + 1, sizeof(cr_held_range)));
+	if (!*held)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->size(); i++)
+		(*held)[i] = {(*r)[i].start, (*r)[i].end};
+	*nr_held = r->size();
+	return 0;
+}
+
+extern "C" __attribute__((visibility("default"))) int criu_template_restore(int argc, char **argv,
+									      const struct cr_held_range *held,
+									      unsigned nr_held, int pages_dir_fd,
+									      int *pid, char *err, size_t errlen)
+{
+	using namespace criu;
+	Options o;
+	if (!parse_options(argc, argv, o) || o.command != "restore") {
+		set_err(err, errlen, "not a valid criu restore command line");
+		return -1;
+	}
+	for (unsigned i = 0; i < nr_held; i++)
+		o.held.push_back({held[i].start, held[i].end});
+	o.pages_dir_fd = pages_dir_fd;
+	log::init(o.verbosity, log_path(o), o.log_pid);
+	log::reset_first_error();
+	plugins::set_options(&o);
+	auto r = restore_and_record(o);
+	plugins::set_options(nullptr);
+	if (!r) {
+		set_err(err, errlen, r.error().msg);
+		return -1;
+	}
+	*pid = *r;
+	return 0;
+}

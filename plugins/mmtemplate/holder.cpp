@@ -1,0 +1,418 @@
+#include "holder.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <vector>
+
+#include "criu-plugin.h"
+
+namespace mmt
+{
+
+namespace
+{
+
+constexpr uint32_t kMagic = 0x4d4d5450;	 // "MMTP"
+constexpr int kMaxTries = 8;		 // re-executions for an address space layout
+enum : uint32_t { kRestore = 1, kPing = 2, kQuit = 3 };
+enum : int32_t { kOk = 0, kFailed = -1, kStale = 1 };
+
+struct Req {
+	uint32_t magic, type;
+	uint64_t generation;
+	uint32_t argc, pad;
+};
+
+struct Rep {
+	int32_t status, pid;
+	char err[1024];
+};
+
+Result<sockaddr_un> address(const Pool &p, const std::string &name)
+{
+	auto path = p.socket_path(name);
+	if (!path)
+		return Result<sockaddr_un>::fail(path.error());
+	sockaddr_un a{};
+	a.sun_family = AF_UNIX;
+	if (path->size() >= sizeof(a.sun_path))
+		return Result<sockaddr_un>::fail(fmt("socket path %s is too long", path->c_str()));
+	memcpy(a.sun_path, path->c_str(), path->size());
+	return a;
+}
+
+Result<Fd> connect_to(const Pool &p, const std::string &name)
+{
+	auto a = address(p, name);
+	if (!a)
+		return Result<Fd>::fail(a.error());
+	Fd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+	if (!s.valid() || connect(s.get(), reinterpret_cast<sockaddr *>(&*a), sizeof(*a)) < 0)
+		return Result<Fd>::fail(sys("no holder at %s", a->sun_path));
+	return s;
+}
+
+Status send_req(int s, uint32_t type, uint64_t gen, int argc, char **argv, int fd)
+{
+	std::string msg(sizeof(Req), '\0');
+	Req r{kMagic, type, gen, (uint32_t)argc, 0};
+	memcpy(msg.data(), &r, sizeof(r));
+	for (int i = 0; i < argc; i++)
+		msg.append(argv[i], strlen(argv[i]) + 1);
+	if (msg.size() > 60000)
+		return fail("the command line is too long for the holder");
+	iovec iov = {msg.data(), msg.size()};
+	msghdr mh{};
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	char ctl[CMSG_SPACE(sizeof(int))] = {};
+	if (fd >= 0) {
+		mh.msg_control = ctl;
+		mh.msg_controllen = sizeof(ctl);
+		cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	if (sendmsg(s, &mh, MSG_NOSIGNAL) != (ssize_t)msg.size())
+		return fail(sys("can't send a request to the holder"));
+	return ok();
+}
+
+Result<Rep> recv_rep(int s)
+{
+	Rep rep{};
+	ssize_t n;
+	while ((n = recv(s, &rep, sizeof(rep), 0)) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(rep))
+		return Result<Rep>::fail(n < 0 ? sys("no answer from the holder") : "the holder ended without answering");
+	rep.err[sizeof(rep.err) - 1] = 0;
+	return rep;
+}
+
+Result<Rep> ask(const Pool &p, const std::string &name, uint32_t type, uint64_t gen)
+{
+	auto s = connect_to(p, name);
+	if (!s)
+		return Result<Rep>::fail(s.error());
+	if (auto st = send_req(s->get(), type, gen, 0, nullptr, -1); !st)
+		return Result<Rep>::fail(st.error());
+	return recv_rep(s->get());
+}
+
+// This plugin's directory, for the holder's -L.
+std::string plugin_dir()
+{
+	Dl_info info{};
+	if (!dladdr(reinterpret_cast<void *>(&plugin_dir), &info) || !info.dli_fname)
+		return ".";
+	std::string path = info.dli_fname;
+	return dirname(path.data());
+}
+
+// Starts `criu mm-template hold NAME` detached (its own session, its log
+// beside its socket) and waits until it holds the memory or fails.
+Status spawn_holder(const Pool &p, const std::string &name)
+{
+	auto sock = p.socket_path(name);
+	if (!sock)
+		return fail(sock.error());
+	std::string log = sock->substr(0, sock->size() - 5) + ".log";
+	int pp[2];
+	if (pipe2(pp, O_CLOEXEC) < 0)
+		return fail(sys("can't create a pipe"));
+	Fd rd(pp[0]), wr(pp[1]);
+	std::vector<std::string> args = {"criu", "-L", plugin_dir(), "-o", log, "-v4", "mm-template", "hold", name};
+	if (p.kind == "dax")
+		args.insert(args.end(), {"--mem-pool", "dax", "--dax-device", p.dir});
+	pid_t child = fork();
+	if (child < 0)
+		return fail(sys("can't fork the holder"));
+	if (child == 0) {
+		setsid();
+		if (fork() != 0)
+			_exit(0);
+		int fd = fcntl(wr.get(), F_DUPFD, 100);	 // survives exec
+		setenv("CRIU_MM_READY_FD", std::to_string(fd).c_str(), 1);
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, 0), dup2(null, 1), dup2(null, 2);
+		std::vector<char *> av;
+		for (auto &a : args)
+			av.push_back(a.data());
+		av.push_back(nullptr);
+		execv("/proc/self/exe", av.data());
+		_exit(127);
+	}
+	waitpid(child, nullptr, 0);
+	wr.reset();
+	std::string answer;
+	char buf[1024];
+	ssize_t n;
+	while ((n = read(rd.get(), buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+		if (n > 0)
+			answer.append(buf, n);
+	if (answer.starts_with("OK"))
+		return ok();
+	return fail(answer.empty() ? fmt("the holder of %s died while starting (see %s)", name.c_str(), log.c_str())
+				   : answer);
+}
+
+void tell_ready(const std::string &answer)
+{
+	const char *env = getenv("CRIU_MM_READY_FD");
+	if (!env)
+		return;
+	int fd = atoi(env);
+	ssize_t w = write(fd, answer.data(), answer.size());
+	(void)w;
+	close(fd);
+	unsetenv("CRIU_MM_READY_FD");
+}
+
+// Another address space layout: run again (ASLR moves our own mappings).
+void reexec()
+{
+	int tries = getenv("CRIU_MM_HOLD_TRY") ? atoi(getenv("CRIU_MM_HOLD_TRY")) : 0;
+	if (tries >= kMaxTries)
+		return;
+	setenv("CRIU_MM_HOLD_TRY", std::to_string(tries + 1).c_str(), 1);
+	std::ifstream f("/proc/self/cmdline", std::ios::binary);
+	std::string cmdline((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+	std::vector<char *> av;
+	for (size_t i = 0; i < cmdline.size(); i += strlen(&cmdline[i]) + 1)
+		av.push_back(&cmdline[i]);
+	av.push_back(nullptr);
+	criu_log(3, "template memory collides with the holder's own: re-executing (try %d)\n", tries + 1);
+	execv("/proc/self/exe", av.data());
+}
+
+Status verify(int gen_fd, const Index &ix)
+{
+	for (auto &f : ix.files) {
+		Fd fd(openat(gen_fd, f.name.c_str(), O_RDONLY | O_CLOEXEC));
+		if (!fd.valid())
+			return fail(sys("template %s: %s", ix.name.c_str(), f.name.c_str()));
+		uint64_t size;
+		auto sum = checksum_file(fd.get(), &size);
+		if (!sum)
+			return fail(sum.error());
+		if (size != f.size || *sum != f.sum)
+			return fail(fmt("template %s is corrupt: %s has %llu bytes and checksum %llx, the index says "
+					"%llu and %llx",
+					ix.name.c_str(), f.name.c_str(), (unsigned long long)size,
+					(unsigned long long)*sum, (unsigned long long)f.size,
+					(unsigned long long)f.sum));
+	}
+	return ok();
+}
+
+struct Holder {
+	const Pool &pool;
+	Index ix;
+	Fd gen_dir, lock, listen_fd;
+	cr_held_range *held = nullptr;
+	unsigned nr_held = 0;
+	std::string sock;
+
+	~Holder()
+	{
+		free(held);
+		if (!sock.empty())
+			unlink(sock.c_str());
+		lock.reset();
+		collect_garbage(pool, ix.name);
+	}
+
+	Status setup(const std::string &name)
+	{
+		auto x = read_index(pool, name);
+		if (!x)
+			return fail(x.error());
+		ix = *x;
+		gen_dir.reset(open(pool.gen_dir(name, ix.generation).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+		if (!gen_dir.valid())
+			return fail(sys("template %s generation %llu", name.c_str(), (unsigned long long)ix.generation));
+		lock.reset(openat(gen_dir.get(), ".lock", O_RDONLY | O_CLOEXEC));
+		if (!lock.valid() || flock(lock.get(), LOCK_SH) < 0)
+			return fail(sys("can't lock template %s", name.c_str()));
+		if (auto st = verify(gen_dir.get(), ix); !st)
+			return st;
+		char err[1024] = "";
+		int r = criu_template_hold(gen_dir.get(), gen_dir.get(), &held, &nr_held, err, sizeof(err));
+		if (r == -EEXIST)
+			reexec();
+		if (r < 0)
+			return fail(fmt("can't hold template %s: %s", name.c_str(), err));
+		return listen_on(name);
+	}
+
+	Status listen_on(const std::string &name)
+	{
+		auto a = address(pool, name);
+		if (!a)
+			return fail(a.error());
+		if (auto other = ask(pool, name, kPing, ix.generation))
+			return fail(fmt("template %s already has a holder (PID %d)", name.c_str(), other->pid));
+		unlink(a->sun_path);
+		listen_fd.reset(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+		if (!listen_fd.valid() || bind(listen_fd.get(), reinterpret_cast<sockaddr *>(&*a), sizeof(*a)) < 0 ||
+		    chmod(a->sun_path, 0600) < 0 || listen(listen_fd.get(), 64) < 0)
+			return fail(sys("can't listen on %s", a->sun_path));
+		sock = a->sun_path;
+		return ok();
+	}
+
+	// The worker: a copy of this process, memory included, restores.
+	void work(int conn, int cwd, std::vector<std::string> args)
+	{
+		listen_fd.reset();
+		Rep rep{};
+		if (cwd < 0 || fchdir(cwd) < 0) {
+			rep.status = kFailed;
+			snprintf(rep.err, sizeof(rep.err), "the request came without the client's directory");
+		} else {
+			close(cwd);
+			std::vector<char *> av;
+			for (auto &a : args)
+				av.push_back(a.data());
+			av.push_back(nullptr);
+			int pid = 0;
+			int r = criu_template_restore((int)args.size(), av.data(), held, nr_held, gen_dir.get(), &pid,
+						      rep.err, sizeof(rep.err));
+			rep.status = r == 0 ? kOk : kFailed;
+			rep.pid = pid;
+		}
+		send(conn, &rep, sizeof(rep), MSG_NOSIGNAL);
+		_exit(0);
+	}
+
+	// One request; false once the holder should end.
+	bool serve(int conn)
+	{
+		std::string buf(65536, '\0');
+		iovec iov = {buf.data(), buf.size()};
+		msghdr mh{};
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		char ctl[CMSG_SPACE(sizeof(int))] = {};
+		mh.msg_control = ctl;
+		mh.msg_controllen = sizeof(ctl);
+		ssize_t n = recvmsg(conn, &mh, MSG_CMSG_CLOEXEC);
+		int cwd = -1;
+		if (cmsghdr *c = CMSG_FIRSTHDR(&mh); c && c->cmsg_type == SCM_RIGHTS)
+			memcpy(&cwd, CMSG_DATA(c), sizeof(int));
+		Fd cwd_fd(cwd);
+		Req r{};
+		Rep rep{};
+		rep.pid = getpid();
+		if (n < (ssize_t)sizeof(Req) || (memcpy(&r, buf.data(), sizeof(r)), r.magic != kMagic)) {
+			rep.status = kFailed;
+			snprintf(rep.err, sizeof(rep.err), "malformed request");
+		} else if (r.generation != ix.generation && r.type != kQuit) {
+			rep.status = kStale;
+			snprintf(rep.err, sizeof(rep.err), "the holder has generation %llu",
+				 (unsigned long long)ix.generation);
+		} else if (r.type == kRestore) {
+			std::vector<std::string> args;
+			for (size_t at = sizeof(Req); at < (size_t)n && args.size() < r.argc;) {
+				size_t len = strnlen(buf.data() + at, n - at);
+				args.emplace_back(buf.data() + at, len);
+				at += len + 1;
+			}
+			pid_t w = fork();
+			if (w == 0)
+				work(conn, cwd_fd.release(), std::move(args));
+			if (w > 0)
+				return true;
+			rep.status = kFailed;
+			snprintf(rep.err, sizeof(rep.err), "can't fork a worker: %s", strerror(errno));
+		}
+		send(conn, &rep, sizeof(rep), MSG_NOSIGNAL);
+		return rep.status != kStale && r.type != kQuit;
+	}
+
+	void loop()
+	{
+		for (bool go = true; go;) {
+			while (waitpid(-1, nullptr, WNOHANG) > 0)
+				;
+			pollfd pf = {listen_fd.get(), POLLIN, 0};
+			if (poll(&pf, 1, 200) <= 0)
+				continue;
+			Fd conn(accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+			if (conn.valid())
+				go = serve(conn.get());
+		}
+	}
+};
+
+}  // namespace
+
+Status run_holder(const Pool &p, const std::string &name)
+{
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	signal(SIGPIPE, SIG_IGN);
+	Holder h{p, {}, {}, {}, {}};
+	h.ix.name = name;
+	if (auto st = h.setup(name); !st) {
+		tell_ready(st.error());
+		return st;
+	}
+	criu_log(3, "Holding template %s generation %llu (%u VMAs) on %s\n", name.c_str(),
+		 (unsigned long long)h.ix.generation, h.nr_held, h.sock.c_str());
+	tell_ready("OK");
+	h.loop();
+	return ok();
+}
+
+Result<int> restore_via_holder(const Pool &p, const Index &ix, int argc, char **argv)
+{
+	for (int attempt = 0; attempt < 3; attempt++) {
+		auto s = connect_to(p, ix.name);
+		if (!s) {
+			if (auto st = spawn_holder(p, ix.name); !st)
+				return Result<int>::fail(st.error());
+			continue;
+		}
+		Fd cwd(open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+		if (auto st = send_req(s->get(), kRestore, ix.generation, argc, argv, cwd.get()); !st)
+			return Result<int>::fail(st.error());
+		auto rep = recv_rep(s->get());
+		if (!rep)
+			return Result<int>::fail(rep.error());
+		if (rep->status == kOk)
+			return rep->pid;
+		if (rep->status == kFailed)
+			return Result<int>::fail(rep->err);
+		// stale: that holder ends; the next attempt starts a fresh one
+		for (int i = 0; i < 100 && holder_pid(p, ix.name); i++)
+			usleep(10000);
+	}
+	return Result<int>::fail(fmt("no holder of template %s could be reached", ix.name.c_str()));
+}
+
+void stop_holder(const Pool &p, const std::string &name)
+{
+	ask(p, name, kQuit, 0);
+}
+
+int holder_pid(const Pool &p, const std::string &name)
+{
+	auto rep = ask(p, name, kPing, 0);
+	return rep ? rep->pid : 0;
+}
+
+}  // namespace mmt
