@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 
+#include <map>
+
 #include "criu-plugin.h"
 #include "fdinfo.pb-c.h"
 #include "files.h"
@@ -40,12 +42,25 @@ Status fill(const MemPlan &m, const rst_vma &v, int pages_fd)
 }
 
 // Huge pages make a fork copy one entry per 2 MiB; MADV_COLLAPSE does it
-// without the VM_HUGEPAGE flag MADV_HUGEPAGE would leave on the VMA.
-void collapse(const rst_vma &v)
+// without the VM_HUGEPAGE flag MADV_HUGEPAGE would leave on the VMA. Only
+// 2 MiB blocks the template fills completely are collapsed: collapsing a
+// sparse block would fill its holes with zeros, and memory use would grow.
+void collapse(const MemPlan &m, const rst_vma &v)
 {
-	uint64_t a = (v.start + kHuge - 1) & ~(kHuge - 1), b = v.end & ~(kHuge - 1);
-	if (a < b && madvise((void *)a, b - a, kMadvCollapse) < 0)
-		pr_debug("MADV_COLLAPSE of %lx-%lx: %s\n", (unsigned long)a, (unsigned long)b, strerror(errno));
+	std::map<uint64_t, uint64_t> filled;  // block -> bytes of pages in it
+	for (auto &r : m.runs) {
+		if (r.vaddr < v.start || r.vaddr >= v.end)
+			continue;
+		for (uint64_t a = r.vaddr; a < r.vaddr + r.len;) {
+			uint64_t block = a & ~(kHuge - 1), next = std::min(block + kHuge, r.vaddr + r.len);
+			filled[block] += next - a;
+			a = next;
+		}
+	}
+	for (auto [block, bytes] : filled)
+		if (bytes == kHuge && block >= v.start && block + kHuge <= v.end &&
+		    madvise((void *)block, kHuge, kMadvCollapse) < 0)
+			pr_debug("MADV_COLLAPSE of %lx: %s\n", (unsigned long)block, strerror(errno));
 }
 
 }  // namespace
@@ -95,7 +110,7 @@ Result<std::vector<HeldRange>> hold_template(const ImageDir &images, const Image
 		held.push_back({v.start, v.end});
 		TRY(fill(*plan, v, pages_fd.get()));
 		if (!fid)
-			collapse(v);
+			collapse(*plan, v);
 	}
 	pr_info("Holding %zu VMAs of PID %d\n", held.size(), root);
 	return held;

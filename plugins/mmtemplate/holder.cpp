@@ -219,10 +219,24 @@ Status verify(int gen_fd, const Index &ix)
 	return ok();
 }
 
+// Held (LOCK_EX) by the one holder of a template on this node for its life.
+std::string holder_lock_path(const Pool &p, const std::string &name)
+{
+	auto sock = p.socket_path(name);
+	return sock ? *sock + ".lock" : std::string();
+}
+
+// Is a holder of name starting or running on this node?
+bool holder_alive(const Pool &p, const std::string &name)
+{
+	Fd l(open(holder_lock_path(p, name).c_str(), O_RDONLY | O_CLOEXEC));
+	return l.valid() && flock(l.get(), LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+}
+
 struct Holder {
 	const Pool &pool;
 	Index ix;
-	Fd gen_dir, lock, listen_fd;
+	Fd node_lock, gen_dir, lock, listen_fd;
 	cr_held_range *held = nullptr;
 	unsigned nr_held = 0;
 	std::string sock;
@@ -234,6 +248,20 @@ struct Holder {
 			unlink(sock.c_str());
 		lock.reset();
 		collect_garbage(pool, ix.name);
+	}
+
+	// false: another holder of name runs or starts on this node.
+	Result<bool> take_node_lock(const std::string &name)
+	{
+		auto path = holder_lock_path(pool, name);
+		node_lock.reset(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+		if (!node_lock.valid())
+			return Result<bool>::fail(sys("can't open %s", path.c_str()));
+		if (flock(node_lock.get(), LOCK_EX | LOCK_NB) == 0)
+			return true;
+		if (errno == EWOULDBLOCK)
+			return false;
+		return Result<bool>::fail(sys("can't lock %s", path.c_str()));
 	}
 
 	Status setup(const std::string &name)
@@ -264,9 +292,7 @@ struct Holder {
 		auto a = address(pool, name);
 		if (!a)
 			return fail(a.error());
-		if (auto other = ask(pool, name, kPing, ix.generation))
-			return fail(fmt("template %s already has a holder (PID %d)", name.c_str(), other->pid));
-		unlink(a->sun_path);
+		unlink(a->sun_path);  // a dead holder's: we have the node lock
 		listen_fd.reset(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
 		if (!listen_fd.valid() || bind(listen_fd.get(), reinterpret_cast<sockaddr *>(&*a), sizeof(*a)) < 0 ||
 		    chmod(a->sun_path, 0600) < 0 || listen(listen_fd.get(), 64) < 0)
@@ -365,8 +391,14 @@ Status run_holder(const Pool &p, const std::string &name)
 {
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	signal(SIGPIPE, SIG_IGN);
-	Holder h{p, {}, {}, {}, {}};
+	Holder h{p, {}, {}, {}, {}, {}};
 	h.ix.name = name;
+	auto mine = h.take_node_lock(name);
+	if (!mine || !*mine) {
+		// someone else holds it: the clients will reach that holder
+		tell_ready(mine ? "OK" : mine.error());
+		return mine ? ok() : fail(mine.error());
+	}
 	if (auto st = h.setup(name); !st) {
 		tell_ready(st.error());
 		return st;
@@ -380,11 +412,23 @@ Status run_holder(const Pool &p, const std::string &name)
 
 Result<int> restore_via_holder(const Pool &p, const Index &ix, int argc, char **argv)
 {
-	for (int attempt = 0; attempt < 3; attempt++) {
+	constexpr int kWaitMs = 120000;	 // a holder of a big template takes a while to fill
+	bool spawned = false;
+	for (int waited = 0, stale = 0; stale < 3;) {
 		auto s = connect_to(p, ix.name);
 		if (!s) {
-			if (auto st = spawn_holder(p, ix.name); !st)
-				return Result<int>::fail(st.error());
+			if (!spawned && !holder_alive(p, ix.name)) {
+				if (auto st = spawn_holder(p, ix.name); !st)
+					return Result<int>::fail(st.error());
+				spawned = true;
+				continue;
+			}
+			if (!holder_alive(p, ix.name))
+				return Result<int>::fail(fmt("the holder of template %s ended before it served",
+							     ix.name.c_str()));
+			if ((waited += 10) > kWaitMs)
+				return Result<int>::fail(fmt("the holder of template %s did not answer", ix.name.c_str()));
+			usleep(10000);
 			continue;
 		}
 		Fd cwd(open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -398,8 +442,10 @@ Result<int> restore_via_holder(const Pool &p, const Index &ix, int argc, char **
 		if (rep->status == kFailed)
 			return Result<int>::fail(rep->err);
 		// stale: that holder ends; the next attempt starts a fresh one
-		for (int i = 0; i < 100 && holder_pid(p, ix.name); i++)
+		for (int i = 0; i < 500 && holder_alive(p, ix.name); i++)
 			usleep(10000);
+		spawned = false;
+		stale++;
 	}
 	return Result<int>::fail(fmt("no holder of template %s could be reached", ix.name.c_str()));
 }

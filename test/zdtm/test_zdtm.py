@@ -99,8 +99,10 @@ TEST_OPTS = {
 # unsupp_fd00 holds an fd criu can't dump (test_dump_fail_unchanged),
 # inherit_fd00 holds a pipe of the harness (test_rpc.py, RPC inherit_fd),
 # tree_unsupp is a tree criu refuses (test_dump_fail_tree), ns_pid_uts and
-# ns_ipc run as the init of new namespaces (test_namespaces).
-SPECIAL_TESTS = {"shell_job00", "unsupp_fd00", "inherit_fd00", "tree_unsupp", "ns_pid_uts", "ns_ipc"}
+# ns_ipc run as the init of new namespaces (test_namespaces), mm_isolation
+# too, for many template instances at once (test_mm_template.py).
+SPECIAL_TESTS = {"shell_job00", "unsupp_fd00", "inherit_fd00", "tree_unsupp", "ns_pid_uts", "ns_ipc",
+                 "mm_isolation"}
 
 # Flavors that only run for a few tests.
 NODETACH_TESTS = ["env00", "pipe00", "sigpending00", "fpu_threads"]
@@ -859,6 +861,43 @@ def zdtm(built, subreaper):
         r.cleanup()
 
 
+MMT_PLUGIN_DIR = REPO / "plugins" / "mmtemplate"
+
+
+@pytest.fixture(scope="session")
+def mm_pool(tmp_path_factory):
+    """A private dram pool (on tmpfs) and holder socket directory for this
+    session's mm-template tests; every template left in it is deleted (its
+    holder stopped) at the end."""
+    pool = Path(tempfile.mkdtemp(prefix="zdtm-mm-pool-", dir="/dev/shm"))
+    run = tmp_path_factory.mktemp("mm-run")
+    os.environ["CRIU_MM_POOL"] = str(pool)
+    os.environ["CRIU_MM_RUN"] = str(run)
+    yield pool
+    for tmpl in pool.glob("*.tmpl"):
+        subprocess.run([CRIU, "-L", str(MMT_PLUGIN_DIR), "mm-template", "delete", tmpl.stem],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    reap_zombie_children()
+    shutil.rmtree(pool, ignore_errors=True)
+
+
+def mm_template(r, imgdir, name=None):
+    """criu convert of imgdir into the session pool; returns the template name
+    (the test's name by default) and arranges for its deletion."""
+    name = name or r.name
+    rc = r.criu("convert", ["-L", MMT_PLUGIN_DIR, "convert", "-D", imgdir, "--mm-template", name, "-o",
+                            "convert.log", "-v4"], log=imgdir / "convert.log")
+    r.check(rc == 0, "criu convert exited with %s" % rc)
+    r.closers.append(lambda: subprocess.run(
+        [CRIU, "-L", str(MMT_PLUGIN_DIR), "mm-template", "delete", name], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, timeout=30))
+    return name
+
+
+def mmt_restore_args(name):
+    return ["-L", MMT_PLUGIN_DIR, "--mm-template", name]
+
+
 def _cr_cycle(r, detach=True):
     """dump the running task, reap it, check images, restore; returns (pid, nodetach-criu)."""
     imgdir = r.dump(r.pid)
@@ -880,6 +919,23 @@ def test_zdtm(zdtm, name):
         r.ok = True
         return
     pid, _ = _cr_cycle(r)
+    r.finish_task(pid)
+    r.ok = True
+
+
+@pytest.mark.parametrize("name", CR_TESTS)
+def test_zdtm_mmt(zdtm, mm_pool, name):
+    """the mm-template flavour: start -> dump -> convert into a template ->
+    restore -d --mm-template (the memory comes copy-on-write from the
+    template's holder) -> SIGTERM -> PASS, as in the plain flavour"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm(name)
+    r.start()
+    imgdir = r.dump(r.pid)
+    r.reap_dumped()
+    tmpl = mm_template(r, imgdir)
+    pid, _ = r.restore(imgdir, extra=mmt_restore_args(tmpl))
     r.finish_task(pid)
     r.ok = True
 
@@ -1246,22 +1302,16 @@ def nspid(pid):
     return []
 
 
-@pytest.mark.parametrize("name,kinds", [("ns_pid_uts", ("pid", "uts")), ("ns_ipc", ("pid", "ipc"))])
-def test_namespaces(zdtm, name, kinds):
-    """a tree in namespaces of its own (started by unshare -p -u/-i -f, the
-    test is PID 1 there): dumped with its namespaces, then restored twice
-    from the same images, both instances at once, each into new namespaces
-    of the same kinds where it is PID 1 again with its children's PIDs, and
-    its hostname or IPC objects"""
-    if NOCR:
-        pytest.skip("ZDTM_NOCR")
-    r = zdtm(name, timeout=90)
+def start_in_namespaces(r, kinds):
+    """Start r's program under unshare -f --KIND... so that it is PID 1 of
+    new namespaces; sets r.pid to its PID (as we see it)."""
     logf = open(r.log, "ab")
     try:
         wrapper = subprocess.Popen(
-            ["unshare", "-f"] + ["--" + k for k in kinds] + ["--", str(STATIC / name), "--out", str(r.out),
-             "--pidfile", str(r.pidfile)], cwd=str(r.dir), stdin=subprocess.DEVNULL, stdout=logf,
-            stderr=logf, close_fds=True, start_new_session=True)
+            ["unshare", "-f"] + ["--" + k for k in kinds] + ["--", str(STATIC / r.name), "--out", str(r.out),
+                                                             "--pidfile", str(r.pidfile)],
+            cwd=str(r.dir), stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, close_fds=True,
+            start_new_session=True)
     finally:
         logf.close()
     r.popens.append(wrapper)
@@ -1276,6 +1326,20 @@ def test_namespaces(zdtm, name, kinds):
     r.check(len(root) == 1, "unshare has children %s" % root)
     r.pid = root[0]
     r.starttime = r.track(r.pid)
+    return wrapper
+
+
+@pytest.mark.parametrize("name,kinds", [("ns_pid_uts", ("pid", "uts")), ("ns_ipc", ("pid", "ipc"))])
+def test_namespaces(zdtm, name, kinds):
+    """a tree in namespaces of its own (started by unshare -p -u/-i -f, the
+    test is PID 1 there): dumped with its namespaces, then restored twice
+    from the same images, both instances at once, each into new namespaces
+    of the same kinds where it is PID 1 again with its children's PIDs, and
+    its hostname or IPC objects"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm(name, timeout=90)
+    wrapper = start_in_namespaces(r, kinds)
     inner = {p: nspid(p)[-1] for p in descendants(r.pid)}
     imgdir = r.dump(r.pid)
     r.check(wrapper.wait(timeout=r.remaining(10)) != 0, "unshare: its child was not killed")
@@ -1497,16 +1561,18 @@ def test_inherit_fd_cli(zdtm):
     r.ok = True
 
 
-def test_err_dump_own_namespace(tmp_path, built):
-    """a task in uts/ipc namespaces of its own: namespaces are not dumped
-    yet, so the dump is refused with one line naming the PID and the
+@pytest.mark.parametrize("kind", ["net", "mount"])
+def test_err_dump_own_namespace(tmp_path, built, kind):
+    """a task in a net or mount namespace of its own: those kinds are not
+    dumped yet, so the dump is refused with one line naming the PID and the
     namespace, and the task runs on, untraced"""
     require_criu()
-    p = subprocess.Popen(["unshare", "--uts", "--ipc", "sleep", "60"], stdin=subprocess.DEVNULL)
+    ns = "mnt" if kind == "mount" else kind
+    p = subprocess.Popen(["unshare", "--" + kind, "sleep", "60"], stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
-        while os.readlink("/proc/%d/ns/uts" % p.pid) == os.readlink("/proc/self/ns/uts"):
-            assert time.monotonic() < deadline, "unshare did not enter a new uts namespace"
+        while os.readlink("/proc/%d/ns/%s" % (p.pid, ns)) == os.readlink("/proc/self/ns/%s" % ns):
+            assert time.monotonic() < deadline, "unshare did not enter a new %s namespace" % kind
             time.sleep(0.01)
         r = subprocess.run([CRIU, "dump", "-t", str(p.pid), "-D", str(tmp_path / "img")],
                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)

@@ -1,0 +1,214 @@
+"""mm-templates (the mmtemplate plugin): what the zdtm flavour
+test_zdtm_mmt does not cover: isolation between concurrent instances,
+re-dumping an instance, bad templates, re-conversion while instances run,
+and two nodes sharing one pool.
+
+Uses the zdtm harness (test_zdtm.py) for processes, criu runs and cleanup,
+and its session pool (mm_pool: a private dram pool under /dev/shm).
+"""
+import os
+import struct
+import subprocess
+import time
+
+import pytest
+
+from test_zdtm import (CRIU, MMT_PLUGIN_DIR, NOCR, built, check_images, descendants, mm_pool,  # noqa: F401
+                       mm_template, mmt_restore_args, nspid, proc_starttime, read_text, start_in_namespaces,
+                       subreaper, zdtm)
+
+pytestmark = pytest.mark.skipif(NOCR, reason="ZDTM_NOCR")
+
+
+def restore_instance(r, imgdir, tmpl, tag, wait=True):
+    rpid = r.dir / ("%s.pid" % tag)
+    args = ["restore", "-d", "-D", imgdir, "--pidfile", rpid, "-o", "%s.log" % tag, "-v4"] + mmt_restore_args(tmpl)
+    if not wait:
+        return r.criu(tag, args, log=imgdir / ("%s.log" % tag), wait=False), rpid
+    rc = r.criu(tag, args, log=imgdir / ("%s.log" % tag))
+    r.check(rc == 0, "criu restore %s exited with %s" % (tag, rc))
+    pid = int(read_text(rpid).strip())
+    r.track(pid)
+    return pid
+
+
+def holder_of(pid):
+    """The template holder an instance is a child of."""
+    data = read_text("/proc/%d/stat" % pid)
+    return int(data[data.rindex(")") + 2:].split()[1])
+
+
+def mem_word(pid, addr, value=None):
+    with open("/proc/%d/mem" % pid, "r+b", buffering=0) as f:
+        f.seek(addr)
+        if value is not None:
+            f.write(struct.pack("<Q", value))
+            f.seek(addr)
+        return struct.unpack("<Q", f.read(8))[0]
+
+
+def test_isolation_10_instances(zdtm, mm_pool):
+    """10 instances of one template restored at once (each the init of its
+    own pid namespace): a write into each is seen by that instance only,
+    not by the others, the holder (the template) or an instance restored
+    afterwards; all instances pass"""
+    r = zdtm("mm_isolation", timeout=120)
+    wrapper = start_in_namespaces(r, ["pid"])
+    addr = int(read_text(r.dir / "addr").strip(), 16)
+    imgdir = r.dump(r.pid)
+    wrapper.wait(timeout=r.remaining(10))
+    tmpl = mm_template(r, imgdir)
+    procs = [restore_instance(r, imgdir, tmpl, "inst%d" % i, wait=False) for i in range(10)]
+    pids = []
+    for i, ((p, entry), rpid) in enumerate(procs):
+        rc = p.wait(timeout=r.remaining(60))
+        entry[2] = rc
+        if rc == 0:
+            pids.append(int(read_text(rpid).strip()))
+            r.track(pids[-1])
+    for i, ((p, entry), rpid) in enumerate(procs):
+        r.check(entry[2] == 0, "restore of instance %d exited with %s" % (i, entry[2]))
+    r.check(len(set(pids)) == 10, "instances share PIDs: %s" % pids)
+    template_word = mem_word(pids[0], addr)
+    for i, pid in enumerate(pids):
+        r.check(mem_word(pid, addr) == template_word, "instance %d does not start from the template" % i)
+        mem_word(pid, addr, 0x5eed0000 + i)
+    for i, pid in enumerate(pids):
+        got = mem_word(pid, addr)
+        r.check(got == 0x5eed0000 + i, "instance %d reads %#x, wrote %#x" % (i, got, 0x5eed0000 + i))
+    holder = holder_of(pids[0])
+    r.check(all(holder_of(p) == holder for p in pids), "the instances have different parents")
+    r.check(mem_word(holder, addr) == template_word, "a write of an instance reached the holder's template")
+    late = restore_instance(r, imgdir, tmpl, "late")
+    r.check(mem_word(late, addr) == template_word, "a later instance sees an earlier one's write")
+    for i, pid in enumerate(pids + [late]):
+        r.out.unlink(missing_ok=True)
+        r.finish_task(pid, "instance %d" % i)
+    r.ok = True
+
+
+def test_redump_instance(zdtm, mm_pool):
+    """an instance restored from a template is dumped and restored plainly,
+    and passes"""
+    r = zdtm("mm_anon")
+    r.start()
+    imgdir = r.dump(r.pid)
+    r.reap_dumped()
+    tmpl = mm_template(r, imgdir)
+    pid, _ = r.restore(imgdir, extra=mmt_restore_args(tmpl))
+    img2 = r.dump(pid)
+    while proc_starttime(pid) is not None:
+        time.sleep(0.01)
+    check_images(img2)
+    pid2, _ = r.restore(img2)
+    r.finish_task(pid2)
+    r.ok = True
+
+
+def _restore_fails(r, imgdir, args, expect, tag):
+    rpid = r.dir / ("%s.pid" % tag)
+    rc = r.criu(tag, ["restore", "-d", "-D", imgdir, "--pidfile", rpid] + args)
+    err = read_text(r.dir / ("criu-%s.stderr" % tag)) or ""
+    r.check(rc not in (0, None) and 0 < rc < 128, "%s: criu restore exited with %s" % (tag, rc))
+    lines = [l for l in err.strip().split("\n") if l]
+    r.check(len(lines) == 1 and expect in lines[0], "%s: expected one line with '%s', got %r" % (tag, expect, err))
+    r.check(not rpid.exists(), "%s: a pidfile was written" % tag)
+    r.check(proc_starttime(r.pid) is None, "%s: PID %d exists" % (tag, r.pid))
+
+
+def test_bad_templates(zdtm, mm_pool):
+    """a missing template, a template of another dump, a corrupt one, a
+    deleted one, and --mm-template without -d: each a one-line error, no
+    process left (and no holder for the corrupt one)"""
+    r = zdtm("heap00")
+    r.start()
+    imgdir = r.dump(r.pid)
+    r.reap_dumped()
+    other = zdtm("env00")
+    other.start()
+    other_img = other.dump(other.pid)
+    other.reap_dumped()
+    _restore_fails(r, imgdir, mmt_restore_args("no-such-template"), "no template no-such-template", "missing")
+    foreign = mm_template(other, other_img, "foreign")
+    _restore_fails(r, imgdir, mmt_restore_args(foreign), "made from another dump", "foreign")
+    tmpl = mm_template(r, imgdir)
+    gen = sorted(p for p in mm_pool.glob(tmpl + ".*") if p.is_dir())[-1]
+    pages = sorted(gen.glob("pages-*.img"), key=lambda p: p.stat().st_size)[-1]
+    with open(pages, "r+b") as f:
+        f.seek(pages.stat().st_size // 2)
+        b = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([b[0] ^ 0xff]))
+    _restore_fails(r, imgdir, mmt_restore_args(tmpl), "is corrupt", "corrupt")
+    rc = subprocess.run([CRIU, "-L", str(MMT_PLUGIN_DIR), "mm-template", "list"], capture_output=True, text=True)
+    r.check(tmpl in rc.stdout and "running" not in rc.stdout.split(tmpl)[1].split("\n")[0],
+            "a holder runs for the corrupt template:\n" + rc.stdout)
+    rc = subprocess.run([CRIU, "-L", str(MMT_PLUGIN_DIR), "mm-template", "delete", tmpl], capture_output=True)
+    r.check(rc.returncode == 0, "mm-template delete failed: %r" % rc.stderr)
+    r.check(not list(mm_pool.glob(tmpl + ".*")), "the deleted template left files in the pool")
+    _restore_fails(r, imgdir, mmt_restore_args(tmpl), "no template", "deleted")
+    rc = r.criu("nodetach", ["restore", "-D", imgdir] + mmt_restore_args(foreign))
+    err = read_text(r.dir / "criu-nodetach.stderr") or ""
+    r.check(rc == 1 and "needs -d" in err, "restore --mm-template without -d: %s %r" % (rc, err))
+    r.ok = True
+    other.ok = True
+
+
+def test_reconvert_while_running(zdtm, mm_pool):
+    """converting a template again while an instance of the old generation
+    runs: the old instance keeps working, new restores use the new
+    generation (a new holder), and the old generation leaves the pool once
+    its holder is gone"""
+    r = zdtm("mm_anon")
+    r.start()
+    imgdir = r.dump(r.pid)
+    r.reap_dumped()
+    tmpl = mm_template(r, imgdir)
+    pid = restore_instance(r, imgdir, tmpl, "gen1")
+    holder1 = holder_of(pid)
+    mm_template(r, imgdir, tmpl)
+    gens = sorted(p.name for p in mm_pool.glob(tmpl + ".*") if p.is_dir())
+    r.check(gens == [tmpl + ".1", tmpl + ".2"], "pool holds %s while generation 1 is in use" % gens)
+    r.finish_task(pid, "generation 1 instance")
+    r.out.unlink()
+    pid2 = restore_instance(r, imgdir, tmpl, "gen2")
+    r.check(holder_of(pid2) != holder1, "generation 2 was restored by the generation 1 holder")
+    end = time.monotonic() + 10
+    while proc_starttime(holder1) is not None and time.monotonic() < end:
+        time.sleep(0.02)
+    gens = sorted(p.name for p in mm_pool.glob(tmpl + ".*") if p.is_dir())
+    r.check(gens == [tmpl + ".2"], "the old generation stayed in the pool: %s" % gens)
+    r.finish_task(pid2, "generation 2 instance")
+    r.ok = True
+
+
+def test_two_nodes_one_pool(zdtm, mm_pool):
+    """two simulated nodes (the second in a mount namespace of its own with
+    a private /run, so with its own holder) attach the same template from
+    one shared pool; an instance on each passes"""
+    r = zdtm("mm_isolation", timeout=120)
+    wrapper = start_in_namespaces(r, ["pid"])
+    imgdir = r.dump(r.pid)
+    wrapper.wait(timeout=r.remaining(10))
+    tmpl = mm_template(r, imgdir)
+    pid1 = restore_instance(r, imgdir, tmpl, "node1")
+    rpid = r.dir / "node2.pid"
+    env = dict(os.environ)
+    env.pop("CRIU_MM_RUN")
+    script = ("mount --make-rprivate / && mount -t tmpfs node2-run /run && exec %s restore -d -D %s --pidfile %s "
+              "-o node2.log -v4 -L %s --mm-template %s" % (CRIU, imgdir, rpid, MMT_PLUGIN_DIR, tmpl))
+    p = subprocess.run(["unshare", "-m", "sh", "-c", script], env=env, capture_output=True, text=True,
+                       timeout=r.remaining(60))
+    r.check(p.returncode == 0, "node 2 restore failed: %s" % p.stderr)
+    pid2 = int(read_text(rpid).strip())
+    r.track(pid2)
+    h1, h2 = holder_of(pid1), holder_of(pid2)
+    r.track(h2)
+    r.check(h1 != h2, "both nodes used one holder")
+    r.check(os.stat("/proc/%d/ns/mnt" % h2).st_ino != os.stat("/proc/self/ns/mnt").st_ino,
+            "node 2's holder is not in node 2's mount namespace")
+    for i, pid in enumerate((pid1, pid2)):
+        r.out.unlink(missing_ok=True)
+        r.finish_task(pid, "node %d instance" % (i + 1))
+    os.kill(h2, 15)
+    r.ok = True
