@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <fstream>
 #include <vector>
 
@@ -241,11 +243,18 @@ struct Holder {
 	unsigned nr_held = 0;
 	std::string sock;
 
+	// Workers hold the generation's lock too: it goes once they are done
+	// (instances, also our children, are not waited for).
+	std::vector<pid_t> workers;
+
 	~Holder()
 	{
 		free(held);
 		if (!sock.empty())
 			unlink(sock.c_str());
+		spare_ctl.reset();  // the spare worker ends
+		for (pid_t w : workers)
+			waitpid(w, nullptr, 0);
 		lock.reset();
 		collect_garbage(pool, ix.name);
 	}
@@ -302,9 +311,12 @@ struct Holder {
 	}
 
 	// The worker: a copy of this process, memory included, restores.
-	void work(int conn, int cwd, std::vector<std::string> args)
+	[[noreturn]] void work(int conn, int cwd, std::vector<std::string> args)
 	{
 		listen_fd.reset();
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, nullptr);
 		Rep rep{};
 		if (cwd < 0 || fchdir(cwd) < 0) {
 			rep.status = kFailed;
@@ -323,6 +335,82 @@ struct Holder {
 		}
 		send(conn, &rep, sizeof(rep), MSG_NOSIGNAL);
 		_exit(0);
+	}
+
+	// The next worker is forked ahead of its request, so that a restore
+	// does not wait for a copy of the holder's page tables: it waits on
+	// spare_ctl for a connection, its client's directory and the request.
+	pid_t spare = -1;
+	Fd spare_ctl;
+
+	void fork_spare()
+	{
+		int sp[2];
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+			return;
+		Fd mine(sp[0]), theirs(sp[1]);
+		pid_t w = fork();
+		if (w < 0)
+			return;
+		if (w == 0) {
+			mine.reset();
+			spare_ctl.reset();
+			wait_for_work(theirs.get());
+		}
+		spare = w;
+		spare_ctl = std::move(mine);
+		workers.push_back(w);
+	}
+
+	[[noreturn]] void wait_for_work(int ctl)
+	{
+		std::string buf(65536, '\0');
+		iovec iov = {buf.data(), buf.size()};
+		msghdr mh{};
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		char cbuf[CMSG_SPACE(2 * sizeof(int))] = {};
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		ssize_t n = recvmsg(ctl, &mh, MSG_CMSG_CLOEXEC);
+		int fds[2] = {-1, -1};
+		if (cmsghdr *c = CMSG_FIRSTHDR(&mh); c && c->cmsg_type == SCM_RIGHTS)
+			memcpy(fds, CMSG_DATA(c), std::min<size_t>(sizeof(fds), c->cmsg_len - CMSG_LEN(0)));
+		if (n <= 0 || fds[0] < 0)
+			_exit(0);  // the holder ended
+		std::vector<std::string> args;
+		for (size_t at = 0; at < (size_t)n;) {
+			size_t len = strnlen(buf.data() + at, n - at);
+			args.emplace_back(buf.data() + at, len);
+			at += len + 1;
+		}
+		work(fds[0], fds[1], std::move(args));
+	}
+
+	// Gives a request to the spare worker (forked now if there is none).
+	bool dispatch(int conn, int cwd, const std::string &argv_blob)
+	{
+		if (spare < 0)
+			fork_spare();
+		if (spare < 0)
+			return false;
+		iovec iov = {const_cast<char *>(argv_blob.data()), argv_blob.size()};
+		msghdr mh{};
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		char cbuf[CMSG_SPACE(2 * sizeof(int))] = {};
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(2 * sizeof(int));
+		int fds[2] = {conn, cwd};
+		memcpy(CMSG_DATA(c), fds, sizeof(fds));
+		bool sent = sendmsg(spare_ctl.get(), &mh, MSG_NOSIGNAL) == (ssize_t)argv_blob.size();
+		spare = -1;
+		spare_ctl.reset();
+		return sent;
 	}
 
 	// One request; false once the holder should end.
@@ -352,31 +440,41 @@ struct Holder {
 			snprintf(rep.err, sizeof(rep.err), "the holder has generation %llu",
 				 (unsigned long long)ix.generation);
 		} else if (r.type == kRestore) {
-			std::vector<std::string> args;
-			for (size_t at = sizeof(Req); at < (size_t)n && args.size() < r.argc;) {
-				size_t len = strnlen(buf.data() + at, n - at);
-				args.emplace_back(buf.data() + at, len);
-				at += len + 1;
-			}
-			pid_t w = fork();
-			if (w == 0)
-				work(conn, cwd_fd.release(), std::move(args));
-			if (w > 0)
+			if (dispatch(conn, cwd_fd.get(), buf.substr(sizeof(Req), n - sizeof(Req)))) {
+				fork_spare();  // for the next request, while this one runs
 				return true;
+			}
 			rep.status = kFailed;
-			snprintf(rep.err, sizeof(rep.err), "can't fork a worker: %s", strerror(errno));
+			snprintf(rep.err, sizeof(rep.err), "can't start a worker: %s", strerror(errno));
 		}
 		send(conn, &rep, sizeof(rep), MSG_NOSIGNAL);
 		return rep.status != kStale && r.type != kQuit;
 	}
 
+	// Instances end as our children (we are their subreaper): reap them as
+	// soon as they die, so that their PIDs are free for the next restore.
+	void reap()
+	{
+		for (pid_t p; (p = waitpid(-1, nullptr, WNOHANG)) > 0;)
+			std::erase(workers, p);
+	}
+
 	void loop()
 	{
+		sigset_t chld;
+		sigemptyset(&chld);
+		sigaddset(&chld, SIGCHLD);
+		sigprocmask(SIG_BLOCK, &chld, nullptr);
+		Fd sfd(signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK));
 		for (bool go = true; go;) {
-			while (waitpid(-1, nullptr, WNOHANG) > 0)
+			reap();
+			pollfd pf[2] = {{listen_fd.get(), POLLIN, 0}, {sfd.get(), POLLIN, 0}};
+			if (poll(pf, sfd.valid() ? 2 : 1, 1000) <= 0)
+				continue;
+			signalfd_siginfo si;
+			while (sfd.valid() && read(sfd.get(), &si, sizeof(si)) > 0)
 				;
-			pollfd pf = {listen_fd.get(), POLLIN, 0};
-			if (poll(&pf, 1, 200) <= 0)
+			if (!(pf[0].revents & POLLIN))
 				continue;
 			Fd conn(accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
 			if (conn.valid())
@@ -405,7 +503,8 @@ Status run_holder(const Pool &p, const std::string &name)
 	}
 	criu_log(3, "Holding template %s generation %llu (%u VMAs) on %s\n", name.c_str(),
 		 (unsigned long long)h.ix.generation, h.nr_held, h.sock.c_str());
-	tell_ready("OK");
+	tell_ready("OK");  // first: a worker must not inherit the ready pipe
+	h.fork_spare();
 	h.loop();
 	return ok();
 }

@@ -285,10 +285,13 @@ Result<Index> read_index(const Pool &p, const std::string &name)
 
 Result<uint64_t> checksum_file(int fd, uint64_t *size)
 {
-	std::string buf(kBuf, '\0');
+	// small files (the fingerprint's) are the common case: grow as needed
+	struct stat st;
+	size_t len = fstat(fd, &st) == 0 && (size_t)st.st_size < kBuf ? st.st_size + 1 : kBuf;
+	std::string buf(len, '\0');
 	Summer s;
 	for (off_t off = 0;;) {
-		ssize_t n = pread(fd, buf.data(), kBuf, off);
+		ssize_t n = pread(fd, buf.data(), buf.size(), off);
 		if (n < 0)
 			return Result<uint64_t>::fail(sys("can't read a template file"));
 		if (n == 0)

@@ -1,0 +1,305 @@
+#!/usr/bin/python3
+"""Benchmark of mm-templates (criu restore --mm-template) against plain
+restore and cold start.
+
+    /usr/bin/python3 scripts/bench/bench_mmt.py [--runs N] [--instances N] [--quick]
+
+Three parts, each with its baseline measured in the same run:
+  latency  the warm Python process of bench_core.py, dumped once and
+           converted into a template: --runs (default 50) restores each of
+           plain `criu restore -d`, `criu restore -d --mm-template` and a
+           cold start of the same program (until it is ready); p50/p99 of
+           the end-to-end time of each command. Goal: template >= 10x
+           faster than plain.
+  sizes    bench_helper processes with 16 MiB, 256 MiB and 1 GiB of touched
+           memory, one template each, --runs/2 template restores each.
+           Goal: p50 of 1 GiB <= 3x p50 of 16 MiB.
+  memory   --instances (default 50) concurrent instances of a 256 MiB
+           template (each the init of its own pid namespace), each writing
+           5% of its pages, against as many plain restores doing the same:
+           the memory they use is the sum of the Pss of every instance (and
+           of the holder), which counts each physical page once. Goal:
+           template total <= 1.5 x (template + written pages).
+
+The template's holder is started by a first, untimed restore (its start
+is reported on its own). Every restored instance is checked (SIGUSR1: the
+workload verifies its memory) at least once per part. Needs root, a built
+criu (make) and gcc. Templates go to a private pool under /dev/shm, holder
+sockets to the temporary directory; both are removed at the end.
+"""
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from bench_core import HELPER_SRC, PYTHON, REPO, WARM_PY, BenchError, Procs, log_tail, run_bench, wait_file
+
+PLUGIN_DIR = os.path.join(REPO, "plugins", "mmtemplate")
+PAGE = 4096
+
+
+def pct(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
+
+
+def pss_kib(pid):
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    raise BenchError("no Pss for PID %d" % pid)
+
+
+def parent_of(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+class Bench:
+    def __init__(self, args, tmp, procs):
+        self.args = args
+        self.tmp = tmp
+        self.procs = procs
+        self.helper = os.path.join(tmp, "bench_helper")
+        self.templates = []
+        self.env = dict(os.environ, CRIU_MM_POOL=os.path.join("/dev/shm", os.path.basename(tmp) + "-pool"),
+                        CRIU_MM_RUN=os.path.join(tmp, "run"))
+
+    def build(self):
+        r = subprocess.run(["gcc", "-O2", "-Wall", "-o", self.helper, HELPER_SRC],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            raise BenchError("gcc failed:\n" + r.stdout)
+        with open(os.path.join(self.tmp, "warm.py"), "w") as f:
+            f.write(WARM_PY)
+
+    def criu(self, args, what, log=None):
+        t0 = time.perf_counter()
+        r = subprocess.run([self.args.criu] + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env=self.env, timeout=300)
+        ms = (time.perf_counter() - t0) * 1e3
+        if r.returncode != 0:
+            raise BenchError("%s failed: %s%s" % (what, r.stderr.strip(), "\n" + log_tail(log) if log else ""))
+        return ms
+
+    # ---- workloads
+    def start(self, name, cmd, pidns=False):
+        d = os.path.join(self.tmp, name)
+        os.makedirs(os.path.join(d, "img"))
+        if pidns:
+            cmd = ["unshare", "-p", "-f", "--"] + cmd
+        with open(os.path.join(d, "out.log"), "w") as out:
+            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=d,
+                                 start_new_session=True)
+        self.procs.pids.add(p.pid)
+        wait_file(os.path.join(d, "ready"), 120, proc=p)
+        pid = p.pid
+        if pidns:
+            kids = [int(c) for c in open("/proc/%d/task/%d/children" % (p.pid, p.pid)).read().split()]
+            if len(kids) != 1:
+                raise BenchError("unshare has children %s" % kids)
+            pid = kids[0]
+        return p, pid, d
+
+    def dump_and_convert(self, name, cmd, pidns=False):
+        p, pid, d = self.start(name, cmd, pidns)
+        img = os.path.join(d, "img")
+        self.criu(["dump", "-t", str(pid), "-D", img, "-o", "dump.log"], "criu dump", os.path.join(img, "dump.log"))
+        p.wait(10)
+        self.procs.pids.discard(p.pid)
+        t0 = time.perf_counter()
+        self.criu(["-L", PLUGIN_DIR, "convert", "-D", img, "--mm-template", name, "-o", "convert.log", "-v3"],
+                  "criu convert", os.path.join(img, "convert.log"))
+        conv_ms = (time.perf_counter() - t0) * 1e3
+        self.templates.append(name)
+        pages = sum(os.path.getsize(os.path.join(img, f)) for f in os.listdir(img) if f.startswith("pages-"))
+        print("  %s: %.1f MiB of pages, converted in %.0f ms" % (name, pages / 2**20, conv_ms), flush=True)
+        return d, img, pages
+
+    def restore(self, d, img, tmpl=None):
+        pidfile = os.path.join(d, "restored.pid")
+        args = ["restore", "-d", "-D", img, "--pidfile", pidfile]
+        if tmpl:
+            args += ["-L", PLUGIN_DIR, "--mm-template", tmpl]
+        ms = self.criu(args, "criu restore" + (" --mm-template" if tmpl else ""))
+        with open(pidfile) as f:
+            pid = int(f.read())
+        os.unlink(pidfile)
+        self.procs.pids.add(pid)
+        return ms, pid
+
+    def verify(self, pid, d):
+        result = os.path.join(d, "result")
+        if os.path.exists(result):
+            os.unlink(result)
+        os.kill(pid, signal.SIGUSR1)
+        verdict = wait_file(result, 60, pid=pid)
+        if not verdict.startswith("ok"):
+            raise BenchError("restored PID %d found its memory corrupted: %s" % (pid, verdict))
+
+    def stop(self, pid):
+        """Kills pid and waits until its PID is free again (a template
+        instance is reaped by its holder, not by us)."""
+        if not self.procs.stop(pid, signal.SIGKILL):
+            raise BenchError("could not stop PID %d" % pid)
+        end = time.monotonic() + 10
+        while os.path.exists("/proc/%d" % pid):
+            if time.monotonic() > end:
+                raise BenchError("PID %d was not reaped" % pid)
+            time.sleep(0.001)
+
+    # ---- parts
+    def latency(self):
+        print("\n== Restore latency of a warm Python process (%d restores each)" % self.args.runs, flush=True)
+        warm = [PYTHON, os.path.join(self.tmp, "warm.py"), "ready", "result"]
+        d, img, _ = self.dump_and_convert("python", warm)
+        hold_ms, pid = self.restore(d, img, "python")
+        self.verify(pid, d)
+        self.stop(pid)
+        print("  first template restore (starts the holder): %.1f ms" % hold_ms)
+        times = {"plain": [], "template": [], "cold": []}
+        for i in range(self.args.runs):
+            for kind in ("plain", "template"):
+                ms, pid = self.restore(d, img, "python" if kind == "template" else None)
+                times[kind].append(ms)
+                if i in (0, self.args.runs - 1):
+                    self.verify(pid, d)
+                self.stop(pid)
+            os.unlink(os.path.join(d, "ready"))
+            t0 = time.perf_counter()
+            p = subprocess.Popen(warm, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, cwd=d, start_new_session=True)
+            self.procs.pids.add(p.pid)
+            wait_file(os.path.join(d, "ready"), 120, proc=p)
+            times["cold"].append((time.perf_counter() - t0) * 1e3)
+            self.stop(p.pid)
+            p.wait()
+        for k, v in times.items():
+            print("  %-9s p50 %8.2f ms   p99 %8.2f ms" % (k, pct(v, 50), pct(v, 99)))
+        ratio = pct(times["plain"], 50) / pct(times["template"], 50)
+        cold = pct(times["cold"], 50) / pct(times["template"], 50)
+        print("  plain / template: %.1fx (goal >= 10: %s); cold start / template: %.1fx"
+              % (ratio, "met" if ratio >= 10 else "NOT met", cold))
+        return ratio >= 10
+
+    def sizes(self):
+        runs = max(5, self.args.runs // 2)
+        sizes = [16, 256] if self.args.quick else [16, 256, 1024]
+        print("\n== --mm-template restore latency by size (%d restores each)" % runs, flush=True)
+        p50 = {}
+        for mib in sizes:
+            name = "mem%d" % mib
+            d, img, _ = self.dump_and_convert(name, [self.helper, "mem", str(mib), "ready", "result"])
+            _, pid = self.restore(d, img, name)
+            self.verify(pid, d)
+            self.stop(pid)
+            t = []
+            for _ in range(runs):
+                ms, pid = self.restore(d, img, name)
+                t.append(ms)
+                self.stop(pid)
+            p50[mib] = pct(t, 50)
+            print("  %5d MiB: p50 %8.2f ms   p99 %8.2f ms" % (mib, p50[mib], pct(t, 99)), flush=True)
+        big = max(sizes)
+        ratio = p50[big] / p50[16]
+        print("  %d MiB / 16 MiB: %.2fx (goal <= 3: %s)" % (big, ratio, "met" if ratio <= 3 else "NOT met"))
+        return ratio <= 3
+
+    def write_share(self, pid, addr, size):
+        """Writes one byte into 5% of the pages of [addr, addr + size) of pid."""
+        pages = size // PAGE
+        with open("/proc/%d/mem" % pid, "r+b", buffering=0) as f:
+            for i in range(0, pages, 20):
+                f.seek(addr + i * PAGE)
+                b = f.read(1)
+                f.seek(addr + i * PAGE)
+                f.write(bytes([b[0] ^ 0x5a]))
+        return (pages + 19) // 20 * PAGE
+
+    def anon_area(self, pid, min_size):
+        with open("/proc/%d/maps" % pid) as f:
+            for line in f:
+                parts = line.split()
+                a, b = (int(x, 16) for x in parts[0].split("-"))
+                if b - a >= min_size and len(parts) == 5:
+                    return a, b - a
+        raise BenchError("PID %d has no anonymous area of %d bytes" % (pid, min_size))
+
+    def memory(self):
+        n, mib = self.args.instances, 256
+        print("\n== Memory of %d concurrent instances of a %d MiB process, each writing 5%%" % (n, mib), flush=True)
+        d, img, pages = self.dump_and_convert("shared", [self.helper, "mem", str(mib), "ready", "result"],
+                                              pidns=True)
+        totals = {}
+        for kind in ("template", "plain"):
+            pids, written = [], 0
+            for _ in range(n):
+                _, pid = self.restore(d, img, "shared" if kind == "template" else None)
+                pids.append(pid)
+            self.verify(pids[-1], d)  # before the writes change the pattern
+            for pid in pids:
+                addr, size = self.anon_area(pid, mib << 20)
+                written += self.write_share(pid, addr, size)
+            kib = sum(pss_kib(p) for p in pids)
+            holder = parent_of(pids[0]) if kind == "template" else None
+            if holder:
+                kib += pss_kib(holder)
+            totals[kind] = kib * 1024
+            print("  %-8s instances: total Pss %8.1f MiB (written %.1f MiB)%s" % (
+                kind, totals[kind] / 2**20, written / 2**20, " incl. the holder" if holder else ""), flush=True)
+            for pid in pids:
+                self.stop(pid)
+        budget = 1.5 * (pages + written)
+        ok = totals["template"] <= budget
+        print("  template total / (template + written): %.2fx (goal <= 1.5: %s); plain / template: %.1fx"
+              % (totals["template"] / (pages + written), "met" if ok else "NOT met",
+                 totals["plain"] / totals["template"]))
+        return ok
+
+    def cleanup(self):
+        for t in self.templates:
+            subprocess.run([self.args.criu, "-L", PLUGIN_DIR, "mm-template", "delete", t], env=self.env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        shutil.rmtree(self.env["CRIU_MM_POOL"], ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=50, help="restores per kind (default 50)")
+    ap.add_argument("--instances", type=int, default=50, help="concurrent instances (default 50)")
+    ap.add_argument("--quick", action="store_true", help="sizes up to 256 MiB only")
+    ap.add_argument("--criu", default=os.path.join(REPO, "criu", "criu"), help="criu binary")
+    args = ap.parse_args()
+    if args.runs < 1 or args.instances < 1:
+        ap.error("--runs and --instances must be positive")
+    if os.geteuid() != 0:
+        sys.exit("bench: run me as root (criu needs it)")
+    for need in (args.criu, os.path.join(PLUGIN_DIR, "mmtemplate.so")):
+        if not os.path.exists(need):
+            sys.exit("bench: %s is missing: build it with `make`" % need)
+    procs = Procs()
+    tmp = tempfile.mkdtemp(prefix="criu-bench-mmt.", dir="/tmp")
+    b = Bench(args, tmp, procs)
+
+    def body():
+        b.build()
+        results = [b.latency(), b.sizes(), b.memory()]
+        print("\nGoals %s." % ("all met" if all(results) else "not all met"))
+
+    def cleanup():
+        procs.stop_all()
+        b.cleanup()
+        procs.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    return run_bench(body, cleanup)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
