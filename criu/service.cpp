@@ -19,6 +19,7 @@
 #include "image.h"
 #include "log.h"
 #include "options.h"
+#include "plugin.h"
 #include "rpc.pb-c.h"
 
 #ifndef CRIU_VERSION_MAJOR
@@ -159,6 +160,7 @@ public:
 
 private:
 	Result<Options> options(const CriuReq &req);
+	Status template_options(Options &o, const CriuOpts &ro);
 	Status handle(const CriuReq &req);
 	Status notify_client(const std::string &script, pid_t pid);
 
@@ -203,7 +205,26 @@ Result<Options> Worker::options(const CriuReq &req)
 	}
 	if (ro.has_notify_scripts && ro.notify_scripts)
 		o.notify_cb = [this](const std::string &script, pid_t pid) { return notify_client(script, pid); };
+	if (ro.mm_template)
+		TRY(template_options(o, ro));
 	return o;
+}
+
+// mm_template: the restore is done by a worker of the template's holder,
+// which runs it as a command line; what that cannot carry is refused.
+Status Worker::template_options(Options &o, const CriuOpts &ro)
+{
+	if (o.restore_sibling || ro.n_inherit_fd || o.notify_cb)
+		return Error{"mm_template restores take no rst_sibling, inherit_fd or notify_scripts"};
+	o.mm_template = ro.mm_template;
+	o.restore_detached = true;
+	o.argv = {"criu", "restore", "-d", "-D", o.images_dir, "--mm-template", o.mm_template,
+		  "-v" + std::to_string(o.verbosity)};
+	if (!o.log_file.empty())
+		o.argv.insert(o.argv.end(), {"-o", o.work_dir + "/" + o.log_file});
+	if (o.shell_job)
+		o.argv.push_back("-j");
+	return {};
 }
 
 // Tells the client a step is reached and waits for its go-ahead.
@@ -249,7 +270,9 @@ Status Worker::handle(const CriuReq &req)
 		if (!o)
 			return o.error();
 		log::init(o->verbosity, o->log_file.empty() ? "" : o->work_dir + "/" + o->log_file, o->log_pid);
-		auto pid = restore_task(*o);
+		plugins::set_options(&*o);
+		auto pid = o->mm_template.empty() ? restore_task(*o) : restore_from_template(*o);
+		plugins::set_options(&base_);
 		for (auto &[key, fd] : o->inherit_fds)
 			::close(fd);
 		if (!pid)

@@ -72,6 +72,9 @@ Status dump_task(const Options &o);
 Result<pid_t> restore_task(const Options &o);
 // restore_task() and --pidfile.
 Result<pid_t> restore_and_record(const Options &o);
+// --mm-template: the restore runs in the template's holder (a plugin's);
+// o.argv is the command line the holder's worker runs.
+Result<pid_t> restore_from_template(const Options &o);
 // Prints each kernel feature's state; false if one is missing.
 bool check_kernel(FILE *out);
 

@@ -440,10 +440,10 @@ struct Holder {
 			snprintf(rep.err, sizeof(rep.err), "the holder has generation %llu",
 				 (unsigned long long)ix.generation);
 		} else if (r.type == kRestore) {
-			if (dispatch(conn, cwd_fd.get(), buf.substr(sizeof(Req), n - sizeof(Req)))) {
-				fork_spare();  // for the next request, while this one runs
+			// The next spare is forked once this worker is done (see reap()):
+			// forking now would compete with the restore for the CPUs.
+			if (dispatch(conn, cwd_fd.get(), buf.substr(sizeof(Req), n - sizeof(Req))))
 				return true;
-			}
 			rep.status = kFailed;
 			snprintf(rep.err, sizeof(rep.err), "can't start a worker: %s", strerror(errno));
 		}
@@ -455,8 +455,11 @@ struct Holder {
 	// soon as they die, so that their PIDs are free for the next restore.
 	void reap()
 	{
+		bool worker_done = false;
 		for (pid_t p; (p = waitpid(-1, nullptr, WNOHANG)) > 0;)
-			std::erase(workers, p);
+			worker_done |= std::erase(workers, p) > 0;
+		if (worker_done && spare < 0)
+			fork_spare();
 	}
 
 	void loop()
