@@ -1,12 +1,17 @@
 #!/bin/sh
-# Demonstration: checkpoint a running Python 3 program and restore it.
+# Demonstration: checkpoint a running Python 3 program and restore it, then
+# restore it again from an mm-template.
 #
 #   sudo sh scripts/demo.sh
 #
-# Installs the build dependencies, builds criu/criu, starts a small Python
-# program that prints a running computation to a log file, dumps it (the
-# dump kills it), shows it is gone, restores it with its original PID and
-# shows that it continues from where it stopped.
+# Installs the build dependencies, builds criu/criu and the mmtemplate
+# plugin, starts a small Python program that prints a running computation
+# to a log file, dumps it (the dump kills it), shows it is gone, restores
+# it with its original PID and shows that it continues from where it
+# stopped. Then it converts the checkpoint into an mm-template (a memory
+# pool on /dev/shm) and restores it three more times from the template:
+# the memory comes copy-on-write from the template's holder instead of the
+# page images, and each restore continues from the same checkpoint.
 set -eu
 
 SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -16,6 +21,8 @@ PY=/usr/bin/python3
 
 TMP=""
 PID=""
+POOL=""
+PLUGIN="$REPO/plugins/mmtemplate"
 
 die() {
 	echo "demo: FAILED: $*" >&2
@@ -51,6 +58,10 @@ cleanup() {
 	rc=$?
 	trap - EXIT INT TERM
 	if [ -n "$PID" ]; then stop_pid "$PID" || echo "demo: could not stop PID $PID" >&2; fi
+	if [ -n "$POOL" ]; then
+		"$CRIU" -L "$PLUGIN" mm-template delete demo > /dev/null 2>&1 || true
+		rm -rf "$POOL"
+	fi
 	if [ -n "$TMP" ] && [ -d "$TMP" ]; then rm -rf "$TMP"; fi
 	exit $rc
 }
@@ -71,7 +82,7 @@ last_tick() {
 
 echo "== Preparing (dependencies and build)"
 ( cd "$REPO" && sh scripts/install-deps.sh ) || die "scripts/install-deps.sh failed"
-( cd "$REPO" && make -s criu/criu ) || die "building criu/criu failed"
+( cd "$REPO" && make -s criu/criu plugins/mmtemplate/mmtemplate.so ) || die "building criu/criu failed"
 [ -x "$CRIU" ] || die "$CRIU was not built"
 [ -x "$PY" ] || die "$PY is missing"
 
@@ -150,10 +161,47 @@ grep -q "^tick $((BEFORE + 1)) " "$TMP/app.log" || die "tick $((BEFORE + 1)) is 
 
 echo "== Stopping the restored process (PID $PID)"
 stop_pid "$PID" || die "could not stop PID $PID"
+while [ -d "/proc/$PID" ]; do sleep 0.01; done  # reaped by init: the PID is free
 PID=""
 
+# mm-templates: a private pool and holder socket directory for the demo
+POOL=$(mktemp -d /dev/shm/criu-demo-pool.XXXXXX)
+export CRIU_MM_POOL="$POOL" CRIU_MM_RUN="$TMP/run"
+echo "== Converting the checkpoint into the mm-template 'demo' (pool $POOL)"
+"$CRIU" -L "$PLUGIN" convert -D "$TMP/img" --mm-template demo -o convert.log -v4 ||
+	{ show_log "$TMP/img/convert.log"; die "criu convert failed"; }
+"$CRIU" -L "$PLUGIN" mm-template list | sed 's/^/  /'
+TMPL_MS=""
+for i in 1 2 3; do
+	t0=$(now_ms)
+	if ! "$CRIU" -L "$PLUGIN" restore -d -D "$TMP/img" --mm-template demo --pidfile "$TMP/restored.pid" \
+		-o tmpl-restore.log -v4; then
+		show_log "$TMP/img/tmpl-restore.log"
+		die "criu restore --mm-template failed"
+	fi
+	t1=$(now_ms)
+	PID=$(cat "$TMP/restored.pid")
+	sleep 0.5
+	alive "$PID" || die "the process restored from the template died"
+	# it writes at the file offset of the checkpoint: over the previous run
+	[ "$(last_tick)" -gt "$BEFORE" ] && grep -q "^tick $((BEFORE + 1)) " "$TMP/app.log" &&
+		[ "$(grep -c '^tick 1 ' "$TMP/app.log")" = 1 ] ||
+		die "restore $i from the template did not continue from tick $BEFORE"
+	note=""
+	[ $i = 1 ] && note=" (this first one also starts the template's holder)"
+	echo "  restore $i from the template: $((t1 - t0)) ms$note; PID $PID continued from tick $BEFORE;" \
+		"$(grep -E '^(Rss|Pss):' /proc/$PID/smaps_rollup | tr -s ' ' | tr '\n' ' ')"
+	[ $i -gt 1 ] && TMPL_MS="$TMPL_MS $((t1 - t0))"
+	stop_pid "$PID" || die "could not stop PID $PID"
+	while [ -d "/proc/$PID" ]; do sleep 0.01; done  # reaped by the holder
+	PID=""
+done
+"$CRIU" -L "$PLUGIN" mm-template delete demo || die "mm-template delete failed"
+
 echo
-echo "Result: the counter went on from tick $BEFORE to tick $AFTER without restarting."
-echo "  dump:    $DUMP_MS ms"
-echo "  restore: $RESTORE_MS ms"
+echo "Result: the counter went on from tick $BEFORE to tick $AFTER without restarting,"
+echo "and three more times from the mm-template."
+echo "  dump:                    $DUMP_MS ms"
+echo "  restore from images:     $RESTORE_MS ms"
+echo "  restore from a template:$TMPL_MS ms (Pss < Rss: the memory is shared with the template)"
 echo "demo: OK"
