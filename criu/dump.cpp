@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "arena.h"
+#include "cgroup.h"
 #include "core.pb-c.h"
 #include "files.h"
 #include "fpu.h"
@@ -27,6 +28,7 @@
 #include "proc.h"
 #include "pstree.h"
 #include "ptrace.h"
+#include "sandbox.h"
 
 namespace criu
 {
@@ -521,8 +523,34 @@ Status write_inventory(const ImageDir &dir, TaskKobjIdsEntry *root_ids)
 	return write_one(dir, "inventory.img", INVENTORY_MAGIC, &inv.base);
 }
 
+// criu in the tree's network namespace while it dumps: sock_diag answers
+// only for sockets of the caller's namespace.
+class NetnsGuard
+{
+public:
+	Status enter(pid_t pid)
+	{
+		mine_.reset(::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
+		Fd its(::open(strfmt("/proc/%d/ns/net", pid).c_str(), O_RDONLY | O_CLOEXEC));
+		if (!mine_.valid() || !its.valid() || setns(its.get(), CLONE_NEWNET) < 0)
+			return sys_error("can't enter the network namespace of PID %d", pid);
+		return {};
+	}
+	~NetnsGuard()
+	{
+		if (mine_.valid() && setns(mine_.get(), CLONE_NEWNET) < 0)
+			pr_err("can't return to criu's network namespace: %s\n", strerror(errno));
+	}
+
+private:
+	Fd mine_;
+};
+
 Status dump_tree(const Options &o, const ImageDir &dir, std::vector<TreeTask> &tree, const NsSet &ns)
 {
+	NetnsGuard netns;
+	if (!ns.ext_net.empty())
+		TRY(netns.enter(tree[0].pid));
 	FileTable files(dir);
 	std::vector<std::unique_ptr<Dumper>> dumpers;  // the root's ids go into the inventory
 	for (size_t i = 0; i < tree.size(); i++) {
@@ -538,6 +566,8 @@ Status dump_tree(const Options &o, const ImageDir &dir, std::vector<TreeTask> &t
 	TRY(files.check_peers());
 	TRY(files.write(dir));
 	TRY(write_pstree(dir, tree));
+	TRY(write_external_ns(dir, {ns.ext_net, ns.ext_mnt}));
+	TRY(dump_cgroup_limits(dir, tree[0].pid));
 	return write_inventory(dir, dumpers[0]->ids);
 }
 
@@ -555,7 +585,7 @@ Status dump_task(const Options &o)
 	pr_info("Dumping PID %d into %s\n", o.pid, o.images_dir.c_str());
 	TRY(notify(o, "pre-dump", o.pid));
 	NsSet ns;
-	auto tree = seize_tree(o.pid, ns);
+	auto tree = seize_tree(o.pid, o.externals, ns);
 	if (!tree)
 		return tree.error();
 	pr_info("Seized %zu task(s) in %.3f ms; own namespaces: %s\n", tree->size(), ms_since(t0), ns.str().c_str());

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "options.h"
 #include "plugin.h"
+#include "sandbox.h"
 
 #ifndef CRIU_VERSION
 #define CRIU_VERSION "0.1"
@@ -38,7 +39,6 @@ const char *const kUnsupported[] = {
     "enable-fs",
     "evasive-devices",
     "exec-cmd",
-    "external",
     "extra",
     "file-locks",
     "file-validation",
@@ -107,6 +107,9 @@ void usage()
 	       "  --address PATH           service socket (default criu_service.socket)\n"
 	       "  --daemon                 service: detach into the background\n"
 	       "  -L|--libdir DIR          plugin directory (default " PLUGIN_DIR ")\n"
+	       "  --external net[INODE]:KEY|mnt[INODE]:KEY\n"
+	       "                           dump: that namespace of the tree is not saved (external)\n"
+	       "  --switch SANDBOX         restore into an existing sandbox (scripts/criu-sandbox)\n"
 	       "  --mm-template NAME       convert: make the template NAME of a dump; restore: attach\n"
 	       "                           its memory copy-on-write (mmtemplate plugin)\n"
 	       "  --mem-pool dram|dax      convert: the memory pool of the template (default dram)\n"
@@ -129,7 +132,19 @@ std::string log_path(const Options &o)
 
 bool parse_options(int argc, char **argv, Options &o)
 {
-	enum { kLogPid = 1000, kPidfile, kAddress, kDaemon, kInheritFd, kMmTemplate, kMemPool, kDaxDevice, kUnsup };
+	enum {
+		kLogPid = 1000,
+		kPidfile,
+		kAddress,
+		kDaemon,
+		kInheritFd,
+		kMmTemplate,
+		kMemPool,
+		kDaxDevice,
+		kExternal,
+		kSwitch,
+		kUnsup
+	};
 	// clang-format off
 	std::vector<option> longopts = {
 		{"tree", required_argument, nullptr, 't'},
@@ -148,6 +163,8 @@ bool parse_options(int argc, char **argv, Options &o)
 		{"mm-template", required_argument, nullptr, kMmTemplate},
 		{"mem-pool", required_argument, nullptr, kMemPool},
 		{"dax-device", required_argument, nullptr, kDaxDevice},
+		{"external", required_argument, nullptr, kExternal},
+		{"switch", required_argument, nullptr, kSwitch},
 		{"libdir", required_argument, nullptr, 'L'},
 		{"version", no_argument, nullptr, 'V'},
 		{"help", no_argument, nullptr, 'h'},
@@ -240,6 +257,16 @@ bool parse_options(int argc, char **argv, Options &o)
 			break;
 		case kDaxDevice:
 			o.dax_device = optarg;
+			break;
+		case kExternal:
+			if (auto e = parse_external(optarg); !e) {
+				fprintf(stderr, "Error: %s\n", e.error().msg.c_str());
+				return false;
+			}
+			o.externals.emplace_back(optarg);
+			break;
+		case kSwitch:
+			o.switch_to = optarg;
 			break;
 		case 'V':
 			printf("Version: %s\n", CRIU_VERSION);

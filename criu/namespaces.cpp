@@ -7,6 +7,7 @@
 #include "log.h"
 #include "magic.h"
 #include "proc.h"
+#include "sandbox.h"
 #include "utsns.pb-c.h"
 
 namespace criu
@@ -58,7 +59,7 @@ Result<pid_t> ns_pid(pid_t tid)
 	return (pid_t)*v;
 }
 
-Result<NsSet> root_namespaces(pid_t pid)
+Result<NsSet> root_namespaces(pid_t pid, const std::vector<std::string> &externals)
 {
 	NsSet ns;
 	auto me = std::string("self"), it = std::to_string(pid);
@@ -85,6 +86,15 @@ Result<NsSet> root_namespaces(pid_t pid)
 				return Error{strfmt("PID %d is PID %d of its pid namespace, not its init: dump the init",
 						    pid, *v)};
 			ns.pid = true;
+		} else if (k == "net" || k == "mnt") {
+			std::string *key = k == "net" ? &ns.ext_net : &ns.ext_mnt;
+			for (auto &x : externals)
+				if (auto e = parse_external(x); e && e->kind == k && e->inode == *its)
+					*key = e->key;
+			if (key->empty())
+				return Error{strfmt("PID %d lives in its own %s namespace (inode %llu); it is not saved: "
+						    "dump it as external with --external %s[%llu]:KEY",
+						    pid, kind, (unsigned long long)*its, kind, (unsigned long long)*its)};
 		} else {
 			return Error{strfmt("PID %d lives in its own %s namespace; dumping that kind of namespace "
 					    "is not supported yet",

@@ -101,7 +101,7 @@ Status set_vpids(TreeTask &t, const NsSet &ns)
 	return {};
 }
 
-Status add_task(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid, NsSet &ns)
+Status add_task(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid, const std::vector<std::string> &ext, NsSet &ns)
 {
 	auto stat = parse_stat(pid);
 	if (!stat)
@@ -124,7 +124,7 @@ Status add_task(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid, NsSet &ns)
 		return {};
 	}
 	if (tree.empty()) {
-		auto n = root_namespaces(pid);
+		auto n = root_namespaces(pid, ext);
 		if (!n)
 			return n.error();
 		ns = *n;
@@ -142,9 +142,10 @@ Status add_task(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid, NsSet &ns)
 	return {};
 }
 
-Status seize_subtree(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid, NsSet &ns)
+Status seize_subtree(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid, const std::vector<std::string> &ext,
+		     NsSet &ns)
 {
-	TRY(add_task(tree, pid, ppid, ns));
+	TRY(add_task(tree, pid, ppid, ext, ns));
 	size_t me = tree.size() - 1;
 	if (tree[me].zombie)
 		return {};
@@ -153,7 +154,7 @@ Status seize_subtree(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid, NsSet &
 	if (!kids)
 		return kids.error();
 	for (pid_t c : *kids)
-		TRY(seize_subtree(tree, c, pid, ns));
+		TRY(seize_subtree(tree, c, pid, ext, ns));
 	return {};
 }
 
@@ -167,10 +168,10 @@ std::vector<pid_t> TreeTask::thread_ids(Seized &s)
 	return out;
 }
 
-Result<std::vector<TreeTask>> seize_tree(pid_t root, NsSet &ns)
+Result<std::vector<TreeTask>> seize_tree(pid_t root, const std::vector<std::string> &externals, NsSet &ns)
 {
 	std::vector<TreeTask> tree;
-	if (auto st = seize_subtree(tree, root, 0, ns); !st)
+	if (auto st = seize_subtree(tree, root, 0, externals, ns); !st)
 		return st.error();  // the Seized destructors let everything run on
 	std::vector<Shape> shape;
 	for (auto &t : tree)

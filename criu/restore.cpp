@@ -49,6 +49,7 @@
 #include "plugin.h"
 #include "proc.h"
 #include "ipc.h"
+#include "sandbox.h"
 #include "namespaces.h"
 #include "pstree.h"
 #include "pstree.pb-c.h"
@@ -92,6 +93,7 @@ struct TreeImages {
 	int min_service_fd = 3;	 // above every fd number of every task
 	std::set<pid_t> pids;	 // as the tree sees them
 	NsSet ns;		 // the root is created in new namespaces of these kinds
+	bool ipc_objects = false;  // recreate the dump's SysV objects (new or joined ipc namespace)
 };
 
 Status check_core(const CoreEntry &c, const std::string &name, bool leader)
@@ -205,6 +207,7 @@ Result<TreeImages> read_images(const ImageDir &dir, const ImageDir &pages, const
 	if (!ns)
 		return ns.error();
 	tree.ns = *ns;
+	tree.ipc_objects = tree.ns.ipc;
 	return tree;
 }
 
@@ -744,7 +747,7 @@ Status ChildSide::run()
 	TRY(move_service_fds());
 	if (&ti_ == &tree_.tasks[0] && tree_.ns.uts)
 		TRY(restore_uts(dir_, ti_.ids->uts_ns_id));
-	if (&ti_ == &tree_.tasks[0] && tree_.ns.ipc)
+	if (&ti_ == &tree_.tasks[0] && tree_.ipc_objects)
 		TRY(restore_ipc_ns(dir_, ti_.ids->ipc_ns_id));
 	TRY(session());
 	TRY(create_children());
@@ -1159,6 +1162,19 @@ Result<pid_t> restore_task(const Options &o)
 	auto tree = read_images(*dir, tmpl ? *tmpl : *dir, o.held);
 	if (!tree)
 		return tree.error();
+	auto ext = read_external_ns(*dir);
+	if (!ext)
+		return ext.error();
+	if (!o.switch_to.empty()) {
+		// a new pid namespace; the sandbox's uts and ipc (the dump's SysV
+		// objects are recreated in the latter)
+		if (!tree->ns.pid)
+			return Error{"--switch needs a tree that was the init of its pid namespace (PID 1 in it)"};
+		tree->ns.uts = tree->ns.ipc = false;
+	}
+	auto joined = JoinedNs::enter(o, *ext);
+	if (!joined)
+		return joined.error();
 	TRY(check_ids_free(*tree));
 	const TaskImages &root = tree->tasks[0];
 	pr_info("Images read in %.3f ms; restoring PID %d (%zu task(s), %zu thread(s), %zu VMAs, %llu bytes of "
@@ -1223,6 +1239,13 @@ Result<pid_t> restore_task(const Options &o)
 	long opts = PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD;
 	if (ptrace(PTRACE_SEIZE, pid, nullptr, (void *)opts) < 0)
 		return fail(sys_error("can't seize the new task %d", pid));
+	if (auto &cg = joined->cgroups()) {
+		// before it runs: its children inherit the cgroup
+		if (auto st = cg->apply_limits(*dir); !st)
+			return fail(st.error());
+		if (auto st = cg->add(pid); !st)
+			return fail(st.error());
+	}
 	if (write(go_fd.get(), "g", 1) != 1)
 		return fail(sys_error("can't start the new task"));
 	if (auto st = tr.wait_all(); !st)

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 #include "image.h"
 #include "util.h"
@@ -24,13 +25,14 @@ namespace criu
 
 struct NsSet {
 	bool pid = false, uts = false, ipc = false;
+	std::string ext_net, ext_mnt;  // keys of external namespaces (see sandbox.h)
 	unsigned long clone_flags() const;
 	std::string str() const;
 };
 
 // Dump: which namespaces of pid (the root) differ from criu's; refuses the
-// unsupported ones.
-Result<NsSet> root_namespaces(pid_t pid);
+// unsupported ones, unless externals (--external) name them.
+Result<NsSet> root_namespaces(pid_t pid, const std::vector<std::string> &externals);
 // Dump: task must be in the very namespaces of root.
 Status check_same_namespaces(pid_t task, pid_t root);
 // The PID of tid in its own pid namespace (the last NSpid entry).

@@ -42,6 +42,8 @@ struct Options {
 	std::string mm_template;			       // --mm-template NAME
 	std::string mem_pool;				       // --mem-pool dram|dax
 	std::string dax_device;				       // --dax-device PATH
+	std::vector<std::string> externals;		       // --external KIND[INODE]:KEY
+	std::string switch_to;				       // --switch SANDBOX
 	// Set by a template holder for the restore it runs (see template.cpp).
 	std::vector<HeldRange> held;
 	int pages_dir_fd = -1;

@@ -43,7 +43,7 @@ struct TreeTask {
 // Seizes root and every descendant (preorder) and finds the namespaces the
 // tree lives in (see namespaces.h). On error everything seized so far is
 // released and runs on.
-Result<std::vector<TreeTask>> seize_tree(pid_t root, NsSet &ns);
+Result<std::vector<TreeTask>> seize_tree(pid_t root, const std::vector<std::string> &externals, NsSet &ns);
 
 // After a dump: kills every task, and waits (briefly) until the zombies are
 // reaped by whoever inherits them, so that their PIDs are free again.

@@ -58,7 +58,8 @@ def main():
         os._exit(0)
 
     signal.signal(signal.SIGTERM, on_term)
-    srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    srv = http.server.HTTPServer((os.environ.get("FN_HOST", "127.0.0.1"), int(os.environ.get("FN_PORT", "0"))),
+                                 Handler)
     with open("port.tmp", "w") as f:
         f.write(str(srv.server_address[1]))
     os.rename("port.tmp", "port")

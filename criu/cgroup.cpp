@@ -1,0 +1,130 @@
+#include "cgroup.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <map>
+
+#include "log.h"
+
+namespace criu
+{
+
+namespace
+{
+
+const char *const kLimits[] = {"memory.limit_in_bytes", "cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.shares",
+			       "memory.max", "cpu.max", "cpu.weight"};
+
+// controller -> path of pid's cgroup, from /proc/PID/cgroup ("" for v2).
+Result<std::map<std::string, std::string>> cgroups_of(pid_t pid)
+{
+	auto text = read_file(strfmt("/proc/%d/cgroup", pid));
+	if (!text)
+		return text.error();
+	std::map<std::string, std::string> out;
+	for (auto line : split(*text, '\n')) {
+		auto f = split(line, ':');
+		if (f.size() < 3)
+			continue;
+		std::string path(f[2]);
+		for (auto c : split(f[1], ','))
+			out[std::string(c)] = path;
+	}
+	return out;
+}
+
+std::string trim(std::string s)
+{
+	while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+		s.pop_back();
+	return s;
+}
+
+}  // namespace
+
+Status dump_cgroup_limits(const ImageDir &dir, pid_t pid)
+{
+	auto cg = cgroups_of(pid);
+	if (!cg)
+		return cg.error();
+	std::string out;
+	for (const char *file : kLimits) {
+		std::string ctl = std::string(file).substr(0, std::string(file).find('.'));
+		std::string path;
+		if (cg->count(ctl))
+			path = strfmt("/sys/fs/cgroup/%s%s/%s", ctl.c_str(),
+				      (*cg)[ctl].c_str(), file);
+		else if (cg->count(""))
+			path = strfmt("/sys/fs/cgroup%s/%s", (*cg)[""].c_str(), file);
+		if (auto v = read_file(path))
+			out += strfmt("%s=%s\n", file, trim(*v).c_str());
+	}
+	auto w = ImageWriter::create_raw(dir, "cgroup-limits");
+	if (!w)
+		return w.error();
+	TRY(w->write_raw(out.data(), out.size()));
+	return w->close();
+}
+
+Result<CgroupTarget> CgroupTarget::open(const std::vector<std::string> &dirs)
+{
+	CgroupTarget t;
+	for (auto &d : dirs) {
+		Fd fd(::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+		if (!fd.valid())
+			return sys_error("can't open the cgroup %s", d.c_str());
+		t.dirs_.emplace_back(d, std::move(fd));
+	}
+	return t;
+}
+
+Status CgroupTarget::apply_limits(const ImageDir &images)
+{
+	auto text = read_file(strfmt("/proc/self/fd/%d/cgroup-limits", images.fd()));
+	if (!text)
+		return {};  // dumped without them
+	for (auto line : split(*text, '\n')) {
+		auto eq = line.find('=');
+		if (eq == std::string_view::npos)
+			continue;
+		std::string key(line.substr(0, eq)), val(line.substr(eq + 1));
+		if (key.find('/') != std::string::npos)
+			return Error{"cgroup-limits: malformed key " + key};
+		for (auto &[path, fd] : dirs_) {
+			Fd f(openat(fd.get(), key.c_str(), O_WRONLY | O_CLOEXEC));
+			if (!f.valid())
+				continue;  // another controller's file
+			if (write(f.get(), val.data(), val.size()) < 0)
+				return sys_error("can't set %s/%s to %s", path.c_str(), key.c_str(), val.c_str());
+			pr_info("cgroup %s: %s = %s\n", path.c_str(), key.c_str(), val.c_str());
+		}
+	}
+	return {};
+}
+
+Result<size_t> CgroupTarget::tasks() const
+{
+	size_t n = 0;
+	for (auto &[path, fd] : dirs_) {
+		auto text = read_file(strfmt("/proc/self/fd/%d/cgroup.procs", fd.get()));
+		if (!text)
+			return text.error();
+		for (auto w : split(*text, '\n'))
+			n += !w.empty();
+	}
+	return n;
+}
+
+Status CgroupTarget::add(pid_t pid)
+{
+	auto s = std::to_string(pid);
+	for (auto &[path, fd] : dirs_) {
+		Fd f(openat(fd.get(), "cgroup.procs", O_WRONLY | O_CLOEXEC));
+		if (!f.valid() || write(f.get(), s.data(), s.size()) < 0)
+			return sys_error("can't move PID %d into the cgroup %s", pid, path.c_str());
+	}
+	return {};
+}
+
+}  // namespace criu

@@ -1,0 +1,65 @@
+// Switch restore: a tree restored into an existing sandbox (made by
+// scripts/criu-sandbox) instead of new namespaces.
+//
+// Dump: a tree whose network or mount namespace is external
+// (`--external net[INODE]:KEY`, `--external mnt[INODE]:KEY`, the second an
+// addition of this project) is dumped without it; the keys go into
+// external-ns. Restore: such images need somewhere to go:
+// `--switch SANDBOX` (the tree joins the sandbox's net, mnt, uts and ipc
+// namespaces, gets a new pid namespace, and goes into its cgroups with the
+// dump's limits), or `--inherit-fd fd[N]:KEY` for each key (N being a
+// namespace fd of the caller, as TrEnv's CRIU took them).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <optional>
+
+#include "cgroup.h"
+#include "image.h"
+#include "options.h"
+#include "util.h"
+
+namespace criu
+{
+
+// Keys of the external namespaces in the images ("" if none).
+struct ExternalNs {
+	std::string net, mnt;
+	bool any() const { return !net.empty() || !mnt.empty(); }
+};
+
+// "net[INODE]:KEY" -> kind, inode, key.
+struct ExternalSpec {
+	std::string kind;
+	uint64_t inode = 0;
+	std::string key;
+};
+Result<ExternalSpec> parse_external(const std::string &s);
+
+Status write_external_ns(const ImageDir &dir, const ExternalNs &e);
+Result<ExternalNs> read_external_ns(const ImageDir &dir);
+
+// Namespaces criu enters for a restore, and leaves (back to its own) when
+// this goes out of scope.
+class JoinedNs
+{
+public:
+	JoinedNs() = default;
+	JoinedNs(JoinedNs &&) = default;
+	~JoinedNs();
+	// --switch or --inherit-fd, as the images need; also what the sandbox's
+	// cgroups are (empty without --switch).
+	static Result<JoinedNs> enter(const Options &o, const ExternalNs &ext);
+	bool active() const { return !back_.empty(); }
+	// The sandbox's cgroups (with --switch), opened before entering it.
+	std::optional<CgroupTarget> &cgroups() { return cgroups_; }
+
+private:
+	std::vector<std::pair<Fd, int>> back_;	// criu's own namespaces, kind
+	Fd cwd_;
+	std::optional<CgroupTarget> cgroups_;
+};
+
+}  // namespace criu

@@ -1,0 +1,175 @@
+#include "sandbox.h"
+
+#include <fcntl.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <map>
+
+#include "log.h"
+
+namespace criu
+{
+
+namespace
+{
+
+const char *sandbox_dir()
+{
+	const char *d = getenv("CRIU_SANDBOX_DIR");
+	return d && *d ? d : "/run/criu-sandbox";
+}
+
+// scripts/criu-sandbox's sandbox.conf: key=value lines.
+Result<std::map<std::string, std::string>> sandbox_conf(const std::string &name)
+{
+	if (name.empty() || name.find('/') != std::string::npos || name[0] == '.')
+		return Error{strfmt("bad sandbox name '%s'", name.c_str())};
+	auto path = strfmt("%s/%s/sandbox.conf", sandbox_dir(), name.c_str());
+	auto text = read_file(path);
+	if (!text)
+		return Error{strfmt("no sandbox %s (%s)", name.c_str(), path.c_str())};
+	std::map<std::string, std::string> conf;
+	for (auto line : split(*text, '\n'))
+		if (auto eq = line.find('='); eq != std::string_view::npos)
+			conf[std::string(line.substr(0, eq))] = std::string(line.substr(eq + 1));
+	for (const char *k : {"netns", "mntns", "utsns", "ipcns", "cgroups"})
+		if (conf[k].empty())
+			return Error{strfmt("sandbox %s: %s has no %s", name.c_str(), path.c_str(), k)};
+	return conf;
+}
+
+}  // namespace
+
+Result<ExternalSpec> parse_external(const std::string &s)
+{
+	auto lb = s.find('['), rb = s.find("]:");
+	if (lb == std::string::npos || rb == std::string::npos || rb < lb || rb + 2 >= s.size())
+		return Error{strfmt("--external %s: expected KIND[INODE]:KEY", s.c_str())};
+	ExternalSpec e;
+	e.kind = s.substr(0, lb);
+	e.key = s.substr(rb + 2);
+	auto ino = parse_u64(s.substr(lb + 1, rb - lb - 1));
+	if (!ino)
+		return Error{strfmt("--external %s: bad inode", s.c_str())};
+	e.inode = *ino;
+	if (e.kind != "net" && e.kind != "mnt")
+		return Error{strfmt("--external %s: only net[...] and mnt[...] are supported", s.c_str())};
+	if (e.key.find_first_of(" \n") != std::string::npos)
+		return Error{strfmt("--external %s: the key has blanks", s.c_str())};
+	return e;
+}
+
+Status write_external_ns(const ImageDir &dir, const ExternalNs &e)
+{
+	if (!e.any())
+		return {};
+	std::string text;
+	if (!e.net.empty())
+		text += "net " + e.net + "\n";
+	if (!e.mnt.empty())
+		text += "mnt " + e.mnt + "\n";
+	auto w = ImageWriter::create_raw(dir, "external-ns");
+	if (!w)
+		return w.error();
+	TRY(w->write_raw(text.data(), text.size()));
+	return w->close();
+}
+
+Result<ExternalNs> read_external_ns(const ImageDir &dir)
+{
+	ExternalNs e;
+	auto text = read_file(strfmt("/proc/self/fd/%d/external-ns", dir.fd()));
+	if (!text)
+		return e;
+	for (auto line : split(*text, '\n')) {
+		auto sp = line.find(' ');
+		if (sp == std::string_view::npos)
+			continue;
+		auto kind = line.substr(0, sp);
+		std::string key(line.substr(sp + 1));
+		if (kind == "net")
+			e.net = key;
+		else if (kind == "mnt")
+			e.mnt = key;
+		else
+			return Error{"external-ns: unknown kind " + std::string(kind)};
+	}
+	return e;
+}
+
+Result<JoinedNs> JoinedNs::enter(const Options &o, const ExternalNs &ext)
+{
+	// (namespace file or fd, kind); mnt last: the paths are criu's until then
+	std::vector<std::pair<Fd, int>> targets;
+	JoinedNs j;
+	if (!o.switch_to.empty()) {
+		auto conf = sandbox_conf(o.switch_to);
+		if (!conf)
+			return conf.error();
+		for (auto [key, kind] : {std::pair{"netns", CLONE_NEWNET}, std::pair{"utsns", CLONE_NEWUTS},
+					 std::pair{"ipcns", CLONE_NEWIPC}, std::pair{"mntns", CLONE_NEWNS}}) {
+			Fd fd(::open((*conf)[key].c_str(), O_RDONLY | O_CLOEXEC));
+			if (!fd.valid())
+				return sys_error("sandbox %s: can't open %s", o.switch_to.c_str(), (*conf)[key].c_str());
+			targets.emplace_back(std::move(fd), kind);
+		}
+		std::vector<std::string> dirs;
+		for (auto c : split((*conf)["cgroups"], ','))
+			dirs.emplace_back(c);
+		auto cg = CgroupTarget::open(dirs);
+		if (!cg)
+			return cg.error();
+		auto busy = cg->tasks();
+		if (!busy)
+			return busy.error();
+		if (*busy)
+			return Error{strfmt("sandbox %s is busy (%zu processes in its cgroups): repurpose it first",
+					    o.switch_to.c_str(), *busy)};
+		j.cgroups_.emplace(std::move(*cg));
+	} else if (ext.any()) {
+		for (auto [key, kind] : {std::pair{ext.net, CLONE_NEWNET}, std::pair{ext.mnt, CLONE_NEWNS}}) {
+			if (key.empty())
+				continue;
+			auto it = std::find_if(o.inherit_fds.begin(), o.inherit_fds.end(),
+					       [&](auto &p) { return p.first == key; });
+			if (it == o.inherit_fds.end())
+				return Error{strfmt("the images' %s namespace is external (%s): restore with --switch "
+						    "SANDBOX or --inherit-fd fd[N]:%s",
+						    kind == CLONE_NEWNET ? "net" : "mnt", key.c_str(), key.c_str())};
+			Fd fd(fcntl(it->second, F_DUPFD_CLOEXEC, 0));
+			if (!fd.valid())
+				return sys_error("--inherit-fd %s: fd %d is not open", key.c_str(), it->second);
+			targets.emplace_back(std::move(fd), kind);
+		}
+	}
+	if (targets.empty())
+		return j;
+	j.cwd_.reset(::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	for (auto &[fd, kind] : targets) {
+		const char *name = kind == CLONE_NEWNET ? "net" : kind == CLONE_NEWUTS ? "uts" : kind == CLONE_NEWIPC ? "ipc" : "mnt";
+		Fd mine(::open(strfmt("/proc/self/ns/%s", name).c_str(), O_RDONLY | O_CLOEXEC));
+		if (!mine.valid())
+			return sys_error("can't open criu's own %s namespace", name);
+		if (setns(fd.get(), kind) < 0)
+			return sys_error("can't enter the %s namespace of %s", name,
+					 o.switch_to.empty() ? "--inherit-fd" : o.switch_to.c_str());
+		j.back_.emplace_back(std::move(mine), kind);
+		if (kind == CLONE_NEWNS && chdir("/") < 0)
+			return sys_error("can't chdir to the sandbox's root");
+	}
+	pr_info("Entered the namespaces of %s\n", o.switch_to.empty() ? "--inherit-fd" : o.switch_to.c_str());
+	return j;
+}
+
+JoinedNs::~JoinedNs()
+{
+	// back in reverse: our mnt namespace first, while our /proc is reachable
+	for (auto it = back_.rbegin(); it != back_.rend(); ++it)
+		if (setns(it->first.get(), it->second) < 0)
+			pr_err("can't return to criu's own namespace (kind %#x): %s\n", it->second, strerror(errno));
+	if (cwd_.valid() && fchdir(cwd_.get()) < 0)
+		pr_err("can't return to criu's directory: %s\n", strerror(errno));
+}
+
+}  // namespace criu
