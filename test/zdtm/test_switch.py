@@ -1,0 +1,295 @@
+"""Switch restore: a function checkpointed in one sandbox of a pool is
+restored into another (scripts/criu-sandbox, criu restore --switch).
+
+Every test makes its own sandboxes, in a state directory of its own, on a
+bridge and subnet of their own (zdtm-br0, 10.89.0.0/16), and destroys them
+at the end. HTTP requests are sent from inside the sandbox's network
+namespace (ip netns exec) to the sandbox's own address.
+"""
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+import test_zdtm
+from test_zdtm import (CRIU, NOCR, REPO, ZDTM_DIR, built, descendants, mm_pool, mm_template,  # noqa: F401
+                       mmt_restore_args, nspid, proc_starttime, read_text, subreaper, zdtm)
+
+pytestmark = pytest.mark.skipif(NOCR, reason="ZDTM_NOCR")
+
+SANDBOX = str(REPO / "scripts" / "criu-sandbox")
+FUNCTIONS = ZDTM_DIR / "functions"
+PORT = 8080
+
+
+@pytest.fixture
+def pool(tmp_path, monkeypatch):
+    """A sandbox pool of this test; everything in it is destroyed at the end."""
+    state = tmp_path / "sandboxes"
+    monkeypatch.setenv("CRIU_SANDBOX_DIR", str(state))
+    monkeypatch.setenv("CRIU_SANDBOX_BRIDGE", "zdtm-br0")
+    monkeypatch.setenv("CRIU_SANDBOX_SUBNET", "10.89.0.0/16")
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    for f in ("fn_http.py", "fn_dirty.py"):
+        shutil.copy(FUNCTIONS / f, deps / f)
+    p = Pool(state, deps, "z%x" % (os.getpid() & 0xffff))
+    yield p
+    for name in list(p.names):
+        subprocess.run([SANDBOX, "destroy", name], capture_output=True)
+    subprocess.run(["umount", "-l", str(state)], capture_output=True)
+    subprocess.run(["ip", "link", "del", "zdtm-br0"], capture_output=True)
+
+
+class Pool:
+    def __init__(self, state, deps, prefix):
+        self.state, self.deps, self.prefix = state, deps, prefix
+        self.names = []
+
+    def sandbox(self, *args):
+        r = subprocess.run([SANDBOX] + [str(a) for a in args], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, "criu-sandbox %s: %s" % (" ".join(map(str, args)), r.stderr)
+        return json.loads(r.stdout.strip().split("\n")[-1]) if r.stdout.strip() else None
+
+    def create(self, suffix):
+        name = self.prefix + suffix
+        conf = self.sandbox("create", name)
+        self.names.append(name)
+        return conf
+
+    def upper(self, name):
+        return self.state / name / "upper"
+
+    def procs(self, name):
+        return {int(p) for c in json.loads((self.state / name / "conf.json").read_text())["cgroups"]
+                for p in open(os.path.join(c, "cgroup.procs")).read().split()}
+
+    def in_netns(self, name, code, timeout=30):
+        """Runs python code in the sandbox's network namespace; its stdout."""
+        r = subprocess.run(["ip", "netns", "exec", "criu-sbx-" + name, "/usr/bin/python3", "-c", code],
+                           capture_output=True, text=True, timeout=timeout)
+        assert r.returncode == 0, "in netns %s: %s" % (name, r.stderr[-2000:])
+        return r.stdout
+
+
+CALL = """
+import http.client, json, sys
+c = http.client.HTTPConnection(%r, %d, timeout=10)
+c.request("POST", "/fn", json.dumps({"n": %d}).encode(), {"Content-Type": "application/json"})
+r = c.getresponse()
+print(json.dumps({"status": r.status, "body": r.read().decode()}))
+"""
+
+
+def call(pool, conf, n):
+    out = json.loads(pool.in_netns(conf["name"], CALL % (conf["address"], PORT, n)))
+    assert out["status"] == 200, out
+    return json.loads(out["body"])
+
+
+def start_fn(r, pool, conf, script="fn_http.py"):
+    """The function as the init of a pid namespace in the sandbox; waits until
+    it is ready (its pidfile, in the sandbox's /tmp); returns its PID."""
+    env = dict(os.environ, FN_HOST="0.0.0.0", FN_PORT=str(PORT))
+    res = subprocess.run([SANDBOX, "run", conf["name"], "--deps", str(pool.deps), "--", "/usr/bin/python3", "-I",
+                          "/fn/" + script, "--out", "/tmp/out", "--pidfile", "/tmp/pid"],
+                         capture_output=True, text=True, env=env, timeout=30)
+    r.check(res.returncode == 0, "criu-sandbox run: %s" % res.stderr)
+    pid = json.loads(res.stdout)["pid"]
+    r.track(pid)
+    r.track(json.loads(res.stdout)["parent"])
+    pidfile = pool.upper(conf["name"]) / "tmp" / "pid"
+    end = time.monotonic() + 30
+    while not (pidfile.exists() and read_text(pidfile).strip()):
+        r.check(proc_starttime(pid) is not None, "the function died while starting")
+        r.check(time.monotonic() < end, "the function did not become ready")
+        time.sleep(0.02)
+    r.pid = pid
+    return pid
+
+
+def dump_fn(r, pid):
+    ext = ["--external", "net[%d]:net" % os.stat("/proc/%d/ns/net" % pid).st_ino,
+           "--external", "mnt[%d]:mnt" % os.stat("/proc/%d/ns/mnt" % pid).st_ino]
+    imgdir = r.dump(pid, ext)
+    end = time.monotonic() + 10
+    while proc_starttime(pid) is not None:
+        r.check(time.monotonic() < end, "the dumped function %d is still there" % pid)
+        time.sleep(0.01)
+    return imgdir
+
+
+def switch_restore(r, imgdir, name, extra=(), tag=None):
+    tag = tag or "switch-%s-%d" % (name, len(r.criu_runs))
+    rpid = r.dir / ("%s.pid" % tag)
+    rc = r.criu(tag, ["restore", "-d", "-D", imgdir, "--switch", name, "--pidfile", rpid, "-o", "%s.log" % tag,
+                      "-v4"] + list(extra), log=imgdir / ("%s.log" % tag))
+    r.check(rc == 0, "criu restore --switch %s exited with %s" % (name, rc))
+    pid = int(read_text(rpid).strip())
+    r.track(pid)
+    return pid
+
+
+def finish_fn(r, pool, conf, pid):
+    """SIGTERM: the function writes PASS into the sandbox's /tmp/out."""
+    os.kill(pid, 15)
+    r.wait_task(pid, "the function")  # our child (we are the subreaper), or its holder's
+    out = read_text(pool.upper(conf["name"]) / "tmp" / "out") or ""
+    r.check(out.strip() == "PASS", "the function in %s reports %r" % (conf["name"], out))
+
+
+LIMITS = {"memory.limit_in_bytes": "268435456", "cpu.cfs_quota_us": "50000", "cpu.shares": "512"}
+
+
+def cgroup_file(conf, name):
+    for c in conf["cgroups"]:
+        if os.path.exists(os.path.join(c, name)):
+            return os.path.join(c, name)
+    return None
+
+
+def test_switch_between_sandboxes(zdtm, pool):
+    """the HTTP function checkpointed warm in sandbox A (with memory and cpu
+    limits on A's cgroups) is restored into sandbox B and then, after A is
+    repurposed, into A again: each time it is PID 1 of a new pid namespace
+    inside the sandbox's net, mount, uts and ipc namespaces and cgroups,
+    which have the checkpoint's limits, answers on that sandbox's address
+    from the checkpoint's state, and passes"""
+    r = zdtm("switch_http", timeout=120)
+    a, b = pool.create("a"), pool.create("b")
+    pid = start_fn(r, pool, a)
+    r.check(call(pool, a, 1000)["served"] == 1, "warm-up")
+    for f, v in LIMITS.items():
+        if cgroup_file(a, f):
+            with open(cgroup_file(a, f), "w") as fp:
+                fp.write(v)
+    imgdir = dump_fn(r, pid)
+    for target in (b, a):
+        pool.sandbox("repurpose", target["name"], "--deps", pool.deps)
+        for f in LIMITS:
+            if cgroup_file(target, f):
+                r.check(read_text(cgroup_file(target, f)).strip() != LIMITS[f], "repurpose kept %s" % f)
+        pid = switch_restore(r, imgdir, target["name"])
+        for f, v in LIMITS.items():
+            if cgroup_file(target, f):
+                got = read_text(cgroup_file(target, f)).strip()
+                r.check(got == v, "%s of %s is %s, the checkpoint's is %s" % (f, target["name"], got, v))
+        r.check(nspid(pid)[-1] == 1, "not PID 1 of its pid namespace: %s" % nspid(pid))
+        state = pool.state / target["name"]
+        for kind, path in (("net", "/run/netns/criu-sbx-" + target["name"]), ("mnt", state / "ns" / "mnt"),
+                           ("uts", state / "ns" / "uts"), ("ipc", state / "ns" / "ipc")):
+            r.check(os.stat("/proc/%d/ns/%s" % (pid, kind)).st_ino == os.stat(path).st_ino,
+                    "the function is not in %s's %s namespace" % (target["name"], kind))
+        r.check(pid in pool.procs(target["name"]), "the function is not in %s's cgroups" % target["name"])
+        ans = call(pool, target, 77)
+        r.check(ans["served"] == 2 and ans["sum_sq"] == sum(i * i for i in range(77)), "answer %s" % ans)
+        r.check(call(pool, target, 5)["served"] == 3, "second answer")
+        finish_fn(r, pool, target, pid)
+    r.ok = True
+
+
+def test_switch_with_mm_template(zdtm, pool, mm_pool):
+    """switch + --mm-template, the fast path: the function's memory comes
+    from the template's holder, the namespaces and cgroups from the sandbox"""
+    r = zdtm("switch_mmt", timeout=120)
+    a, b = pool.create("a"), pool.create("b")
+    pid = start_fn(r, pool, a)
+    call(pool, a, 10)
+    imgdir = dump_fn(r, pid)
+    tmpl = mm_template(r, imgdir, "switch_mmt")
+    pool.sandbox("repurpose", b["name"], "--deps", pool.deps)
+    pid = switch_restore(r, imgdir, b["name"], extra=mmt_restore_args(tmpl))
+    r.check(pid in pool.procs(b["name"]), "the instance is not in the sandbox's cgroups")
+    r.check(call(pool, b, 9)["served"] == 2, "answer from the template instance")
+    finish_fn(r, pool, b, pid)
+    r.ok = True
+
+
+PROBE = """
+import json, os
+seen = json.dumps({
+    "tmp": sorted(os.listdir("/tmp")), "shm": sorted(os.listdir("/dev/shm")), "root": sorted(os.listdir("/")),
+    "sysvipc": {k: open("/proc/sysvipc/" + k).read().count("\\n") - 1 for k in ("shm", "sem", "msg")},
+    "listen": [l.split()[1] for l in open("/proc/net/tcp").readlines()[1:] if l.split()[3] == "0A"],
+    "env": "FN_DIRTY" in os.environ, "fn": sorted(os.listdir("/fn")),
+})
+with open("/tmp/probe.tmp", "w") as f:
+    f.write(seen)
+os.rename("/tmp/probe.tmp", "/tmp/probe")
+"""
+
+
+def test_repurpose_leaves_nothing(zdtm, pool, tmp_path):
+    """a function that leaves files (overlay root, /tmp, /dev/shm), SysV
+    objects, a listening socket, a child process and an environment variable
+    behind: after repurpose none of it is in the sandbox, whose network,
+    address and cgroups are the same; the new dependency directory is
+    there instead of the old one"""
+    r = zdtm("switch_dirty", timeout=120)
+    a = pool.create("a")
+    net_before = os.stat("/run/netns/criu-sbx-" + a["name"]).st_ino
+    start_fn(r, pool, a, "fn_dirty.py")
+    r.check(len(pool.procs(a["name"])) >= 2, "fn_dirty has no child: %s" % pool.procs(a["name"]))
+    deps2 = tmp_path / "deps2"
+    deps2.mkdir()
+    (deps2 / "other.txt").write_text("x")
+    res = pool.sandbox("repurpose", a["name"], "--deps", deps2)
+    r.check(not pool.procs(a["name"]), "processes survived: %s" % pool.procs(a["name"]))
+    r.check(not any(pool.upper(a["name"]).iterdir()), "the overlay upper is not empty")
+    r.check(os.stat("/run/netns/criu-sbx-" + a["name"]).st_ino == net_before, "the network namespace changed")
+    r.check(res["address"] == a["address"], "the address changed")
+    run = subprocess.run([SANDBOX, "run", a["name"], "--", "/usr/bin/python3", "-c", PROBE],
+                         capture_output=True, text=True, timeout=30)
+    r.check(run.returncode == 0, "probe: %s" % run.stderr)
+    r.track(json.loads(run.stdout)["pid"])
+    probe_file = pool.upper(a["name"]) / "tmp" / "probe"
+    end = time.monotonic() + 20
+    while not probe_file.exists():
+        r.check(time.monotonic() < end, "the probe wrote nothing")
+        time.sleep(0.02)
+    seen = json.loads(read_text(probe_file))
+    r.check(seen["tmp"] in (["probe.tmp"], []) and seen["shm"] == [], "files survived: %s" % seen)
+    r.check("leftover" not in seen["root"], "a file in the overlay root survived: %s" % seen["root"])
+    r.check(seen["sysvipc"] == {"shm": 0, "sem": 0, "msg": 0}, "SysV objects survived: %s" % seen["sysvipc"])
+    r.check(seen["listen"] == [], "a listening socket survived: %s" % seen["listen"])
+    r.check(not seen["env"], "the environment survived")
+    r.check(seen["fn"] == ["other.txt"], "the dependency directory is %s" % seen["fn"])
+    r.ok = True
+
+
+def test_switch_errors(zdtm, pool):
+    """a sandbox that does not exist, a busy one (a function runs in it),
+    and images without a pid namespace: a one-line error each, nothing
+    restored, the pool unchanged"""
+    r = zdtm("switch_errors", timeout=120)
+    a, b = pool.create("a"), pool.create("b")
+    pid = start_fn(r, pool, a)
+    imgdir = dump_fn(r, pid)
+    busy = start_fn(r, pool, b)
+
+    def fails(tag, args, expect):
+        rc = r.criu(tag, ["restore", "-d", "-D", imgdir] + args)
+        err = (read_text(r.dir / ("criu-%s.stderr" % tag)) or "").strip().split("\n")
+        r.check(rc == 1 and len(err) == 1 and expect in err[0], "%s: rc %s, %r" % (tag, rc, err))
+    fails("missing", ["--switch", "no-such"], "no sandbox no-such")
+    fails("busy", ["--switch", b["name"]], "is busy")
+    r.check(busy in pool.procs(b["name"]), "the busy sandbox lost its function")
+    fails("noswitch", [], "external")
+    os.kill(busy, 9)
+    pool.sandbox("repurpose", a["name"])
+    r.check(not pool.procs(a["name"]), "a failed restore left processes in %s" % a["name"])
+    # a plain tree (not in a pid namespace) can't go into a sandbox
+    other = zdtm("env00")
+    other.start()
+    img2 = other.dump(other.pid)
+    other.reap_dumped()
+    rc = other.criu("plain", ["restore", "-d", "-D", img2, "--switch", a["name"]])
+    err = read_text(other.dir / "criu-plain.stderr") or ""
+    r.check(rc == 1 and "init of its pid namespace" in err, "plain tree: %s %r" % (rc, err))
+    other.ok = True
+    r.ok = True
