@@ -1,0 +1,206 @@
+#!/usr/bin/python3
+"""Benchmark of switch restore: getting a ready sandbox fresh vs repurposing
+an idle one, and the whole start of a function both ways.
+
+    /usr/bin/python3 scripts/bench/bench_switch.py [--runs N]
+
+The function is test/zdtm/functions/fn_http.py (a Python http.server
+function), started in a sandbox, warmed with one request, dumped (its
+network and mount namespaces external) and converted into an mm-template.
+Then --runs (default 50) starts each way:
+  fresh      create a new sandbox (network namespace, veth on the bridge,
+             address, routes, cgroups, overlay root, uts/ipc namespaces)
+             and restore the function into it (--switch);
+  repurpose  repurpose one idle sandbox (kill the previous function, purge
+             the overlay, new mount/ipc/uts namespaces, reset the cgroup
+             limits) and restore into it;
+each with a plain restore and with --mm-template. Every start is checked
+by a request answered from inside the sandbox's network namespace (not
+timed). The sandbox pool manager is scripts/criu-sandbox, loaded as a
+module so that its operations are timed as a resident pool manager would
+run them (no Python start-up); criu itself is run as a command and timed
+end to end. p50/p99 in ms, and the ratio fresh / repurpose of the whole
+start. Goal: repurpose + restore >= 10x faster than fresh sandbox +
+restore.
+
+A bridge (criu-bench-br, 10.90.0.0/16) and a private state directory,
+pool and holder socket directory are made and removed. Needs root and a
+built criu (make).
+"""
+import argparse
+import importlib.machinery
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from bench_core import REPO, BenchError, Procs, run_bench  # noqa: E402
+
+PLUGIN_DIR = os.path.join(REPO, "plugins", "mmtemplate")
+FN = os.path.join(REPO, "test", "zdtm", "functions", "fn_http.py")
+PORT = 8080
+
+
+def pct(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
+
+
+def load_sandbox_module():
+    path = os.path.join(REPO, "scripts", "criu-sandbox")
+    loader = importlib.machinery.SourceFileLoader("criu_sandbox", path)
+    spec = importlib.util.spec_from_loader("criu_sandbox", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+class Bench:
+    def __init__(self, args, tmp, procs):
+        self.args, self.tmp, self.procs = args, tmp, procs
+        os.environ.update(CRIU_SANDBOX_DIR=os.path.join(tmp, "sandboxes"), CRIU_SANDBOX_BRIDGE="criu-bench-br",
+                          CRIU_SANDBOX_SUBNET="10.90.0.0/16",
+                          CRIU_MM_POOL=os.path.join("/dev/shm", os.path.basename(tmp) + "-pool"),
+                          CRIU_MM_RUN=os.path.join(tmp, "run"))
+        self.sb = load_sandbox_module()
+        self.deps = os.path.join(tmp, "deps")
+        os.makedirs(self.deps)
+        shutil.copy(FN, self.deps)
+        self.img = os.path.join(tmp, "img")
+        self.names = []
+
+    def criu(self, args, what):
+        t0 = time.perf_counter()
+        r = subprocess.run([self.args.criu] + args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=120)
+        ms = (time.perf_counter() - t0) * 1e3
+        if r.returncode != 0:
+            raise BenchError("%s failed: %s" % (what, r.stderr.strip()))
+        return ms
+
+    def call(self, conf):
+        code = ("import http.client, json; c = http.client.HTTPConnection(%r, %d, timeout=10); "
+                "c.request('POST', '/fn', json.dumps({'n': 10}).encode()); print(c.getresponse().read().decode())"
+                % (conf["address"], PORT))
+        r = subprocess.run(["ip", "netns", "exec", os.path.basename(conf["netns"]), "/usr/bin/python3", "-c", code],
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            raise BenchError("no answer from the function in %s: %s" % (conf["name"], r.stderr.strip()[-500:]))
+        return json.loads(r.stdout)
+
+    def prepare(self):
+        conf = self.sb.cmd_create("bsrc", self.deps)
+        self.names.append("bsrc")
+        os.environ.update(FN_HOST="0.0.0.0", FN_PORT=str(PORT))
+        res = self.sb.cmd_run("bsrc", ["/usr/bin/python3", "-I", "/fn/fn_http.py", "--out", "/tmp/out", "--pidfile",
+                                       "/tmp/pid"])
+        pid = res["pid"]
+        pidfile = os.path.join(os.environ["CRIU_SANDBOX_DIR"], "bsrc", "upper", "tmp", "pid")
+        end = time.monotonic() + 30
+        while not os.path.exists(pidfile):
+            if time.monotonic() > end:
+                raise BenchError("the function did not start")
+            time.sleep(0.02)
+        self.call(conf)
+        ext = ["--external", "net[%d]:net" % os.stat("/proc/%d/ns/net" % pid).st_ino,
+               "--external", "mnt[%d]:mnt" % os.stat("/proc/%d/ns/mnt" % pid).st_ino]
+        self.criu(["dump", "-t", str(pid), "-D", self.img] + ext, "criu dump")
+        self.criu(["-L", PLUGIN_DIR, "convert", "-D", self.img, "--mm-template", "fn"], "criu convert")
+        self.sb.destroy(self.sb.load("bsrc"))
+        self.names.remove("bsrc")
+
+    def restore(self, name, tmpl):
+        args = ["restore", "-d", "-D", self.img, "--switch", name]
+        if tmpl:
+            args += ["-L", PLUGIN_DIR, "--mm-template", "fn"]
+        return self.criu(args, "criu restore --switch")
+
+    def run_way(self, way, tmpl):
+        sbox, total = [], []
+        if way == "repurpose":
+            self.sb.cmd_create("bpool", self.deps)
+            self.names.append("bpool")
+        for i in range(self.args.runs):
+            t0 = time.perf_counter()
+            if way == "fresh":
+                name = "bf%d" % i
+                conf = self.sb.cmd_create(name, self.deps)
+                self.names.append(name)
+            else:
+                name = "bpool"
+                conf = self.sb.cmd_repurpose(name, self.deps)
+            t1 = time.perf_counter()
+            self.restore(name, tmpl)
+            t2 = time.perf_counter()
+            sbox.append((t1 - t0) * 1e3)
+            total.append((t2 - t0) * 1e3)
+            if i in (0, self.args.runs - 1) and self.call(conf).get("served") != 2:
+                raise BenchError("the restored function does not answer from its checkpoint")
+            if way == "fresh":
+                self.sb.destroy(self.sb.load(name))
+                self.names.remove(name)
+        if way == "repurpose":
+            self.sb.destroy(self.sb.load("bpool"))
+            self.names.remove("bpool")
+        return sbox, total
+
+    def body(self):
+        self.prepare()
+        print("criu: %s; %d starts per way" % (self.args.criu, self.args.runs), flush=True)
+        ok = True
+        for tmpl in (False, True):
+            label = "--mm-template" if tmpl else "plain restore"
+            res = {way: self.run_way(way, tmpl) for way in ("fresh", "repurpose")}
+            print("\n== %s" % label)
+            for way, (sbox, total) in res.items():
+                print("  %-9s sandbox p50 %7.2f ms p99 %7.2f ms   sandbox + restore p50 %7.2f ms p99 %7.2f ms"
+                      % (way, pct(sbox, 50), pct(sbox, 99), pct(total, 50), pct(total, 99)), flush=True)
+            rs = pct(res["fresh"][0], 50) / pct(res["repurpose"][0], 50)
+            rt = pct(res["fresh"][1], 50) / pct(res["repurpose"][1], 50)
+            met = rt >= 10
+            ok &= met or not tmpl
+            print("  fresh / repurpose: sandbox %.1fx, whole start %.1fx (goal >= 10: %s)"
+                  % (rs, rt, "met" if met else "NOT met"))
+        print("\nGoal (with --mm-template, the fast path) %s." % ("met" if ok else "not met"))
+
+    def cleanup(self):
+        for name in list(self.names):
+            try:
+                self.sb.destroy(self.sb.load(name))
+            except Exception as e:  # noqa: B902 - cleanup goes on
+                print("bench: destroy %s: %s" % (name, e), file=sys.stderr)
+        subprocess.run([self.args.criu, "-L", PLUGIN_DIR, "mm-template", "delete", "fn"], capture_output=True)
+        subprocess.run(["umount", "-l", os.environ["CRIU_SANDBOX_DIR"]], capture_output=True)
+        subprocess.run(["ip", "link", "del", "criu-bench-br"], capture_output=True)
+        shutil.rmtree(os.environ["CRIU_MM_POOL"], ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=50, help="starts per way (default 50)")
+    ap.add_argument("--criu", default=os.path.join(REPO, "criu", "criu"), help="criu binary")
+    args = ap.parse_args()
+    if args.runs < 2:
+        ap.error("--runs must be at least 2")
+    if os.geteuid() != 0:
+        sys.exit("bench: run me as root")
+    procs = Procs()
+    tmp = tempfile.mkdtemp(prefix="criu-bench-switch.", dir="/tmp")
+    b = Bench(args, tmp, procs)
+
+    def cleanup():
+        b.cleanup()
+        procs.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    return run_bench(b.body, cleanup)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
