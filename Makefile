@@ -82,6 +82,8 @@ install: criu/criu $(MMT_SO)
 	install -d $(DESTDIR)$(PLUGIN_DIR)
 	install -m 0644 $(MMT_SO) $(DESTDIR)$(PLUGIN_DIR)/
 	install -D -m 0644 Documentation/criu.8 $(DESTDIR)$(PREFIX)/share/man/man8/criu.8
+	install -D -m 0755 scripts/criu-sandbox $(DESTDIR)$(PREFIX)/sbin/criu-sandbox
+	install -D -m 0644 Documentation/criu-sandbox.8 $(DESTDIR)$(PREFIX)/share/man/man8/criu-sandbox.8
 
 clean:
 	rm -rf $(BUILD) criu/criu $(MMT_SO)

@@ -21,6 +21,7 @@
 #include "options.h"
 #include "plugin.h"
 #include "rpc.pb-c.h"
+#include "sandbox.h"
 
 #ifndef CRIU_VERSION_MAJOR
 #define CRIU_VERSION_MAJOR 3
@@ -129,7 +130,6 @@ Status refuse_unsupported(const CriuOpts &o)
 	    {o.has_link_remap && o.link_remap, "link_remap"},
 	    {o.n_exec_cmd > 0, "exec_cmd"},
 	    {o.has_manage_cgroups && o.manage_cgroups, "manage_cgroups"},
-	    {o.n_external > 0, "external"},
 	    {o.has_empty_ns && o.empty_ns, "empty_ns"},
 	    {o.freeze_cgroup != nullptr, "freeze_cgroup"},
 	    {o.has_lazy_pages && o.lazy_pages, "lazy_pages"},
@@ -205,6 +205,13 @@ Result<Options> Worker::options(const CriuReq &req)
 	}
 	if (ro.has_notify_scripts && ro.notify_scripts)
 		o.notify_cb = [this](const std::string &script, pid_t pid) { return notify_client(script, pid); };
+	for (size_t i = 0; i < ro.n_external; i++) {
+		if (auto e = parse_external(ro.external[i]); !e)
+			return e.error();
+		o.externals.emplace_back(ro.external[i]);
+	}
+	if (ro.switch_sandbox)
+		o.switch_to = ro.switch_sandbox;
 	if (ro.mm_template)
 		TRY(template_options(o, ro));
 	return o;
@@ -224,6 +231,8 @@ Status Worker::template_options(Options &o, const CriuOpts &ro)
 		o.argv.insert(o.argv.end(), {"-o", o.work_dir + "/" + o.log_file});
 	if (o.shell_job)
 		o.argv.push_back("-j");
+	if (!o.switch_to.empty())
+		o.argv.insert(o.argv.end(), {"--switch", o.switch_to});
 	return {};
 }
 
