@@ -65,6 +65,46 @@ Result<Fd> connect_to(const Pool &p, const std::string &name)
 	return s;
 }
 
+// One packet of data with up to two fds (SCM_RIGHTS).
+bool send_with_fds(int s, const std::string &data, std::initializer_list<int> fds)
+{
+	iovec iov = {const_cast<char *>(data.data()), data.size()};
+	msghdr mh{};
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	char ctl[CMSG_SPACE(2 * sizeof(int))] = {};
+	if (fds.size()) {
+		mh.msg_control = ctl;
+		mh.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
+		cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+		memcpy(CMSG_DATA(c), fds.begin(), fds.size() * sizeof(int));
+	}
+	return sendmsg(s, &mh, MSG_NOSIGNAL) == (ssize_t)data.size();
+}
+
+// The next packet (at most 64 KiB, resized to what came) and up to two fds
+// (-1 where none came); false at the end of the connection or on error.
+bool recv_with_fds(int s, std::string &data, int fds[2])
+{
+	data.assign(65536, '\0');
+	iovec iov = {data.data(), data.size()};
+	msghdr mh{};
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	char ctl[CMSG_SPACE(2 * sizeof(int))] = {};
+	mh.msg_control = ctl;
+	mh.msg_controllen = sizeof(ctl);
+	ssize_t n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
+	fds[0] = fds[1] = -1;
+	if (cmsghdr *c = CMSG_FIRSTHDR(&mh); c && c->cmsg_type == SCM_RIGHTS)
+		memcpy(fds, CMSG_DATA(c), std::min<size_t>(2 * sizeof(int), c->cmsg_len - CMSG_LEN(0)));
+	data.resize(n > 0 ? n : 0);
+	return n > 0;
+}
+
 Status send_req(int s, uint32_t type, uint64_t gen, int argc, char **argv, int fd)
 {
 	std::string msg(sizeof(Req), '\0');
@@ -74,21 +114,8 @@ Status send_req(int s, uint32_t type, uint64_t gen, int argc, char **argv, int f
 		msg.append(argv[i], strlen(argv[i]) + 1);
 	if (msg.size() > 60000)
 		return fail("the command line is too long for the holder");
-	iovec iov = {msg.data(), msg.size()};
-	msghdr mh{};
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	char ctl[CMSG_SPACE(sizeof(int))] = {};
-	if (fd >= 0) {
-		mh.msg_control = ctl;
-		mh.msg_controllen = sizeof(ctl);
-		cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	if (sendmsg(s, &mh, MSG_NOSIGNAL) != (ssize_t)msg.size())
+	bool sent = fd >= 0 ? send_with_fds(s, msg, {fd}) : send_with_fds(s, msg, {});
+	if (!sent)
 		return fail(sys("can't send a request to the holder"));
 	return ok();
 }
@@ -364,23 +391,13 @@ struct Holder {
 
 	[[noreturn]] void wait_for_work(int ctl)
 	{
-		std::string buf(65536, '\0');
-		iovec iov = {buf.data(), buf.size()};
-		msghdr mh{};
-		mh.msg_iov = &iov;
-		mh.msg_iovlen = 1;
-		char cbuf[CMSG_SPACE(2 * sizeof(int))] = {};
-		mh.msg_control = cbuf;
-		mh.msg_controllen = sizeof(cbuf);
-		ssize_t n = recvmsg(ctl, &mh, MSG_CMSG_CLOEXEC);
-		int fds[2] = {-1, -1};
-		if (cmsghdr *c = CMSG_FIRSTHDR(&mh); c && c->cmsg_type == SCM_RIGHTS)
-			memcpy(fds, CMSG_DATA(c), std::min<size_t>(sizeof(fds), c->cmsg_len - CMSG_LEN(0)));
-		if (n <= 0 || fds[0] < 0)
+		std::string buf;
+		int fds[2];
+		if (!recv_with_fds(ctl, buf, fds) || fds[0] < 0)
 			_exit(0);  // the holder ended
 		std::vector<std::string> args;
-		for (size_t at = 0; at < (size_t)n;) {
-			size_t len = strnlen(buf.data() + at, n - at);
+		for (size_t at = 0; at < buf.size();) {
+			size_t len = strnlen(buf.data() + at, buf.size() - at);
 			args.emplace_back(buf.data() + at, len);
 			at += len + 1;
 		}
@@ -394,20 +411,7 @@ struct Holder {
 			fork_spare();
 		if (spare < 0)
 			return false;
-		iovec iov = {const_cast<char *>(argv_blob.data()), argv_blob.size()};
-		msghdr mh{};
-		mh.msg_iov = &iov;
-		mh.msg_iovlen = 1;
-		char cbuf[CMSG_SPACE(2 * sizeof(int))] = {};
-		mh.msg_control = cbuf;
-		mh.msg_controllen = sizeof(cbuf);
-		cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(2 * sizeof(int));
-		int fds[2] = {conn, cwd};
-		memcpy(CMSG_DATA(c), fds, sizeof(fds));
-		bool sent = sendmsg(spare_ctl.get(), &mh, MSG_NOSIGNAL) == (ssize_t)argv_blob.size();
+		bool sent = send_with_fds(spare_ctl.get(), argv_blob, {conn, cwd});
 		spare = -1;
 		spare_ctl.reset();
 		return sent;
@@ -416,19 +420,11 @@ struct Holder {
 	// One request; false once the holder should end.
 	bool serve(int conn)
 	{
-		std::string buf(65536, '\0');
-		iovec iov = {buf.data(), buf.size()};
-		msghdr mh{};
-		mh.msg_iov = &iov;
-		mh.msg_iovlen = 1;
-		char ctl[CMSG_SPACE(sizeof(int))] = {};
-		mh.msg_control = ctl;
-		mh.msg_controllen = sizeof(ctl);
-		ssize_t n = recvmsg(conn, &mh, MSG_CMSG_CLOEXEC);
-		int cwd = -1;
-		if (cmsghdr *c = CMSG_FIRSTHDR(&mh); c && c->cmsg_type == SCM_RIGHTS)
-			memcpy(&cwd, CMSG_DATA(c), sizeof(int));
-		Fd cwd_fd(cwd);
+		std::string buf;
+		int fds[2];
+		recv_with_fds(conn, buf, fds);
+		ssize_t n = buf.size();
+		Fd cwd_fd(fds[0]), extra(fds[1]);
 		Req r{};
 		Rep rep{};
 		rep.pid = getpid();

@@ -185,6 +185,19 @@ def timed(cmd, what, log=None, timeout=120):
     return ms, r.stdout
 
 
+def build_helper(tmp):
+    """Compiles bench_helper.c and writes warm.py into tmp; returns the
+    helper's path."""
+    helper = os.path.join(tmp, "bench_helper")
+    r = subprocess.run(["gcc", "-O2", "-Wall", "-o", helper, HELPER_SRC],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        raise BenchError("gcc failed:\n" + r.stdout)
+    with open(os.path.join(tmp, "warm.py"), "w") as f:
+        f.write(WARM_PY)
+    return helper
+
+
 def run_bench(body, cleanup):
     """The frame every benchmark runs in: it becomes a child subreaper (so
     restored tasks are reparented to it and can be reaped), turns SIGTERM and
@@ -222,12 +235,7 @@ class Bench:
         self.helper = os.path.join(tmp, "bench_helper")
 
     def build_helper(self):
-        r = subprocess.run(["gcc", "-O2", "-Wall", "-o", self.helper, HELPER_SRC],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if r.returncode != 0:
-            raise BenchError("gcc failed:\n" + r.stdout)
-        with open(os.path.join(self.tmp, "warm.py"), "w") as f:
-            f.write(WARM_PY)
+        build_helper(self.tmp)
 
     def command(self, kind, d):
         ready, result = os.path.join(d, "ready"), os.path.join(d, "result")

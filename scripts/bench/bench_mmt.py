@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 
-from bench_core import HELPER_SRC, PYTHON, REPO, WARM_PY, BenchError, Procs, log_tail, run_bench, wait_file
+from bench_core import PYTHON, REPO, BenchError, build_helper, Procs, log_tail, run_bench, wait_file
 
 try:
     from pycriu import rpc_pb2 as rpc
@@ -79,12 +79,7 @@ class Bench:
                         CRIU_MM_RUN=os.path.join(tmp, "run"))
 
     def build(self):
-        r = subprocess.run(["gcc", "-O2", "-Wall", "-o", self.helper, HELPER_SRC],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if r.returncode != 0:
-            raise BenchError("gcc failed:\n" + r.stdout)
-        with open(os.path.join(self.tmp, "warm.py"), "w") as f:
-            f.write(WARM_PY)
+        build_helper(self.tmp)
 
     def criu(self, args, what, log=None):
         t0 = time.perf_counter()

@@ -48,7 +48,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from bench_core import HELPER_SRC, PYTHON, WARM_PY, BenchError, log_tail, run_bench, wait_file  # noqa: E402
+from bench_core import PYTHON, BenchError, build_helper, log_tail, run_bench, wait_file  # noqa: E402
 
 try:
     from pycriu import rpc_pb2 as rpc
@@ -106,12 +106,7 @@ class Bench:
 
     # ---- setup / teardown
     def build(self):
-        r = subprocess.run(["gcc", "-O2", "-Wall", "-o", self.helper, HELPER_SRC],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if r.returncode != 0:
-            raise BenchError("gcc failed:\n" + r.stdout)
-        with open(os.path.join(self.tmp, "warm.py"), "w") as f:
-            f.write(WARM_PY)
+        build_helper(self.tmp)
 
     def start_service(self):
         log = open(os.path.join(self.tmp, "service.log"), "w")
