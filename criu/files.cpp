@@ -598,11 +598,16 @@ Status FileTable::check_peers() const
 	for (auto *f : impl_->files)
 		if (f->usk)
 			inos.insert(f->usk->ino);
-	for (auto *f : impl_->files)
-		if (f->usk && f->usk->peer && !inos.count(f->usk->peer))
-			return Error{strfmt("unix socket %u is connected to socket inode %u outside the dumped tree; "
-					    "not supported",
-					    f->usk->ino, f->usk->peer)};
+	for (auto *f : impl_->files) {
+		if (!f->usk || !f->usk->peer || inos.count(f->usk->peer))
+			continue;
+		auto k = std::find_if(impl_->known.begin(), impl_->known.end(),
+				      [&](const Impl::Known &k) { return k.id == f->id; });
+		return Error{strfmt("PID %d fd %d: unix socket %u is connected to socket %u outside the dumped tree; "
+				    "not supported",
+				    k == impl_->known.end() ? 0 : k->pid, k == impl_->known.end() ? -1 : k->fd,
+				    f->usk->ino, f->usk->peer)};
+	}
 	return {};
 }
 
@@ -1051,10 +1056,46 @@ struct Opener {
 	// The two ends of a pair are made together; the second waits here.
 	std::map<uint32_t, int> unix_waiting;  // file id -> fd
 
+	// Listeners are made once: connections through them may need them
+	// before the fd table asks for them (and get a dup then).
+	std::map<uint32_t, int> unix_listeners;	 // file id -> fd
+
+	Result<int> listener(const FileEntry &l)
+	{
+		if (!unix_listeners.count(l.id)) {
+			auto fd = restore_unix_listener(*l.usk);
+			if (!fd)
+				return fd;
+			unix_listeners[l.id] = *fd;
+		}
+		return unix_listeners[l.id];
+	}
+
+	const FileEntry *unix_listener_named(const ProtobufCBinaryData &name)
+	{
+		for (auto &g : rf.files)
+			if (g->type == FD_TYPES__UNIXSK && is_unix_listener(*g->usk) && g->usk->name.len == name.len &&
+			    name.len && !memcmp(g->usk->name.data, name.data, name.len))
+				return g.get();
+		return nullptr;
+	}
+
+	const std::vector<std::string> &queue(uint32_t id)
+	{
+		static const std::vector<std::string> none;
+		auto it = rf.sk_queues.find(id);
+		return it == rf.sk_queues.end() ? none : it->second;
+	}
+
 	Result<int> open_unix(const FileEntry &f)
 	{
-		if (is_unix_listener(*f.usk))
-			return restore_unix_listener(*f.usk);
+		if (is_unix_listener(*f.usk)) {
+			auto fd = listener(f);
+			if (!fd)
+				return fd;
+			int d = fcntl(*fd, F_DUPFD_CLOEXEC, 0);
+			return d >= 0 ? Result<int>(d) : sys_error("can't dup unix listener %u", f.id);
+		}
 		if (auto it = unix_waiting.find(f.id); it != unix_waiting.end()) {
 			int fd = it->second;
 			unix_waiting.erase(it);
@@ -1067,13 +1108,25 @@ struct Opener {
 		if (!peer)
 			return Error{
 			    strfmt("unix socket %u: its peer (inode %u) is not in the images", f.id, f.usk->peer)};
-		static const std::vector<std::string> none;
-		auto qa = rf.sk_queues.find(f.id), qb = rf.sk_queues.find(peer->id);
 		int fds[2];
-		TRY(restore_unix_pair(*f.usk, *peer->usk, qa == rf.sk_queues.end() ? none : qa->second,
-				      qb == rf.sk_queues.end() ? none : qb->second, fds));
-		unix_waiting[peer->id] = fds[1];
-		return fds[0];
+		if (!f.usk->name.len && !peer->usk->name.len) {
+			TRY(restore_unix_pair(*f.usk, *peer->usk, queue(f.id), queue(peer->id), fds));
+			unix_waiting[peer->id] = fds[1];
+			return fds[0];
+		}
+		// a connection through a listener: the server end is the named one
+		bool f_serves = f.usk->name.len && (!peer->usk->name.len || unix_listener_named(f.usk->name));
+		const FileEntry &server = f_serves ? f : *peer, &client = f_serves ? *peer : f;
+		int lfd = -1;
+		if (const FileEntry *l = unix_listener_named(server.usk->name)) {
+			auto fd = listener(*l);
+			if (!fd)
+				return fd.error();
+			lfd = *fd;
+		}
+		TRY(restore_unix_connection(*client.usk, *server.usk, lfd, queue(client.id), queue(server.id), fds));
+		unix_waiting[peer->id] = f_serves ? fds[0] : fds[1];
+		return f_serves ? fds[1] : fds[0];
 	}
 
 	Result<int> open_tty(const TtyFileEntry &t)
@@ -1186,6 +1239,9 @@ struct Opener {
 		for (auto &[id, fd] : unix_waiting)
 			::close(fd);
 		unix_waiting.clear();
+		for (auto &[id, fd] : unix_listeners)
+			::close(fd);
+		unix_listeners.clear();
 		for (auto &[dev, fd] : mounts)
 			::close(fd);
 		mounts.clear();

@@ -316,6 +316,24 @@ Result<std::vector<QueuedPacket>> peek_queue(int sk, int type)
 	return out;
 }
 
+// getsockname() of a unix socket: "" if it has no name; a path must be
+// absolute (a relative one would depend on the cwd of whoever binds it).
+Result<std::string> socket_name(int sk)
+{
+	sockaddr_un sun{};
+	socklen_t len = sizeof(sun);
+	if (getsockname(sk, reinterpret_cast<sockaddr *>(&sun), &len) < 0)
+		return sys_error("getsockname");
+	size_t nlen = len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
+	if (nlen && sun.sun_path[0] != 0) {
+		nlen = strnlen(sun.sun_path, nlen);
+		if (sun.sun_path[0] != '/')
+			return Error{strfmt("unix socket bound to the relative path %.*s is not supported yet",
+					    (int)nlen, sun.sun_path)};
+	}
+	return std::string(sun.sun_path, nlen);
+}
+
 // A listening socket: its name (a path or an abstract name), the socket
 // file's permissions, and its backlog.
 Status dump_unix_listener(Arena &a, pid_t pid, int fd, int sk, uint32_t flags, const struct stat &st,
@@ -422,18 +440,24 @@ Status dump_unix_socket(Arena &a, pid_t pid, int fd, int sk, uint32_t flags, Uni
 	int type = get_int(sk, SOL_SOCKET, SO_TYPE);
 	if (get_int(sk, SOL_SOCKET, SO_ACCEPTCONN))
 		return dump_unix_listener(a, pid, fd, sk, flags, st, *peer, e);
-	if (peer->named || !peer->peer)
-		return Error{strfmt("PID %d fd %d: only listening unix sockets and unnamed connected pairs are "
-				    "supported yet (this one is %s)",
-				    pid, fd, peer->named ? "named" : "not connected")};
+	if (!peer->peer)
+		return Error{strfmt("PID %d fd %d: unix socket is not connected; only listening and connected unix "
+				    "sockets are supported yet",
+				    pid, fd)};
+	if (peer->named && type == SOCK_DGRAM)
+		return Error{strfmt("PID %d fd %d: a named unix datagram socket is not supported yet", pid, fd)};
 	e->ino = st.st_ino;
 	e->type = type;
 	e->state = kEstablished;
 	e->flags = flags;
 	e->peer = peer->peer;
 	e->opts = dump_opts(a, sk, false);
-	e->name.len = 0;
-	e->name.data = nullptr;
+	// an accepted connection is named after its listener
+	auto name = socket_name(sk);
+	if (!name)
+		return Error{strfmt("PID %d fd %d: %s", pid, fd, name.error().msg.c_str())};
+	e->name.len = name->size();
+	e->name.data = name->empty() ? nullptr : a.copy(std::vector<uint8_t>(name->begin(), name->end()));
 	auto q = peek_queue(sk, type);
 	if (!q)
 		return Error{strfmt("PID %d fd %d: %s", pid, fd, q.error().msg.c_str())};
@@ -461,6 +485,77 @@ Status restore_unix_pair(const UnixSkEntry &a, const UnixSkEntry &b, const std::
 		return sys_error("can't set flags of unix sockets");
 	fds[0] = fa.release();
 	fds[1] = fb.release();
+	return {};
+}
+
+namespace
+{
+
+Result<sockaddr_un> address_of(const UnixSkEntry &e, socklen_t *len)
+{
+	sockaddr_un sun{};
+	if (e.name.len == 0 || e.name.len > sizeof(sun.sun_path))
+		return Error{strfmt("unix socket %u: malformed name", e.id)};
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, e.name.data, e.name.len);
+	*len = offsetof(sockaddr_un, sun_path) + e.name.len;
+	return sun;
+}
+
+Status requeue(int from, const std::vector<std::string> &q)
+{
+	for (auto &pkt : q)
+		if (send(from, pkt.data(), pkt.size(), MSG_DONTWAIT) != (ssize_t)pkt.size())
+			return sys_error("can't requeue %zu bytes on a unix socket", pkt.size());
+	return {};
+}
+
+}  // namespace
+
+Status restore_unix_connection(const UnixSkEntry &c, const UnixSkEntry &s, int listener,
+			       const std::vector<std::string> &qc, const std::vector<std::string> &qs, int fds[2])
+{
+	if (c.type != s.type || c.peer != s.ino || s.peer != c.ino)
+		return Error{strfmt("unix sockets %u and %u are not a pair", c.id, s.id)};
+	socklen_t slen;
+	auto saddr = address_of(s, &slen);
+	if (!saddr)
+		return saddr.error();
+	Fd temp;  // the listener is gone: one for this connection only
+	if (listener < 0) {
+		auto l = restore_unix_listener(s);
+		if (!l)
+			return l.error();
+		temp.reset(*l);
+		listener = temp.get();
+	}
+	Fd fc(socket(AF_UNIX, c.type | SOCK_CLOEXEC, 0));
+	if (!fc.valid())
+		return sys_error("can't create unix socket %u", c.id);
+	if (c.name.len) {
+		socklen_t clen;
+		auto caddr = address_of(c, &clen);
+		if (!caddr)
+			return caddr.error();
+		if (caddr->sun_path[0])
+			unlink(caddr->sun_path);  // the dead task's socket file
+		if (bind(fc.get(), reinterpret_cast<sockaddr *>(&*caddr), clen) < 0)
+			return sys_error("can't bind unix socket %u", c.id);
+	}
+	if (connect(fc.get(), reinterpret_cast<sockaddr *>(&*saddr), slen) < 0)
+		return sys_error("can't connect unix socket %u to its listener", c.id);
+	Fd fs(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+	if (!fs.valid())
+		return sys_error("can't accept unix socket %u", s.id);
+	// what c had queued was sent by s, and the other way round
+	TRY(requeue(fs.get(), qc));
+	TRY(requeue(fc.get(), qs));
+	TRY(restore_opts(fc.get(), *c.opts, false));
+	TRY(restore_opts(fs.get(), *s.opts, false));
+	if (fcntl(fc.get(), F_SETFL, c.flags & O_NONBLOCK) < 0 || fcntl(fs.get(), F_SETFL, s.flags & O_NONBLOCK) < 0)
+		return sys_error("can't set flags of unix sockets");
+	fds[0] = fc.release();
+	fds[1] = fs.release();
 	return {};
 }
 

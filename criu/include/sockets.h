@@ -36,8 +36,10 @@ Result<int> restore_inet_socket(const InetSkEntry &e);
 bool is_unix_socket(int fd);
 
 // Unix sockets: listening ones (absolute path or abstract name, empty
-// accept queue) and connected pairs with both ends in the task (socketpair
-// and the like); queued packets are returned for sk-queues.img.
+// accept queue) and connected pairs with both ends in the tree (socketpair,
+// or a stream/seqpacket connection through a named listener: the accepted
+// end carries the listener's name); queued packets are returned for
+// sk-queues.img.
 struct QueuedPacket {
 	std::string data;
 };
@@ -53,5 +55,12 @@ Result<int> restore_unix_listener(const UnixSkEntry &e);
 // queue is refilled from the other end.
 Status restore_unix_pair(const UnixSkEntry &a, const UnixSkEntry &b, const std::vector<std::string> &qa,
 			 const std::vector<std::string> &qb, int fds[2]);
+
+// A connection through a listener, made again the way it was made: c
+// (bound first if it had a name) connects to s's name and the listener
+// (listener, or a temporary one at that name if the tree's is gone)
+// accepts s, so both ends have their names. fds[0] is c, fds[1] s.
+Status restore_unix_connection(const UnixSkEntry &c, const UnixSkEntry &s, int listener,
+			       const std::vector<std::string> &qc, const std::vector<std::string> &qs, int fds[2]);
 
 }  // namespace criu
