@@ -13,8 +13,13 @@ namespace criu
 namespace
 {
 
-const char *const kLimits[] = {"memory.limit_in_bytes", "cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.shares",
-			       "memory.max", "cpu.max", "cpu.weight"};
+const char *const kLimits[] = {"memory.limit_in_bytes",
+			       "cpu.cfs_quota_us",
+			       "cpu.cfs_period_us",
+			       "cpu.shares",
+			       "memory.max",
+			       "cpu.max",
+			       "cpu.weight"};
 
 // controller -> path of pid's cgroup, from /proc/PID/cgroup ("" for v2).
 Result<std::map<std::string, std::string>> cgroups_of(pid_t pid)
@@ -53,8 +58,7 @@ Status dump_cgroup_limits(const ImageDir &dir, pid_t pid)
 		std::string ctl = std::string(file).substr(0, std::string(file).find('.'));
 		std::string path;
 		if (cg->count(ctl))
-			path = strfmt("/sys/fs/cgroup/%s%s/%s", ctl.c_str(),
-				      (*cg)[ctl].c_str(), file);
+			path = strfmt("/sys/fs/cgroup/%s%s/%s", ctl.c_str(), (*cg)[ctl].c_str(), file);
 		else if (cg->count(""))
 			path = strfmt("/sys/fs/cgroup%s/%s", (*cg)[""].c_str(), file);
 		if (auto v = read_file(path))

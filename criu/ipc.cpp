@@ -256,14 +256,19 @@ Status restore_vars(const ImageDir &dir, uint32_t id)
 		return e.error();
 	auto &v = **e;
 	if (v.n_sem_ctls == 4)
-		TRY(write_sysctl("kernel/sem", strfmt("%u %u %u %u", v.sem_ctls[0], v.sem_ctls[1], v.sem_ctls[2],
-						      v.sem_ctls[3])));
+		TRY(write_sysctl("kernel/sem",
+				 strfmt("%u %u %u %u", v.sem_ctls[0], v.sem_ctls[1], v.sem_ctls[2], v.sem_ctls[3])));
 	std::pair<const char *, uint64_t> vars[] = {
-	    {"kernel/msgmax", v.msg_ctlmax},	     {"kernel/msgmnb", v.msg_ctlmnb},
-	    {"kernel/msgmni", v.msg_ctlmni},	     {"kernel/shmmax", v.shm_ctlmax},
-	    {"kernel/shmall", v.shm_ctlall},	     {"kernel/shmmni", v.shm_ctlmni},
-	    {"kernel/shm_rmid_forced", v.shm_rmid_forced}, {"fs/mqueue/queues_max", v.mq_queues_max},
-	    {"fs/mqueue/msg_max", v.mq_msg_max},	     {"fs/mqueue/msgsize_max", v.mq_msgsize_max},
+	    {"kernel/msgmax", v.msg_ctlmax},
+	    {"kernel/msgmnb", v.msg_ctlmnb},
+	    {"kernel/msgmni", v.msg_ctlmni},
+	    {"kernel/shmmax", v.shm_ctlmax},
+	    {"kernel/shmall", v.shm_ctlall},
+	    {"kernel/shmmni", v.shm_ctlmni},
+	    {"kernel/shm_rmid_forced", v.shm_rmid_forced},
+	    {"fs/mqueue/queues_max", v.mq_queues_max},
+	    {"fs/mqueue/msg_max", v.mq_msg_max},
+	    {"fs/mqueue/msgsize_max", v.mq_msgsize_max},
 	};
 	for (auto &[name, val] : vars)
 		TRY(write_sysctl(name, std::to_string(val)));
@@ -372,7 +377,8 @@ Status restore_msg(const ImageDir &dir, uint32_t id)
 			if (!m)
 				return m.error();
 			if (!*m || (*m)->msize > kMaxMsg)
-				return Error{strfmt("message queue %u: message %u is missing or too big", q.desc->id, i)};
+				return Error{
+				    strfmt("message queue %u: message %u is missing or too big", q.desc->id, i)};
 			auto data = r->take_raw(round_up((*m)->msize, 8));
 			if (!data)
 				return data.error();

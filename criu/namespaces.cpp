@@ -83,8 +83,8 @@ Result<NsSet> root_namespaces(pid_t pid, const std::vector<std::string> &externa
 			if (!v)
 				return v.error();
 			if (*v != 1)
-				return Error{strfmt("PID %d is PID %d of its pid namespace, not its init: dump the init",
-						    pid, *v)};
+				return Error{strfmt(
+				    "PID %d is PID %d of its pid namespace, not its init: dump the init", pid, *v)};
 			ns.pid = true;
 		} else if (k == "net" || k == "mnt") {
 			std::string *key = k == "net" ? &ns.ext_net : &ns.ext_mnt;
@@ -92,9 +92,10 @@ Result<NsSet> root_namespaces(pid_t pid, const std::vector<std::string> &externa
 				if (auto e = parse_external(x); e && e->kind == k && e->inode == *its)
 					*key = e->key;
 			if (key->empty())
-				return Error{strfmt("PID %d lives in its own %s namespace (inode %llu); it is not saved: "
-						    "dump it as external with --external %s[%llu]:KEY",
-						    pid, kind, (unsigned long long)*its, kind, (unsigned long long)*its)};
+				return Error{
+				    strfmt("PID %d lives in its own %s namespace (inode %llu); it is not saved: "
+					   "dump it as external with --external %s[%llu]:KEY",
+					   pid, kind, (unsigned long long)*its, kind, (unsigned long long)*its)};
 		} else {
 			return Error{strfmt("PID %d lives in its own %s namespace; dumping that kind of namespace "
 					    "is not supported yet",

@@ -142,8 +142,7 @@ Status add_task(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid, const std::v
 	return {};
 }
 
-Status seize_subtree(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid, const std::vector<std::string> &ext,
-		     NsSet &ns)
+Status seize_subtree(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid, const std::vector<std::string> &ext, NsSet &ns)
 {
 	TRY(add_task(tree, pid, ppid, ext, ns));
 	size_t me = tree.size() - 1;

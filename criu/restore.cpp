@@ -87,12 +87,12 @@ struct TaskImages {
 };
 
 struct TreeImages {
-	std::vector<TaskImages> tasks;	// pstree order: [0] is the root
+	std::vector<TaskImages> tasks;	  // pstree order: [0] is the root
 	const ImageDir *pages = nullptr;  // where the pages images are (a template's, or the dump's)
 	RestoredFiles files;
-	int min_service_fd = 3;	 // above every fd number of every task
-	std::set<pid_t> pids;	 // as the tree sees them
-	NsSet ns;		 // the root is created in new namespaces of these kinds
+	int min_service_fd = 3;	   // above every fd number of every task
+	std::set<pid_t> pids;	   // as the tree sees them
+	NsSet ns;		   // the root is created in new namespaces of these kinds
 	bool ipc_objects = false;  // recreate the dump's SysV objects (new or joined ipc namespace)
 };
 
@@ -105,8 +105,8 @@ Status check_core(const CoreEntry &c, const std::string &name, bool leader)
 	if (leader && (!c.tc || c.tc->n_sigactions > 64))
 		return Error{name + ": task core missing or malformed"};
 	if (leader && c.tc->task_state != kTaskAlive && c.tc->task_state != kTaskStopped)
-		return Error{strfmt("%s: task state %u (helper tasks) is not supported", name.c_str(),
-				    c.tc->task_state)};
+		return Error{
+		    strfmt("%s: task state %u (helper tasks) is not supported", name.c_str(), c.tc->task_state)};
 	if (c.thread_info->gpregs->has_mode && c.thread_info->gpregs->mode != USER_X86_REGS_MODE__NATIVE)
 		return Error{name + ": 32-bit (compat) tasks are not supported"};
 	auto *cr = c.thread_core->creds;
@@ -933,8 +933,8 @@ Status Tracer::on_stop(pid_t t, int status, size_t &trapped)
 	} else {
 		user_regs_struct r{};
 		ptrace(PTRACE_GETREGS, t, nullptr, &r);
-		return failure(strfmt("the restored task %d got signal %d at ip %llx", t, sig,
-				      (unsigned long long)r.rip));
+		return failure(
+		    strfmt("the restored task %d got signal %d at ip %llx", t, sig, (unsigned long long)r.rip));
 	}
 	if (ptrace(PTRACE_CONT, t, nullptr, (void *)(long)pass) < 0 && errno != ESRCH)
 		return sys_error("can't resume task %d", t);
@@ -1274,8 +1274,9 @@ Result<pid_t> restore_from_template(const Options &o)
 	if (!pid)
 		return pid.error();
 	if (!taken)
-		return Error{strfmt("--mm-template %s: no plugin handles templates (load the mmtemplate plugin with -L)",
-				    o.mm_template.c_str())};
+		return Error{
+		    strfmt("--mm-template %s: no plugin handles templates (load the mmtemplate plugin with -L)",
+			   o.mm_template.c_str())};
 	pr_info("Restored PID %d from template %s\n", *pid, o.mm_template.c_str());
 	return pid;
 }

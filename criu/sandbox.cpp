@@ -111,7 +111,8 @@ Result<JoinedNs> JoinedNs::enter(const Options &o, const ExternalNs &ext)
 					 std::pair{"ipcns", CLONE_NEWIPC}, std::pair{"mntns", CLONE_NEWNS}}) {
 			Fd fd(::open((*conf)[key].c_str(), O_RDONLY | O_CLOEXEC));
 			if (!fd.valid())
-				return sys_error("sandbox %s: can't open %s", o.switch_to.c_str(), (*conf)[key].c_str());
+				return sys_error("sandbox %s: can't open %s", o.switch_to.c_str(),
+						 (*conf)[key].c_str());
 			targets.emplace_back(std::move(fd), kind);
 		}
 		std::vector<std::string> dirs;
@@ -147,7 +148,10 @@ Result<JoinedNs> JoinedNs::enter(const Options &o, const ExternalNs &ext)
 		return j;
 	j.cwd_.reset(::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	for (auto &[fd, kind] : targets) {
-		const char *name = kind == CLONE_NEWNET ? "net" : kind == CLONE_NEWUTS ? "uts" : kind == CLONE_NEWIPC ? "ipc" : "mnt";
+		const char *name = kind == CLONE_NEWNET	  ? "net"
+				   : kind == CLONE_NEWUTS ? "uts"
+				   : kind == CLONE_NEWIPC ? "ipc"
+							  : "mnt";
 		Fd mine(::open(strfmt("/proc/self/ns/%s", name).c_str(), O_RDONLY | O_CLOEXEC));
 		if (!mine.valid())
 			return sys_error("can't open criu's own %s namespace", name);

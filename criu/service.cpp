@@ -225,8 +225,8 @@ Status Worker::template_options(Options &o, const CriuOpts &ro)
 		return Error{"mm_template restores take no rst_sibling, inherit_fd or notify_scripts"};
 	o.mm_template = ro.mm_template;
 	o.restore_detached = true;
-	o.argv = {"criu", "restore", "-d", "-D", o.images_dir, "--mm-template", o.mm_template,
-		  "-v" + std::to_string(o.verbosity)};
+	o.argv = {"criu",	"restore",	 "-d",		"-D",
+		  o.images_dir, "--mm-template", o.mm_template, "-v" + std::to_string(o.verbosity)};
 	if (!o.log_file.empty())
 		o.argv.insert(o.argv.end(), {"-o", o.work_dir + "/" + o.log_file});
 	if (o.shell_job)

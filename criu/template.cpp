@@ -33,7 +33,8 @@ Status fill(const MemPlan &m, const rst_vma &v, int pages_fd)
 		for (uint64_t done = 0; done < r.len;) {
 			ssize_t n = pread(pages_fd, (char *)(r.vaddr + done), r.len - done, r.file_off + done);
 			if (n <= 0)
-				return n < 0 ? sys_error("can't read template pages at %lx", (unsigned long)(r.vaddr + done))
+				return n < 0 ? sys_error("can't read template pages at %lx",
+							 (unsigned long)(r.vaddr + done))
 					     : Error{"the template's pages are truncated"};
 			done += n;
 		}
@@ -134,8 +135,8 @@ void set_err(char *err, size_t len, const std::string &msg)
 }  // namespace
 
 extern "C" __attribute__((visibility("default"))) int criu_template_hold(int images_dir_fd, int pages_dir_fd,
-									   struct cr_held_range **held,
-									   unsigned *nr_held, char *err, size_t errlen)
+									 struct cr_held_range **held, unsigned *nr_held,
+									 char *err, size_t errlen)
 {
 	using namespace criu;
 	auto images = ImageDir::from_fd(images_dir_fd, "template images");
@@ -160,9 +161,9 @@ extern "C" __attribute__((visibility("default"))) int criu_template_hold(int ima
 }
 
 extern "C" __attribute__((visibility("default"))) int criu_template_restore(int argc, char **argv,
-									      const struct cr_held_range *held,
-									      unsigned nr_held, int pages_dir_fd,
-									      int *pid, char *err, size_t errlen)
+									    const struct cr_held_range *held,
+									    unsigned nr_held, int pages_dir_fd,
+									    int *pid, char *err, size_t errlen)
 {
 	using namespace criu;
 	Options o;

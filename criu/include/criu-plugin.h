@@ -117,8 +117,8 @@ struct cr_held_range {
  * (to free()). Returns 0; -EEXIST if an address is taken in the caller
  * (re-execute to get another address space layout); another -errno with a
  * message in err. Provided by criu. */
-extern int criu_template_hold(int images_dir_fd, int pages_dir_fd, struct cr_held_range **held,
-			      unsigned *nr_held, char *err, size_t errlen);
+extern int criu_template_hold(int images_dir_fd, int pages_dir_fd, struct cr_held_range **held, unsigned *nr_held,
+			      char *err, size_t errlen);
 
 /* In a child of a template holder: runs `criu restore` as argv (criu's
  * command line) asks, with the held ranges inherited copy-on-write and the

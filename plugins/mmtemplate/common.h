@@ -34,7 +34,8 @@ private:
 	std::string err_;
 };
 
-struct Ok {};
+struct Ok {
+};
 using Status = Result<Ok>;
 inline Status ok()
 {

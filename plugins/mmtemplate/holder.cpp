@@ -127,7 +127,8 @@ Result<Rep> recv_rep(int s)
 	while ((n = recv(s, &rep, sizeof(rep), 0)) < 0 && errno == EINTR)
 		;
 	if (n != (ssize_t)sizeof(rep))
-		return Result<Rep>::fail(n < 0 ? sys("no answer from the holder") : "the holder ended without answering");
+		return Result<Rep>::fail(n < 0 ? sys("no answer from the holder")
+					       : "the holder ended without answering");
 	rep.err[sizeof(rep.err) - 1] = 0;
 	return rep;
 }
@@ -308,7 +309,8 @@ struct Holder {
 		ix = *x;
 		gen_dir.reset(open(pool.gen_dir(name, ix.generation).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 		if (!gen_dir.valid())
-			return fail(sys("template %s generation %llu", name.c_str(), (unsigned long long)ix.generation));
+			return fail(
+			    sys("template %s generation %llu", name.c_str(), (unsigned long long)ix.generation));
 		lock.reset(openat(gen_dir.get(), ".lock", O_RDONLY | O_CLOEXEC));
 		if (!lock.valid() || flock(lock.get(), LOCK_SH) < 0)
 			return fail(sys("can't lock template %s", name.c_str()));
@@ -522,10 +524,11 @@ Result<int> restore_via_holder(const Pool &p, const Index &ix, int argc, char **
 				continue;
 			}
 			if (!holder_alive(p, ix.name))
-				return Result<int>::fail(fmt("the holder of template %s ended before it served",
-							     ix.name.c_str()));
+				return Result<int>::fail(
+				    fmt("the holder of template %s ended before it served", ix.name.c_str()));
 			if ((waited += 10) > kWaitMs)
-				return Result<int>::fail(fmt("the holder of template %s did not answer", ix.name.c_str()));
+				return Result<int>::fail(
+				    fmt("the holder of template %s did not answer", ix.name.c_str()));
 			usleep(10000);
 			continue;
 		}

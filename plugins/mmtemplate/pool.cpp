@@ -165,8 +165,8 @@ Status write_index(const Pool &p, const Index &ix)
 	auto path = p.index_path(ix.name), tmp = path + ".tmp";
 	{
 		std::ofstream f(tmp, std::ios::trunc);
-		f << "criu-mm-template 1\nname " << ix.name << "\ngeneration " << ix.generation << "\nkind "
-		  << ix.kind << "\nfingerprint " << std::hex << ix.fingerprint << std::dec << "\n";
+		f << "criu-mm-template 1\nname " << ix.name << "\ngeneration " << ix.generation << "\nkind " << ix.kind
+		  << "\nfingerprint " << std::hex << ix.fingerprint << std::dec << "\n";
 		for (auto &fs : ix.files)
 			f << "file " << fs.name << " " << fs.size << " " << std::hex << fs.sum << std::dec << "\n";
 		f.flush();
@@ -223,8 +223,7 @@ Result<std::string> Pool::socket_path(const std::string &name) const
 	std::string base = run && *run ? run : "/run/criu-mm";
 	if (mkdir(base.c_str(), 0700) < 0 && errno != EEXIST)
 		return Result<std::string>::fail(sys("can't create %s", base.c_str()));
-	return base + fmt("/%llx-%llx-", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino) + name +
-	       ".sock";
+	return base + fmt("/%llx-%llx-", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino) + name + ".sock";
 }
 
 uint64_t Index::bytes() const
@@ -251,8 +250,8 @@ Result<Index> read_index(const Pool &p, const std::string &name)
 		return Result<Index>::fail(st.error());
 	std::ifstream f(p.index_path(name));
 	if (!f)
-		return Result<Index>::fail(fmt("no template %s in the %s pool %s", name.c_str(), p.kind.c_str(),
-					       p.dir.c_str()));
+		return Result<Index>::fail(
+		    fmt("no template %s in the %s pool %s", name.c_str(), p.kind.c_str(), p.dir.c_str()));
 	Index ix;
 	std::string line, key;
 	std::getline(f, line);
@@ -275,8 +274,8 @@ Result<Index> read_index(const Pool &p, const std::string &name)
 			ix.files.push_back(fs);
 		}
 		if (ss.fail())
-			return Result<Index>::fail(fmt("%s: malformed line '%s'", p.index_path(name).c_str(),
-						       line.c_str()));
+			return Result<Index>::fail(
+			    fmt("%s: malformed line '%s'", p.index_path(name).c_str(), line.c_str()));
 	}
 	if (ix.name != name || !ix.generation || ix.files.empty())
 		return Result<Index>::fail(fmt("%s: incomplete index", p.index_path(name).c_str()));
