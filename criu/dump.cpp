@@ -549,7 +549,7 @@ private:
 Status dump_tree(const Options &o, const ImageDir &dir, std::vector<TreeTask> &tree, const NsSet &ns)
 {
 	NetnsGuard netns;
-	if (!ns.ext_net.empty())
+	if (!ns.ext_net.empty() || ns.net)
 		TRY(netns.enter(tree[0].pid));
 	FileTable files(dir);
 	std::vector<std::unique_ptr<Dumper>> dumpers;  // the root's ids go into the inventory
@@ -567,6 +567,8 @@ Status dump_tree(const Options &o, const ImageDir &dir, std::vector<TreeTask> &t
 	TRY(files.write(dir));
 	TRY(write_pstree(dir, tree));
 	TRY(write_external_ns(dir, {ns.ext_net, ns.ext_mnt}));
+	if (ns.net)
+		TRY(dump_netns(dir, dumpers[0]->ids->net_ns_id));
 	TRY(dump_cgroup_limits(dir, tree[0].pid));
 	return write_inventory(dir, dumpers[0]->ids);
 }

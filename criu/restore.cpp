@@ -203,12 +203,18 @@ Result<TreeImages> read_images(const ImageDir &dir, const ImageDir &pages, const
 		tree.pids.insert(ti.pid);
 		tree.tasks.push_back(std::move(ti));
 	}
-	auto ns = read_namespaces(dir, tree.tasks[0].pid, tree.tasks[0].ids->uts_ns_id, tree.tasks[0].ids->ipc_ns_id);
+	auto &rids = *tree.tasks[0].ids;
+	auto ns = read_namespaces(dir, tree.tasks[0].pid, rids.uts_ns_id, rids.ipc_ns_id, rids.net_ns_id);
 	if (!ns)
 		return ns.error();
 	tree.ns = *ns;
 	tree.ipc_objects = tree.ns.ipc;
 	return tree;
+}
+
+uint32_t root_ids_net(const TreeImages &tree)
+{
+	return tree.tasks[0].ids->net_ns_id;
 }
 
 Status check_ids_free(const TreeImages &tree)
@@ -1170,11 +1176,18 @@ Result<pid_t> restore_task(const Options &o)
 		// objects are recreated in the latter)
 		if (!tree->ns.pid)
 			return Error{"--switch needs a tree that was the init of its pid namespace (PID 1 in it)"};
-		tree->ns.uts = tree->ns.ipc = false;
+		tree->ns.uts = tree->ns.ipc = tree->ns.net = false;
 	}
 	auto joined = JoinedNs::enter(o, *ext);
 	if (!joined)
 		return joined.error();
+	std::optional<OwnNetns> netns;
+	if (tree->ns.net) {
+		auto n = OwnNetns::enter(*dir, root_ids_net(*tree));
+		if (!n)
+			return n.error();
+		netns.emplace(std::move(*n));
+	}
 	TRY(check_ids_free(*tree));
 	const TaskImages &root = tree->tasks[0];
 	pr_info("Images read in %.3f ms; restoring PID %d (%zu task(s), %zu thread(s), %zu VMAs, %llu bytes of "

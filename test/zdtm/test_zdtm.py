@@ -101,7 +101,7 @@ TEST_OPTS = {
 # tree_unsupp is a tree criu refuses (test_dump_fail_tree), ns_pid_uts and
 # ns_ipc run as the init of new namespaces (test_namespaces), mm_isolation
 # too, for many template instances at once (test_mm_template.py).
-SPECIAL_TESTS = {"shell_job00", "unsupp_fd00", "inherit_fd00", "tree_unsupp", "ns_pid_uts", "ns_ipc",
+SPECIAL_TESTS = {"shell_job00", "unsupp_fd00", "inherit_fd00", "tree_unsupp", "ns_pid_uts", "ns_ipc", "ns_net",
                  "mm_isolation"}
 
 # Flavors that only run for a few tests.
@@ -1329,7 +1329,8 @@ def start_in_namespaces(r, kinds):
     return wrapper
 
 
-@pytest.mark.parametrize("name,kinds", [("ns_pid_uts", ("pid", "uts")), ("ns_ipc", ("pid", "ipc"))])
+@pytest.mark.parametrize("name,kinds", [("ns_pid_uts", ("pid", "uts")), ("ns_ipc", ("pid", "ipc")),
+                                        ("ns_net", ("pid", "net"))])
 def test_namespaces(zdtm, name, kinds):
     """a tree in namespaces of its own (started by unshare -p -u/-i -f, the
     test is PID 1 there): dumped with its namespaces, then restored twice
@@ -1563,9 +1564,10 @@ def test_inherit_fd_cli(zdtm):
 
 @pytest.mark.parametrize("kind", ["net", "mount"])
 def test_err_dump_own_namespace(tmp_path, built, kind):
-    """a task in a net or mount namespace of its own: those kinds are not
-    dumped yet, so the dump is refused with one line naming the PID and the
-    namespace, and the task runs on, untraced"""
+    """a task in a mount namespace of its own, or a net namespace with a
+    device other than lo (a veth end): those are not dumped yet, so the dump
+    is refused with one line naming the PID and the namespace, and the task
+    runs on, untraced"""
     require_criu()
     ns = "mnt" if kind == "mount" else kind
     p = subprocess.Popen(["unshare", "--" + kind, "sleep", "60"], stdin=subprocess.DEVNULL)
@@ -1574,6 +1576,10 @@ def test_err_dump_own_namespace(tmp_path, built, kind):
         while os.readlink("/proc/%d/ns/%s" % (p.pid, ns)) == os.readlink("/proc/self/ns/%s" % ns):
             assert time.monotonic() < deadline, "unshare did not enter a new %s namespace" % kind
             time.sleep(0.01)
+        if kind == "net":
+            # its namespace goes (with the veth pair) when it is killed
+            subprocess.run(["ip", "link", "add", "zdtm-v%d" % p.pid, "type", "veth", "peer", "name", "eth0",
+                            "netns", str(p.pid)], check=True, capture_output=True)
         r = subprocess.run([CRIU, "dump", "-t", str(p.pid), "-D", str(tmp_path / "img")],
                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
         assert r.returncode == 1, r
