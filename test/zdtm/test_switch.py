@@ -293,3 +293,64 @@ def test_switch_errors(zdtm, pool):
     r.check(rc == 1 and "init of its pid namespace" in err, "plain tree: %s %r" % (rc, err))
     other.ok = True
     r.ok = True
+
+
+def test_switch_inherit_fd_namespaces(zdtm, pool):
+    """the form TrEnv's CRIU used: the caller hands the sandbox's net and
+    mount namespaces in as fds (--inherit-fd fd[N]:KEY for the dump's
+    external keys); the function comes back in them and answers"""
+    r = zdtm("switch_inherit", timeout=120)
+    a, b = pool.create("a"), pool.create("b")
+    pid = start_fn(r, pool, a)
+    call(pool, a, 3)
+    imgdir = dump_fn(r, pid)
+    pool.sandbox("repurpose", b["name"], "--deps", pool.deps)
+    net = os.open("/run/netns/criu-sbx-" + b["name"], os.O_RDONLY)
+    mnt = os.open(str(pool.state / b["name"] / "ns" / "mnt"), os.O_RDONLY)
+    try:
+        rpid = r.dir / "inherit.pid"
+        rc = r.criu("inherit", ["restore", "-d", "-D", imgdir, "--pidfile", rpid, "--inherit-fd", "fd[%d]:net" % net,
+                                "--inherit-fd", "fd[%d]:mnt" % mnt, "-o", "inherit.log", "-v4"],
+                    log=imgdir / "inherit.log", pass_fds=(net, mnt))
+    finally:
+        os.close(net)
+        os.close(mnt)
+    r.check(rc == 0, "criu restore with namespace fds exited with %s" % rc)
+    pid = int(read_text(rpid).strip())
+    r.track(pid)
+    r.check(os.stat("/proc/%d/ns/net" % pid).st_ino == os.stat("/run/netns/criu-sbx-" + b["name"]).st_ino,
+            "not in the handed-in net namespace")
+    r.check(call(pool, b, 4)["served"] == 2, "no answer in the handed-in namespaces")
+    finish_fn(r, pool, b, pid)
+    r.ok = True
+
+
+def test_switch_over_rpc(zdtm, pool):
+    """RESTORE over the service socket with criu_opts.switch_sandbox (field
+    1001): the function comes back in the sandbox and answers"""
+    pytest.importorskip("pycriu")
+    from test_rpc import Service, open_dir, rpc
+    r = zdtm("switch_rpc", timeout=120)
+    a, b = pool.create("a"), pool.create("b")
+    pid = start_fn(r, pool, a)
+    call(pool, a, 3)
+    imgdir = dump_fn(r, pid)
+    pool.sandbox("repurpose", b["name"], "--deps", pool.deps)
+    svc = Service(r)
+    fd = open_dir(imgdir)
+    try:
+        req = rpc.criu_req(type=rpc.RESTORE, opts={"images_dir_fd": fd})
+        name = b["name"].encode()
+        opts = type(req.opts)()
+        opts.ParseFromString(req.opts.SerializeToString() + bytes([0xca, 0x3e, len(name)]) + name)
+        req.opts.CopyFrom(opts)
+        resp = svc.connect().call(req)
+    finally:
+        os.close(fd)
+    r.check(resp.success, "RPC restore with switch_sandbox failed: %s" % resp.cr_errmsg)
+    r.track(resp.restore.pid)
+    r.check(resp.restore.pid in pool.procs(b["name"]), "not in the sandbox's cgroups")
+    r.check(call(pool, b, 4)["served"] == 2, "no answer after the RPC switch restore")
+    finish_fn(r, pool, b, resp.restore.pid)
+    svc.stop()
+    r.ok = True
