@@ -68,6 +68,14 @@ Result<std::string> read_link(const std::string &p)
 
 constexpr std::string_view kDeleted = " (deleted)";
 
+// Character devices whose open file has no state worth saving: the memory
+// devices (major 1) null, zero, full, random and urandom.
+bool stateless_device(dev_t rdev)
+{
+	unsigned mi = minor(rdev);
+	return major(rdev) == 1 && (mi == 3 || mi == 5 || mi == 7 || mi == 8 || mi == 9);
+}
+
 // Copies what a pipe holds without consuming it: tee() into our own pipe.
 Result<std::string> peek_pipe(pid_t pid, int fd, uint32_t *size)
 {
@@ -419,6 +427,10 @@ Result<uint32_t> FileTable::Impl::dump_fd(pid_t pid, int fd, bool shell_job, uin
 		return sys_error("can't stat fd %d of PID %d (%s)", fd, pid, link->c_str());
 	*fd_flags = (fi->flags & O_CLOEXEC) ? FD_CLOEXEC : 0;
 	uint32_t flags = fi->flags & ~O_CLOEXEC;
+	// fdinfo lists the locks this task holds on the file ("lock: 1: FLOCK ...")
+	if (auto lk = fi->extra.find("lock"); lk != fi->extra.end())
+		return Error{strfmt("PID %d fd %d: %s holds a file lock (%s); file locks are not supported yet", pid,
+				    fd, link->c_str(), lk->second.c_str())};
 
 	// dup()ed descriptors share one file entry (and so the offset)
 	for (auto &k : known)
@@ -551,7 +563,12 @@ Result<uint32_t> FileTable::Impl::dump_fd(pid_t pid, int fd, bool shell_job, uin
 		t->flags = flags;
 		t->fown = fown();
 		f->tty = t;
-	} else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+	} else if (S_ISBLK(st.st_mode) || (S_ISCHR(st.st_mode) && !stateless_device(st.st_rdev))) {
+		return Error{strfmt("PID %d fd %d: %s device %s (%u:%u) is not supported: only the memory devices "
+				    "(/dev/null, zero, full, random, urandom) can be reopened without losing state",
+				    pid, fd, S_ISBLK(st.st_mode) ? "block" : "character", link->c_str(),
+				    major(st.st_rdev), minor(st.st_rdev))};
+	} else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISCHR(st.st_mode)) {
 		if (!link->starts_with("/"))
 			return Error{strfmt("PID %d fd %d: unsupported file %s", pid, fd, link->c_str())};
 		f = new_file(FD_TYPES__REG);

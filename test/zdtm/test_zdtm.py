@@ -100,9 +100,10 @@ TEST_OPTS = {
 # inherit_fd00 holds a pipe of the harness (test_rpc.py, RPC inherit_fd),
 # tree_unsupp is a tree criu refuses (test_dump_fail_tree), ns_pid_uts and
 # ns_ipc run as the init of new namespaces (test_namespaces), mm_isolation
-# too, for many template instances at once (test_mm_template.py).
+# too, for many template instances at once (test_mm_template.py);
+# file_lock holds locks or a device criu refuses (test_dump_fail_refused).
 SPECIAL_TESTS = {"shell_job00", "unsupp_fd00", "inherit_fd00", "tree_unsupp", "ns_pid_uts", "ns_ipc", "ns_net",
-                 "mm_isolation"}
+                 "mm_isolation", "file_lock"}
 
 # Flavors that only run for a few tests.
 NODETACH_TESTS = ["env00", "pipe00", "sigpending00", "fpu_threads"]
@@ -1253,6 +1254,30 @@ def test_dump_fail_unchanged(zdtm, kind):
     r.check(named, "no error line names PID %d and its socket fd %s:\n%s" % (r.pid, socks, "\n".join(lines[:20])))
     r.check(proc_starttime(r.pid) == r.starttime, "the task died or was replaced")
     r.check(r.proc.poll() is None, "the task exited")
+    _wait_running_untraced(r, r.pid, "after the failed dump")
+    diffs = snapshot_diff(before, task_snapshot(r.pid))
+    r.check(not diffs, "the failed dump changed the task:\n" + "\n".join(diffs))
+    r.sigterm_original()
+    r.ok = True
+
+
+@pytest.mark.parametrize("kind,expect", [("lock", "file lock"), ("device", "device /dev/kmsg")])
+def test_dump_fail_refused(zdtm, kind, expect):
+    """a task holding an flock() and a POSIX lock, or a device criu does not
+    know (/dev/kmsg): the dump fails with an error naming the PID, the fd
+    and what is refused, and the task keeps running unchanged; it passes"""
+    r = zdtm("file_lock", timeout=60)
+    r.start(env={"ZDTM_DEVICE": "1"} if kind == "device" else None)
+    if NOCR:
+        r.sigterm_original()
+        r.ok = True
+        return
+    before = task_snapshot(r.pid)
+    imgdir = r.new_imgdir()
+    rc = r.criu("dump-fail", ["dump", "-t", r.pid, "-D", imgdir, "-o", "dump.log", "-v4"], log=imgdir / "dump.log")
+    lines = _check_failed_cleanly(r, rc, "dump-fail", "dump of a task with a %s" % kind)
+    r.check(any(re.search(r"PID %d fd \d+: .*%s" % (r.pid, expect), l) for l in lines),
+            "no error line names PID %d, an fd and %r:\n%s" % (r.pid, expect, "\n".join(lines[:20])))
     _wait_running_untraced(r, r.pid, "after the failed dump")
     diffs = snapshot_diff(before, task_snapshot(r.pid))
     r.check(not diffs, "the failed dump changed the task:\n" + "\n".join(diffs))
