@@ -470,6 +470,7 @@ struct Dumper {
 		x.brk = brk;
 		x.dumpable = dumpable;
 		x.thp_disabled = thp;
+		x.sysv_ok = ns.ipc;
 		utsname uts{};
 		if (ns.uts && id == 1)
 			TRY(sc.query(pid, SYS_uname, sc.addr(), 0, 0, &uts, sizeof(uts), "uname"));

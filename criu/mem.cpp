@@ -33,6 +33,7 @@ enum : uint32_t {
 	kFileShared = 1u << 7,
 	kAnonShared = 1u << 8,
 	kAnonPrivate = 1u << 9,
+	kSysvIpc = 1u << 10,
 	kVvar = 1u << 12,
 };
 
@@ -58,7 +59,7 @@ struct VmaClass {
 	bool dump_pages = true;
 };
 
-Result<VmaClass> classify(pid_t pid, const ProcVma &v)
+Result<VmaClass> classify(pid_t pid, const ProcVma &v, bool sysv_ok)
 {
 	VmaClass c;
 	if (v.path == "[vdso]") {
@@ -72,6 +73,16 @@ Result<VmaClass> classify(pid_t pid, const ProcVma &v)
 	} else if (v.path == "[vsyscall]") {
 		c.status = kVsyscall;
 		c.flags = MAP_PRIVATE | MAP_ANONYMOUS;
+		c.dump_pages = false;
+	} else if (v.path.starts_with("/SYSV")) {  // its inode number is the segment's id, maybe 0
+		// its contents are saved with the ipc namespace (ipcns-shm-ID.img)
+		if (!sysv_ok)
+			return Error{
+			    strfmt("PID %d: SysV shared memory at %lx belongs to criu's ipc namespace, which is "
+				   "not saved; only a tree's own ipc namespace is",
+				   pid, (unsigned long)v.start)};
+		c.status |= kSysvIpc;
+		c.flags = MAP_SHARED;
 		c.dump_pages = false;
 	} else if (v.inode == 0 || v.path.starts_with("[")) {
 		if (v.shared)
@@ -88,9 +99,6 @@ Result<VmaClass> classify(pid_t pid, const ProcVma &v)
 	} else if (v.shared && v.dev_major == 0 && v.dev_minor == 1 && v.path.starts_with("/dev/zero")) {
 		c.status |= kAnonShared;
 		c.flags = MAP_SHARED | MAP_ANONYMOUS;
-	} else if (v.path.starts_with("/SYSV")) {
-		return Error{
-		    strfmt("PID %d: SysV shared memory at %lx is not supported yet", pid, (unsigned long)v.start)};
 	} else {
 		c.file = true;
 		c.status |= v.shared ? kFileShared : kFilePrivate;
@@ -446,18 +454,19 @@ Result<MemStats> dump_memory(Seized &s, const ImageDir &dir, FileTable &files, c
 
 	std::vector<VmaEntry *> out;
 	for (auto &v : *vmas) {
-		auto c = classify(pid, v);
+		auto c = classify(pid, v, x.sysv_ok);
 		if (!c)
 			return c.error();
 		auto *e = arena.make<VmaEntry>(VMA_ENTRY__INIT);
 		e->start = v.start;
 		e->end = v.end;
-		e->pgoff = c->file || (c->status & kAnonShared) ? v.pgoff * kPageSize : 0;
+		e->pgoff = c->file || (c->status & (kAnonShared | kSysvIpc)) ? v.pgoff * kPageSize : 0;
 		e->prot = v.prot;
 		e->flags = c->flags;
 		e->status = c->status;
 		e->fd = -1;
-		e->shmid = c->status & kAnonShared ? v.inode : 0;
+		// the inode of a SysV segment's file is its id
+		e->shmid = c->status & (kAnonShared | kSysvIpc) ? v.inode : 0;
 		e->has_madv = true;
 		for (auto &[name, adv] : kMadv)
 			if (v.has_flag(name))
@@ -576,6 +585,10 @@ Result<MemPlan> plan_memory(const ImageDir &dir, const ImageDir &pages_dir, pid_
 			fflags = e.has_fdflags ? e.fdflags : O_RDONLY;
 		} else if (e.status & kAnonShared) {
 			v.pgoff = e.pgoff;
+		} else if (e.status & kSysvIpc) {
+			v.pgoff = e.pgoff;
+			v.sysv = 1;
+			v.shmid = (int32_t)e.shmid;
 		}
 		p.vmas.push_back(v);
 		p.vma_file.push_back(file);

@@ -33,6 +33,7 @@ struct MmExtras {
 	uint64_t brk = 0;
 	int dumpable = 1;
 	bool thp_disabled = false;
+	bool sysv_ok = false;  // SysV segments are saved with the tree's ipc namespace
 };
 
 struct MemStats {

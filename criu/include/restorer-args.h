@@ -31,8 +31,10 @@ struct rst_vma {
 	int32_t fd;	     /* opened by the driver, -1 for anonymous */
 	uint32_t has_pages;  /* some page of it comes from the pages image */
 	uint32_t held;	     /* already in place, inherited from a template holder */
-	uint32_t pad;
+	uint32_t sysv;	     /* a SysV shared memory attach: shmat(shmid) */
 	uint64_t madv; /* bit n set: madvise(n) */
+	int32_t shmid;
+	uint32_t pad;
 };
 
 /* A run of pages read from the pages image into [vaddr, vaddr + len). */

@@ -12,9 +12,14 @@
 #include "restorer-args.h"
 #include "rst-syscall.h"
 
+#define SHM_RDONLY 010000
+#define SHM_REMAP 040000
+#define SHM_EXEC 0100000
+
 #define PAGE_SIZE 4096UL
 
 #define PROT_WRITE 0x2
+#define PROT_EXEC 0x4
 #define MAP_SHARED 0x01
 #define MAP_PRIVATE 0x02
 #define MAP_FIXED 0x10
@@ -175,6 +180,16 @@ static void map_vmas(struct rst_args *a, struct rst_thread *t)
 		struct rst_vma *v = &a->vmas[i];
 		if (v->held)
 			continue;
+		if (v->sysv) {
+			/* the whole segment at once, from the VMA that starts it */
+			if (v->pgoff)
+				continue;
+			int fl = SHM_REMAP | (v->prot & PROT_WRITE ? 0 : SHM_RDONLY) | (v->prot & PROT_EXEC ? SHM_EXEC : 0);
+			long r = sys_shmat(v->shmid, v->start, fl);
+			if (r < 0 && r > -4096)
+				fail(t, RST_MMAP, r, v->start);
+			continue;
+		}
 		uint32_t prot = v->prot | (v->has_pages ? PROT_WRITE : 0);
 		/* shared anonymous memory comes as an fd of its shmem object */
 		uint32_t flags = v->fd >= 0 ? v->mmap_flags & ~MAP_ANONYMOUS : v->mmap_flags;
@@ -207,7 +222,7 @@ static void finish_vmas(struct rst_args *a, struct rst_thread *t)
 		struct rst_vma *v = &a->vmas[i];
 		uint64_t len = v->end - v->start;
 		/* a holder maps its VMAs read-write */
-		if ((v->has_pages && !(v->prot & PROT_WRITE)) || v->held)
+		if ((v->has_pages && !(v->prot & PROT_WRITE)) || v->held || (v->sysv && v->pgoff))
 			CHECK(t, RST_MPROTECT, sys_mprotect(v->start, len, v->prot), v->start);
 		for (int adv = 0; adv < 64; adv++)
 			if (v->madv & (1ULL << adv))

@@ -39,6 +39,10 @@ static inline long sys_munmap(uint64_t a, uint64_t l)
 {
 	return S6(11, a, l, 0, 0, 0, 0);
 }
+static inline long sys_shmat(int shmid, uint64_t addr, int flags)
+{
+	return S6(30, shmid, addr, flags, 0, 0, 0);
+}
 static inline long sys_rt_sigaction(int s, const void *n, void *o, unsigned long sz)
 {
 	return S6(13, s, n, o, sz, 0, 0);

@@ -103,7 +103,7 @@ TEST_OPTS = {
 # too, for many template instances at once (test_mm_template.py);
 # file_lock holds locks or a device criu refuses (test_dump_fail_refused).
 SPECIAL_TESTS = {"shell_job00", "unsupp_fd00", "inherit_fd00", "tree_unsupp", "ns_pid_uts", "ns_ipc", "ns_net",
-                 "mm_isolation", "file_lock"}
+                 "ns_sysv_attach", "mm_isolation", "file_lock"}
 
 # Flavors that only run for a few tests.
 NODETACH_TESTS = ["env00", "pipe00", "sigpending00", "fpu_threads"]
@@ -1355,7 +1355,7 @@ def start_in_namespaces(r, kinds):
 
 
 @pytest.mark.parametrize("name,kinds", [("ns_pid_uts", ("pid", "uts")), ("ns_ipc", ("pid", "ipc")),
-                                        ("ns_net", ("pid", "net"))])
+                                        ("ns_net", ("pid", "net")), ("ns_sysv_attach", ("pid", "ipc"))])
 def test_namespaces(zdtm, name, kinds):
     """a tree in namespaces of its own (started by unshare -p -u/-i -f, the
     test is PID 1 there): dumped with its namespaces, then restored twice
