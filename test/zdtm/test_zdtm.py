@@ -1537,6 +1537,39 @@ def test_err_corrupt_images(env00_images, kind):
         len(problems), ncases, "\n".join(problems))
 
 
+def test_err_restore_tree_child_fails(zdtm):
+    """a tree whose last task fails in the middle of its restore (its cwd,
+    edited with crit, is the executable: chdir fails in the task, after
+    its parent and the root exist): restore fails with one line naming
+    the task's trouble, and no task of the tree is left"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("tree00", timeout=60)
+    r.start()
+    imgdir = r.dump(r.pid)
+    r.reap_dumped()
+    leaf = max(r.tree)  # forked last: its parent and the root exist when it fails
+
+    def crit(args, data=None):
+        return subprocess.run([CRIT] + args, input=data, capture_output=True, text=True, check=True).stdout
+    ids = json.loads(crit(["decode", "-i", str(imgdir / ("ids-%d.img" % leaf))]))["entries"][0]
+    mm = json.loads(crit(["decode", "-i", str(imgdir / ("mm-%d.img" % leaf))]))["entries"][0]
+    fs_img = imgdir / ("fs-%d.img" % ids["fs_id"])
+    fs = json.loads(crit(["decode", "-i", str(fs_img)]))
+    fs["entries"][0]["cwd_id"] = mm["exe_file_id"]
+    crit(["encode", "-o", str(fs_img)], json.dumps(fs))
+    rpid = r.dir / "tree-fail.pid"
+    rc = r.criu("tree-fail", ["restore", "-D", imgdir, "-d", "--pidfile", rpid, "-o", "tree-fail.log", "-v4"],
+                log=imgdir / "tree-fail.log")
+    lines = _check_failed_cleanly(r, rc, "tree-fail", "restore of a tree with a broken task")
+    r.check(any("PID %d" % leaf in l and "chdir" in l for l in lines), "the error does not name PID %d and "
+            "chdir: %s" % (leaf, lines))
+    r.check(not rpid.exists(), "a pidfile was written by a failed restore")
+    for pid in [r.pid] + sorted(r.tree):
+        _no_task_left(r, pid, "the failed tree restore")
+    r.ok = True
+
+
 def test_err_restore_mapped_file_changed(zdtm):
     """a file the task maps grew after the dump: restore refuses it with an
     error naming the file, and leaves no task behind"""
