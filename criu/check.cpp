@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/kcmp.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -77,6 +78,20 @@ bool check_kernel(FILE *out)
 			     return false;
 		     Fd fd(syscall(SYS_pidfd_getfd, pidfd.get(), 0, 0));
 		     return fd.valid() || errno != ENOSYS;
+	     },
+	     true},
+	    {"MADV_COLLAPSE", "huge pages in mm-template holders, so that attaching is a page-table copy per 2 MiB "
+			      "(Linux 6.1+, THP not 'never'); mm-templates keep anonymous semantics either way",
+	     [] {
+		     constexpr size_t huge = 2 << 20;
+		     void *m = mmap(nullptr, 2 * huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		     if (m == MAP_FAILED)
+			     return false;
+		     char *a = (char *)(((uintptr_t)m + huge - 1) & ~(uintptr_t)(huge - 1));
+		     memset(a, 1, huge);
+		     bool ok = madvise(a, huge, 25 /* MADV_COLLAPSE */) == 0;
+		     munmap(m, 2 * huge);
+		     return ok;
 	     },
 	     true},
 	    {"vdso", "syscall injection and restore",
