@@ -326,14 +326,16 @@ Status restore_sem(const ImageDir &dir, uint32_t id)
 		if (!*e)
 			break;
 		const IpcSemEntry &s = **e;
-		auto data = r->take_raw(round_up(s.nsems * 2, 8));
+		if (s.nsems > 65536)
+			return Error{strfmt("semaphore set %u: %u semaphores is malformed", s.desc->id, s.nsems)};
+		auto data = r->take_raw(round_up(size_t(s.nsems) * 2, 8));
 		if (!data)
 			return data.error();
 		TRY(set_next_id("sem", s.desc->id));
 		int semid = semget((key_t)s.desc->key, (int)s.nsems, IPC_CREAT | IPC_EXCL | (s.desc->mode & 0777));
 		TRY(check_id("semaphore set", semid, s.desc->id));
 		std::vector<unsigned short> vals(s.nsems);
-		memcpy(vals.data(), data->data(), s.nsems * 2);
+		memcpy(vals.data(), data->data(), size_t(s.nsems) * 2);
 		semun arg;
 		arg.array = vals.data();
 		if (semctl(semid, 0, SETALL, arg) < 0)

@@ -129,11 +129,12 @@ Result<JoinedNs> JoinedNs::enter(const Options &o, const ExternalNs &ext)
 					    o.switch_to.c_str(), *busy)};
 		j.cgroups_.emplace(std::move(*cg));
 	} else if (ext.any()) {
-		for (auto [key, kind] : {std::pair{ext.net, CLONE_NEWNET}, std::pair{ext.mnt, CLONE_NEWNS}}) {
+		for (auto &[k, kind] : {std::pair{ext.net, CLONE_NEWNET}, std::pair{ext.mnt, CLONE_NEWNS}}) {
+			const std::string &key = k;
 			if (key.empty())
 				continue;
 			auto it = std::find_if(o.inherit_fds.begin(), o.inherit_fds.end(),
-					       [&](auto &p) { return p.first == key; });
+					       [&key](auto &p) { return p.first == key; });
 			if (it == o.inherit_fds.end())
 				return Error{strfmt("the images' %s namespace is external (%s): restore with --switch "
 						    "SANDBOX or --inherit-fd fd[N]:%s",
