@@ -359,7 +359,9 @@ Status dump_unix_listener(Arena &a, pid_t pid, int fd, int sk, uint32_t flags, c
 				   pid, fd, (int)nlen, sun.sun_path)};
 		struct stat fst;
 		std::string path(sun.sun_path, nlen);
-		if (stat(path.c_str(), &fst) < 0 || !S_ISSOCK(fst.st_mode))
+		// the path is the task's: look at it through its root (its mount namespace)
+		auto seen = strfmt("/proc/%d/root%s", pid, path.c_str());
+		if (stat(seen.c_str(), &fst) < 0 || !S_ISSOCK(fst.st_mode))
 			return Error{strfmt("PID %d fd %d: the file of unix socket %s is gone", pid, fd, path.c_str())};
 		auto *perms = a.make<FilePermsEntry>(FILE_PERMS_ENTRY__INIT);
 		perms->mode = fst.st_mode & 07777;

@@ -354,3 +354,45 @@ def test_switch_over_rpc(zdtm, pool):
     finish_fn(r, pool, b, resp.restore.pid)
     svc.stop()
     r.ok = True
+
+
+# zdtm programs that run unchanged inside a sandbox (nothing of the host's
+# they need beyond /usr, their directory and /dev/null, zero, urandom)
+# (not the ones that read /proc by their PID: a sandbox's /proc is the host's)
+SWITCH_TESTS = ["env00", "heap00", "pipe00", "eventfd00", "epoll00", "timerfd00", "signalfd00", "posix_timers",
+                "sigpending00", "fpu_threads", "memfd00", "socket_unix00", "tree00", "tree_files", "tree_shm",
+                "unlinked_fd", "mmap_file_private", "shm_anon", "itimer_real", "tree_unix_named"]
+
+
+@pytest.mark.parametrize("name", SWITCH_TESTS)
+def test_zdtm_switch(zdtm, pool, name):
+    """the switch flavour: the zdtm program runs in sandbox A as the init of
+    a pid namespace (its directory and the test programs bound in), is
+    dumped with A's network and mount namespaces external, and restored
+    into sandbox B (repurposed with the same binds) with --switch; it
+    passes there"""
+    r = zdtm(name, timeout=90)
+    a, b = pool.create("a"), pool.create("b")
+    binds = ["--bind", r.dir, "--bind", test_zdtm.STATIC]
+    # in its directory, as the harness runs it (exec: it stays PID 1)
+    res = pool.sandbox("run", a["name"], *binds, "--", "/bin/sh", "-c", 'cd "$0" && exec "$@"', r.dir,
+                       test_zdtm.STATIC / name, "--out", r.out, "--pidfile", r.pidfile)
+    pid = res["pid"]
+    r.track(pid)
+    r.track(res["parent"])
+    end = time.monotonic() + 30
+    while not (r.pidfile.exists() and (read_text(r.pidfile) or "").strip()):
+        r.check(proc_starttime(pid) is not None, "the test died while starting: %s" % read_text(r.out))
+        r.check(time.monotonic() < end, "the test did not become ready in the sandbox")
+        time.sleep(0.01)
+    r.check(read_text(r.pidfile).strip() == "1", "the test is not PID 1 in the sandbox")
+    r.pid = pid
+    imgdir = dump_fn(r, pid)
+    pool.sandbox("repurpose", b["name"], *binds)
+    rpid = switch_restore(r, imgdir, b["name"])
+    r.check(rpid in pool.procs(b["name"]), "the restored test is not in B's cgroups")
+    time.sleep(0.1)
+    os.kill(rpid, 15)
+    status = r.wait_task(rpid, "the restored test")
+    r.check_pass(status, "the test restored into sandbox B")
+    r.ok = True
