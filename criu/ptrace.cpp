@@ -8,6 +8,8 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 
+#include <set>
+
 #include "log.h"
 #include "proc.h"
 
@@ -241,16 +243,23 @@ void Seized::kill_task()
 		return;
 	attached_ = false;
 	::kill(pid_, SIGKILL);
-	// A dead leader is reported only after its threads: reap those first.
-	auto reap = [](pid_t tid) {
-		int status;
-		while (waitpid(tid, &status, __WALL) > 0 && !WIFEXITED(status) && !WIFSIGNALED(status))
-			;
-	};
+	// Threads are reaped in whatever order they die: the last thread of a
+	// pid namespace's init waits in the kernel until every other task of
+	// the namespace, our traced zombies included, is reaped.
+	std::set<pid_t> left;
 	for (auto &t : threads_)
-		if (t.tid != pid_)
-			reap(t.tid);
-	reap(pid_);
+		left.insert(t.tid);
+	while (!left.empty()) {
+		int status;
+		pid_t t = waitpid(-1, &status, __WALL);
+		if (t < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (WIFEXITED(status) || WIFSIGNALED(status))
+			left.erase(t);
+	}
 }
 
 Scratch::~Scratch()

@@ -1088,10 +1088,18 @@ void Tracer::kill_all()
 {
 	for (pid_t p : seen_)
 		kill(p, SIGKILL);
-	for (pid_t p : seen_) {
+	// in whatever order they die (see Seized::kill_task)
+	std::set<pid_t> left = seen_;
+	while (!left.empty()) {
 		int status;
-		while (waitpid(p, &status, __WALL) > 0 && !WIFEXITED(status) && !WIFSIGNALED(status))
-			;
+		pid_t t = waitpid(-1, &status, __WALL);
+		if (t < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (WIFEXITED(status) || WIFSIGNALED(status))
+			left.erase(t);
 	}
 }
 
