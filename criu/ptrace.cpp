@@ -237,29 +237,43 @@ Status Seized::detach()
 	return res;
 }
 
+void reap_all(std::set<pid_t> left)
+{
+	// polling each one: a blocking wait on one could wait for another
+	for (int idle = 0; !left.empty() && idle < 20000;) {
+		bool progress = false;
+		for (auto it = left.begin(); it != left.end();) {
+			int status;
+			pid_t r = waitpid(*it, &status, __WALL | WNOHANG);
+			if (r < 0 && errno != EINTR) {
+				it = left.erase(it);  // not ours to wait for any more
+				progress = true;
+			} else if (r > 0 && (WIFEXITED(status) || WIFSIGNALED(status))) {
+				it = left.erase(it);
+				progress = true;
+			} else {
+				++it;
+			}
+		}
+		if (progress) {
+			idle = 0;
+		} else {
+			idle++;
+			usleep(500);
+		}
+	}
+}
+
 void Seized::kill_task()
 {
 	if (!attached_)
 		return;
 	attached_ = false;
 	::kill(pid_, SIGKILL);
-	// Threads are reaped in whatever order they die: the last thread of a
-	// pid namespace's init waits in the kernel until every other task of
-	// the namespace, our traced zombies included, is reaped.
 	std::set<pid_t> left;
 	for (auto &t : threads_)
 		left.insert(t.tid);
-	while (!left.empty()) {
-		int status;
-		pid_t t = waitpid(-1, &status, __WALL);
-		if (t < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (WIFEXITED(status) || WIFSIGNALED(status))
-			left.erase(t);
-	}
+	reap_all(left);
 }
 
 Scratch::~Scratch()

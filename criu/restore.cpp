@@ -52,6 +52,7 @@
 #include "sandbox.h"
 #include "namespaces.h"
 #include "pstree.h"
+#include "ptrace.h"
 #include "pstree.pb-c.h"
 #include "restorer-args.h"
 
@@ -1088,19 +1089,7 @@ void Tracer::kill_all()
 {
 	for (pid_t p : seen_)
 		kill(p, SIGKILL);
-	// in whatever order they die (see Seized::kill_task)
-	std::set<pid_t> left = seen_;
-	while (!left.empty()) {
-		int status;
-		pid_t t = waitpid(-1, &status, __WALL);
-		if (t < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (WIFEXITED(status) || WIFSIGNALED(status))
-			left.erase(t);
-	}
+	reap_all(seen_);
 }
 
 Status write_pidfile(const std::string &path, pid_t pid)

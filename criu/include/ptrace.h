@@ -7,6 +7,8 @@
 // leaves the task running and untraced.
 #pragma once
 
+#include <set>
+
 #include <sys/types.h>
 #include <sys/user.h>
 
@@ -72,6 +74,12 @@ private:
 	std::vector<SeizedThread> threads_;
 	SeizedThread *thread(pid_t tid);
 };
+
+// Reaps every one of tids (processes or threads we trace or parent) as it
+// dies, in whatever order: the last thread of a pid namespace's init waits
+// in the kernel until the namespace's other tasks, our traced zombies
+// included, are reaped. Gives up after 10 s without progress.
+void reap_all(std::set<pid_t> tids);
 
 // A page mapped inside the task for the results (and arguments) of injected
 // syscalls. Unmapped by unmap() or the destructor, so an error path leaves
