@@ -295,16 +295,23 @@ def test_switch_errors(zdtm, pool):
     r.ok = True
 
 
-def test_switch_inherit_fd_namespaces(zdtm, pool):
-    """the form TrEnv's CRIU used: the caller hands the sandbox's net and
-    mount namespaces in as fds (--inherit-fd fd[N]:KEY for the dump's
-    external keys); the function comes back in them and answers"""
-    r = zdtm("switch_inherit", timeout=120)
+def warm_dump_and_target(r, pool):
+    """The function warmed in a new sandbox A and dumped; a new sandbox B
+    repurposed for it. Returns B's conf and the images directory."""
     a, b = pool.create("a"), pool.create("b")
     pid = start_fn(r, pool, a)
     call(pool, a, 3)
     imgdir = dump_fn(r, pid)
     pool.sandbox("repurpose", b["name"], "--deps", pool.deps)
+    return b, imgdir
+
+
+def test_switch_inherit_fd_namespaces(zdtm, pool):
+    """the form TrEnv's CRIU used: the caller hands the sandbox's net and
+    mount namespaces in as fds (--inherit-fd fd[N]:KEY for the dump's
+    external keys); the function comes back in them and answers"""
+    r = zdtm("switch_inherit", timeout=120)
+    b, imgdir = warm_dump_and_target(r, pool)
     net = os.open("/run/netns/criu-sbx-" + b["name"], os.O_RDONLY)
     mnt = os.open(str(pool.state / b["name"] / "ns" / "mnt"), os.O_RDONLY)
     try:
@@ -331,11 +338,7 @@ def test_switch_over_rpc(zdtm, pool):
     pytest.importorskip("pycriu")
     from test_rpc import Service, open_dir, rpc
     r = zdtm("switch_rpc", timeout=120)
-    a, b = pool.create("a"), pool.create("b")
-    pid = start_fn(r, pool, a)
-    call(pool, a, 3)
-    imgdir = dump_fn(r, pid)
-    pool.sandbox("repurpose", b["name"], "--deps", pool.deps)
+    b, imgdir = warm_dump_and_target(r, pool)
     svc = Service(r)
     fd = open_dir(imgdir)
     try:
