@@ -75,6 +75,7 @@ class Bench:
         self.procs = procs
         self.helper = os.path.join(tmp, "bench_helper")
         self.templates = []
+        self.cli_met = self.rpc_met = False
         self.env = dict(os.environ, CRIU_MM_POOL=os.path.join("/dev/shm", os.path.basename(tmp) + "-pool"),
                         CRIU_MM_RUN=os.path.join(tmp, "run"))
 
@@ -189,9 +190,9 @@ class Bench:
         cold = pct(times["cold"], 50) / pct(times["template"], 50)
         print("  CLI: plain / template: %.1fx (goal >= 10: %s); cold start / template: %.1fx"
               % (ratio, "met" if ratio >= 10 else "NOT met", cold))
-        if rpc is not None:
-            ratio = max(ratio, self.latency_rpc(d, img))
-        return ratio >= 10
+        self.cli_met = ratio >= 10
+        self.rpc_met = rpc is not None and self.latency_rpc(d, img) >= 10
+        return self.cli_met or self.rpc_met
 
     def rpc_restore(self, sock, imgfd, tmpl):
         req = rpc.criu_req(type=rpc.RESTORE)
@@ -347,7 +348,8 @@ def main():
     def body():
         b.build()
         results = [b.latency(), b.sizes(), b.memory()]
-        print("\nGoals %s." % ("all met" if all(results) else "not all met"))
+        how = "" if b.cli_met else " (the latency goal only through criu service)" if b.rpc_met else ""
+        print("\nGoals %s%s." % ("all met" if all(results) else "not all met", how if all(results) else ""))
 
     def cleanup():
         procs.stop_all()
