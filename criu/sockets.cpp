@@ -617,6 +617,22 @@ Status dump_inet_socket(Arena &a, pid_t pid, int fd, int sk, uint32_t flags, Ine
 	return {};
 }
 
+// The dumped task's own connections on this port may linger a moment after
+// it was killed (FIN_WAIT, LAST_ACK: not TIME_WAIT, which SO_REUSEADDR
+// would pass): they block the bind until they are gone. Wait for that, a
+// little; the socket's own SO_REUSEADDR is kept, so set it only meanwhile.
+Status bind_again(int sk, const InetSkEntry &e, const sockaddr_storage &ss, socklen_t len)
+{
+	int reuse = get_int(sk, SOL_SOCKET, SO_REUSEADDR);
+	TRY(set_int(sk, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR"));
+	for (int tries = 0; bind(sk, reinterpret_cast<const sockaddr *>(&ss), len) < 0; tries++) {
+		if (errno != EADDRINUSE || tries >= 200)
+			return sys_error("can't bind socket %u to %s", e.id, addr_str(ss).c_str());
+		usleep(5000);
+	}
+	return set_int(sk, SOL_SOCKET, SO_REUSEADDR, reuse, "SO_REUSEADDR");
+}
+
 Result<int> restore_inet_socket(const InetSkEntry &e)
 {
 	if ((e.family != AF_INET && e.family != AF_INET6) || !e.opts)
@@ -635,8 +651,8 @@ Result<int> restore_inet_socket(const InetSkEntry &e)
 	bool any_addr = true;
 	for (size_t i = 0; i < e.n_src_addr; i++)
 		any_addr = any_addr && e.src_addr[i] == 0;
-	if ((e.src_port || !any_addr) && bind(sk.get(), reinterpret_cast<sockaddr *>(&ss), *len) < 0)
-		return sys_error("can't bind socket %u to %s", e.id, addr_str(ss).c_str());
+	if (e.src_port || !any_addr)
+		TRY(bind_again(sk.get(), e, ss, *len));
 	if (e.state == kListen && listen(sk.get(), e.backlog) < 0)
 		return sys_error("can't listen on socket %u", e.id);
 	if (e.state == kEstablished && !tcp) {
