@@ -279,6 +279,14 @@ Status restore_vars(const ImageDir &dir, uint32_t id)
 	return {};
 }
 
+// The owner and mode an object had (its creator, cuid/cgid, is ours).
+void set_owner(ipc_perm &p, const IpcDescEntry &d)
+{
+	p.uid = d.uid;
+	p.gid = d.gid;
+	p.mode = d.mode & 0777;
+}
+
 Status restore_shm(const ImageDir &dir, uint32_t id)
 {
 	auto r = ImageReader::open(dir, strfmt("ipcns-shm-%u.img", id), IPCNS_SHM_MAGIC, true);
@@ -305,9 +313,7 @@ Status restore_shm(const ImageDir &dir, uint32_t id)
 		memcpy(a, data->data(), s.size);
 		shmdt(a);
 		shmid_ds ds{};
-		ds.shm_perm.uid = s.desc->uid;
-		ds.shm_perm.gid = s.desc->gid;
-		ds.shm_perm.mode = s.desc->mode & 0777;
+		set_owner(ds.shm_perm, *s.desc);
 		if (shmctl(shmid, IPC_SET, &ds) < 0)
 			return sys_error("can't set the owner of SysV shm %d", shmid);
 	}
@@ -341,9 +347,7 @@ Status restore_sem(const ImageDir &dir, uint32_t id)
 		if (semctl(semid, 0, SETALL, arg) < 0)
 			return sys_error("can't set the values of semaphore set %d", semid);
 		semid_ds ds{};
-		ds.sem_perm.uid = s.desc->uid;
-		ds.sem_perm.gid = s.desc->gid;
-		ds.sem_perm.mode = s.desc->mode & 0777;
+		set_owner(ds.sem_perm, *s.desc);
 		arg.buf = &ds;
 		if (semctl(semid, 0, IPC_SET, arg) < 0)
 			return sys_error("can't set the owner of semaphore set %d", semid);
@@ -390,9 +394,7 @@ Status restore_msg(const ImageDir &dir, uint32_t id)
 			if (msgsnd(msqid, buf.data(), (*m)->msize, IPC_NOWAIT) < 0)
 				return sys_error("can't queue message %u of queue %d", i, msqid);
 		}
-		ds.msg_perm.uid = q.desc->uid;
-		ds.msg_perm.gid = q.desc->gid;
-		ds.msg_perm.mode = q.desc->mode & 0777;
+		set_owner(ds.msg_perm, *q.desc);
 		if (msgctl(msqid, IPC_SET, &ds) < 0)
 			return sys_error("can't set the owner of message queue %d", msqid);
 	}

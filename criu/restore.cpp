@@ -213,11 +213,6 @@ Result<TreeImages> read_images(const ImageDir &dir, const ImageDir &pages, const
 	return tree;
 }
 
-uint32_t root_ids_net(const TreeImages &tree)
-{
-	return tree.tasks[0].ids->net_ns_id;
-}
-
 Status check_ids_free(const TreeImages &tree)
 {
 	if (tree.ns.pid)
@@ -1180,7 +1175,7 @@ Result<pid_t> restore_task(const Options &o)
 		return joined.error();
 	std::optional<OwnNetns> netns;
 	if (tree->ns.net) {
-		auto n = OwnNetns::enter(*dir, root_ids_net(*tree));
+		auto n = OwnNetns::enter(*dir, tree->tasks[0].ids->net_ns_id);
 		if (!n)
 			return n.error();
 		netns.emplace(std::move(*n));

@@ -52,7 +52,6 @@ public:
 	// --switch or --inherit-fd, as the images need; also what the sandbox's
 	// cgroups are (empty without --switch).
 	static Result<JoinedNs> enter(const Options &o, const ExternalNs &ext);
-	bool active() const { return !back_.empty(); }
 	// The sandbox's cgroups (with --switch), opened before entering it.
 	std::optional<CgroupTarget> &cgroups() { return cgroups_; }
 

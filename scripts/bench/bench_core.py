@@ -185,6 +185,15 @@ def timed(cmd, what, log=None, timeout=120):
     return ms, r.stdout
 
 
+def percentile(values, p):
+    """Linear interpolation between closest ranks (numpy's default)."""
+    v = sorted(values)
+    k = (len(v) - 1) * p / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
 def build_helper(tmp):
     """Compiles bench_helper.c and writes warm.py into tmp; returns the
     helper's path."""

@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 
-from bench_core import PYTHON, REPO, BenchError, build_helper, Procs, log_tail, run_bench, wait_file
+from bench_core import PYTHON, REPO, BenchError, build_helper, percentile, Procs, log_tail, run_bench, wait_file
 
 try:
     from pycriu import rpc_pb2 as rpc
@@ -48,11 +48,6 @@ except ImportError:
 
 PLUGIN_DIR = os.path.join(REPO, "plugins", "mmtemplate")
 PAGE = 4096
-
-
-def pct(values, p):
-    v = sorted(values)
-    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
 
 
 def pss_kib(pid):
@@ -185,9 +180,9 @@ class Bench:
             self.stop(p.pid)
             p.wait()
         for k, v in times.items():
-            print("  %-9s p50 %8.2f ms   p99 %8.2f ms" % (k, pct(v, 50), pct(v, 99)))
-        ratio = pct(times["plain"], 50) / pct(times["template"], 50)
-        cold = pct(times["cold"], 50) / pct(times["template"], 50)
+            print("  %-9s p50 %8.2f ms   p99 %8.2f ms" % (k, percentile(v, 50), percentile(v, 99)))
+        ratio = percentile(times["plain"], 50) / percentile(times["template"], 50)
+        cold = percentile(times["cold"], 50) / percentile(times["template"], 50)
         print("  CLI: plain / template: %.1fx (goal >= 10: %s); cold start / template: %.1fx"
               % (ratio, "met" if ratio >= 10 else "NOT met", cold))
         self.cli_met = ratio >= 10
@@ -241,8 +236,8 @@ class Bench:
         finally:
             self.procs.stop(svc.pid)
         for k, v in times.items():
-            print("  RPC %-5s p50 %8.2f ms   p99 %8.2f ms" % (k, pct(v, 50), pct(v, 99)))
-        ratio = pct(times["plain"], 50) / pct(times["template"], 50)
+            print("  RPC %-5s p50 %8.2f ms   p99 %8.2f ms" % (k, percentile(v, 50), percentile(v, 99)))
+        ratio = percentile(times["plain"], 50) / percentile(times["template"], 50)
         print("  RPC: plain / template: %.1fx (goal >= 10: %s)" % (ratio, "met" if ratio >= 10 else "NOT met"))
         return ratio
 
@@ -262,8 +257,8 @@ class Bench:
                 ms, pid = self.restore(d, img, name)
                 t.append(ms)
                 self.stop(pid)
-            p50[mib] = pct(t, 50)
-            print("  %5d MiB: p50 %8.2f ms   p99 %8.2f ms" % (mib, p50[mib], pct(t, 99)), flush=True)
+            p50[mib] = percentile(t, 50)
+            print("  %5d MiB: p50 %8.2f ms   p99 %8.2f ms" % (mib, p50[mib], percentile(t, 99)), flush=True)
         big = max(sizes)
         ratio = p50[big] / p50[16]
         print("  %d MiB / 16 MiB: %.2fx (goal <= 3: %s)" % (big, ratio, "met" if ratio <= 3 else "NOT met"))

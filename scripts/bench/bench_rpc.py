@@ -48,7 +48,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from bench_core import PYTHON, BenchError, build_helper, log_tail, run_bench, wait_file  # noqa: E402
+from bench_core import PYTHON, BenchError, build_helper, percentile, log_tail, run_bench, wait_file  # noqa: E402
 
 try:
     from pycriu import rpc_pb2 as rpc
@@ -56,15 +56,6 @@ except ImportError:
     rpc = None
 
 WAYS = ["cli", "service", "service-ko", "swrk"]
-
-
-def percentile(values, p):
-    """Linear interpolation between closest ranks (numpy's default)."""
-    v = sorted(values)
-    k = (len(v) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
 def exists(pid):

@@ -40,16 +40,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench_core import REPO, BenchError, Procs, run_bench  # noqa: E402
+from bench_core import REPO, BenchError, Procs, percentile, run_bench  # noqa: E402
 
 PLUGIN_DIR = os.path.join(REPO, "plugins", "mmtemplate")
 FN = os.path.join(REPO, "test", "zdtm", "functions", "fn_http.py")
 PORT = 8080
-
-
-def pct(values, p):
-    v = sorted(values)
-    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
 
 
 def load_sandbox_module():
@@ -160,9 +155,10 @@ class Bench:
             print("\n== %s" % label)
             for way, (sbox, total) in res.items():
                 print("  %-9s sandbox p50 %7.2f ms p99 %7.2f ms   sandbox + restore p50 %7.2f ms p99 %7.2f ms"
-                      % (way, pct(sbox, 50), pct(sbox, 99), pct(total, 50), pct(total, 99)), flush=True)
-            rs = pct(res["fresh"][0], 50) / pct(res["repurpose"][0], 50)
-            rt = pct(res["fresh"][1], 50) / pct(res["repurpose"][1], 50)
+                      % (way, percentile(sbox, 50), percentile(sbox, 99), percentile(total, 50),
+                         percentile(total, 99)), flush=True)
+            rs = percentile(res["fresh"][0], 50) / percentile(res["repurpose"][0], 50)
+            rt = percentile(res["fresh"][1], 50) / percentile(res["repurpose"][1], 50)
             met = rt >= 10
             ok &= met or not tmpl
             print("  fresh / repurpose: sandbox %.1fx, whole start %.1fx (goal >= 10: %s)"

@@ -1229,6 +1229,23 @@ def test_err_restore_pid_in_use(zdtm):
     r.ok = True
 
 
+def _dump_must_fail(r, what, pids=None):
+    """criu dump of r.pid must fail cleanly; returns its error lines and the
+    snapshots of pids (r.pid by default) taken before it."""
+    before = {pid: task_snapshot(pid) for pid in (pids or [r.pid])}
+    imgdir = r.new_imgdir()
+    rc = r.criu("dump-fail", ["dump", "-t", r.pid, "-D", imgdir, "-o", "dump.log", "-v4"], log=imgdir / "dump.log")
+    return _check_failed_cleanly(r, rc, "dump-fail", what), before
+
+
+def _check_unchanged(r, before):
+    """Every task of before runs on, untraced, as it was."""
+    for pid, snap in before.items():
+        _wait_running_untraced(r, pid, "after the failed dump")
+        diffs = snapshot_diff(snap, task_snapshot(pid))
+        r.check(not diffs, "the failed dump changed PID %d:\n%s" % (pid, "\n".join(diffs)))
+
+
 @pytest.mark.parametrize("kind", ["tcp", "unix"])
 def test_dump_fail_unchanged(zdtm, kind):
     """unsupp_fd00 holds a socket criu can't dump (an established TCP
@@ -1242,21 +1259,17 @@ def test_dump_fail_unchanged(zdtm, kind):
         r.sigterm_original()
         r.ok = True
         return
-    before = task_snapshot(r.pid)
-    socks = [fd for fd, (link, _) in before["fds"].items() if link.startswith("socket:")]
-    r.check(len(socks) == 3, "unexpected sockets: %s" % before["fds"])
-    r.check(len(before["threads"]) == 2, "expected 2 threads, got %s" % sorted(before["threads"]))
-    imgdir = r.new_imgdir()
-    rc = r.criu("dump-fail", ["dump", "-t", r.pid, "-D", imgdir, "-o", "dump.log", "-v4"], log=imgdir / "dump.log")
-    lines = _check_failed_cleanly(r, rc, "dump-fail", "dump of a task with a %s socket" % kind)
+    lines, before = _dump_must_fail(r, "dump of a task with a %s socket" % kind)
+    snap = before[r.pid]
+    socks = [fd for fd, (link, _) in snap["fds"].items() if link.startswith("socket:")]
+    r.check(len(socks) == 3, "unexpected sockets: %s" % snap["fds"])
+    r.check(len(snap["threads"]) == 2, "expected 2 threads, got %s" % sorted(snap["threads"]))
     named = [l for l in lines if re.search(r"\b%d\b" % r.pid, l)
              and re.search(r"\bfd\s*(%s)\b" % "|".join(map(str, socks)), l)]
     r.check(named, "no error line names PID %d and its socket fd %s:\n%s" % (r.pid, socks, "\n".join(lines[:20])))
     r.check(proc_starttime(r.pid) == r.starttime, "the task died or was replaced")
     r.check(r.proc.poll() is None, "the task exited")
-    _wait_running_untraced(r, r.pid, "after the failed dump")
-    diffs = snapshot_diff(before, task_snapshot(r.pid))
-    r.check(not diffs, "the failed dump changed the task:\n" + "\n".join(diffs))
+    _check_unchanged(r, before)
     r.sigterm_original()
     r.ok = True
 
@@ -1272,15 +1285,10 @@ def test_dump_fail_refused(zdtm, kind, expect):
         r.sigterm_original()
         r.ok = True
         return
-    before = task_snapshot(r.pid)
-    imgdir = r.new_imgdir()
-    rc = r.criu("dump-fail", ["dump", "-t", r.pid, "-D", imgdir, "-o", "dump.log", "-v4"], log=imgdir / "dump.log")
-    lines = _check_failed_cleanly(r, rc, "dump-fail", "dump of a task with a %s" % kind)
+    lines, before = _dump_must_fail(r, "dump of a task with a %s" % kind)
     r.check(any(re.search(r"PID %d fd \d+: .*%s" % (r.pid, expect), l) for l in lines),
             "no error line names PID %d, an fd and %r:\n%s" % (r.pid, expect, "\n".join(lines[:20])))
-    _wait_running_untraced(r, r.pid, "after the failed dump")
-    diffs = snapshot_diff(before, task_snapshot(r.pid))
-    r.check(not diffs, "the failed dump changed the task:\n" + "\n".join(diffs))
+    _check_unchanged(r, before)
     r.sigterm_original()
     r.ok = True
 
@@ -1301,17 +1309,11 @@ def test_dump_fail_tree(zdtm, kind, expect):
     r.check(tree, "the test made no children")
     for pid in tree:
         r.track(pid)
-    before = {pid: task_snapshot(pid) for pid in [r.pid] + sorted(tree)}
-    imgdir = r.new_imgdir()
-    rc = r.criu("dump-fail", ["dump", "-t", r.pid, "-D", imgdir, "-o", "dump.log", "-v4"], log=imgdir / "dump.log")
-    lines = _check_failed_cleanly(r, rc, "dump-fail", "dump of a %s tree" % kind)
+    lines, before = _dump_must_fail(r, "dump of a %s tree" % kind, [r.pid] + sorted(tree))
     r.check(any(expect in l and re.search(r"\bPID \d+", l) for l in lines),
             "no error line names a PID and '%s':\n%s" % (expect, "\n".join(lines[:20])))
     r.check(descendants(r.pid) == tree, "the tree changed: %s -> %s" % (tree, descendants(r.pid)))
-    for pid, snap in before.items():
-        _wait_running_untraced(r, pid, "after the failed dump")
-        diffs = snapshot_diff(snap, task_snapshot(pid))
-        r.check(not diffs, "the failed dump changed PID %d:\n%s" % (pid, "\n".join(diffs)))
+    _check_unchanged(r, before)
     r.sigterm_original()
     r.ok = True
 
