@@ -23,6 +23,7 @@
 #include "log.h"
 #include "magic.h"
 #include "mem.h"
+#include "mount.h"
 #include "options.h"
 #include "plugin.h"
 #include "proc.h"
@@ -570,6 +571,8 @@ Status dump_tree(const Options &o, const ImageDir &dir, std::vector<TreeTask> &t
 	TRY(write_external_ns(dir, {ns.ext_net, ns.ext_mnt}));
 	if (ns.net)
 		TRY(dump_netns(dir, dumpers[0]->ids->net_ns_id));
+	if (ns.mnt)
+		TRY(dump_mounts(dir, dumpers[0]->ids->mnt_ns_id, tree[0].pid, o.externals));
 	TRY(dump_cgroup_limits(dir, tree[0].pid));
 	return write_inventory(dir, dumpers[0]->ids);
 }

@@ -61,7 +61,6 @@ const char *const kUnsupported[] = {
     "prev-images-dir",
     "ps-socket",
     "restore-sibling",
-    "root",
     "skip-in-flight",
     "skip-mnt",
     "status-fd",
@@ -109,6 +108,11 @@ void usage()
 	       "  -L|--libdir DIR          plugin directory (default " PLUGIN_DIR ")\n"
 	       "  --external net[INODE]:KEY|mnt[INODE]:KEY\n"
 	       "                           dump: that namespace of the tree is not saved (external)\n"
+	       "  --external mnt[MOUNTPOINT]:KEY\n"
+	       "                           dump: the mount at MOUNTPOINT is external (not saved)\n"
+	       "  --external mnt[KEY]:PATH restore: bind PATH where the external mount KEY was\n"
+	       "  --root DIR               restore: the root filesystem of a tree with its own mount\n"
+	       "                           namespace\n"
 	       "  --switch SANDBOX         restore into an existing sandbox (scripts/criu-sandbox)\n"
 	       "  --mm-template NAME       convert: make the template NAME of a dump; restore: attach\n"
 	       "                           its memory copy-on-write (mmtemplate plugin)\n"
@@ -143,6 +147,7 @@ bool parse_options(int argc, char **argv, Options &o)
 		kDaxDevice,
 		kExternal,
 		kSwitch,
+		kRoot,
 		kUnsup
 	};
 	// clang-format off
@@ -165,6 +170,7 @@ bool parse_options(int argc, char **argv, Options &o)
 		{"dax-device", required_argument, nullptr, kDaxDevice},
 		{"external", required_argument, nullptr, kExternal},
 		{"switch", required_argument, nullptr, kSwitch},
+		{"root", required_argument, nullptr, kRoot},
 		{"libdir", required_argument, nullptr, 'L'},
 		{"version", no_argument, nullptr, 'V'},
 		{"help", no_argument, nullptr, 'h'},
@@ -267,6 +273,9 @@ bool parse_options(int argc, char **argv, Options &o)
 			break;
 		case kSwitch:
 			o.switch_to = optarg;
+			break;
+		case kRoot:
+			o.root = optarg;
 			break;
 		case 'V':
 			printf("Version: %s\n", CRIU_VERSION);

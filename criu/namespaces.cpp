@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "magic.h"
+#include "core.pb-c.h"
 #include "netdev.pb-c.h"
 #include "proc.h"
 #include "sandbox.h"
@@ -124,8 +125,8 @@ unsigned long NsSet::clone_flags() const
 
 std::string NsSet::str() const
 {
-	std::string s =
-	    std::string(pid ? "pid " : "") + (uts ? "uts " : "") + (ipc ? "ipc " : "") + (net ? "net " : "");
+	std::string s = std::string(pid ? "pid " : "") + (uts ? "uts " : "") + (ipc ? "ipc " : "") +
+			(net ? "net " : "") + (mnt ? "mnt " : "");
 	return s.empty() ? "none" : s.substr(0, s.size() - 1);
 }
 
@@ -179,10 +180,7 @@ Result<NsSet> root_namespaces(pid_t pid, const std::vector<std::string> &externa
 				TRY(check_net_devices(pid));
 				ns.net = true;
 			} else if (key->empty()) {
-				return Error{
-				    strfmt("PID %d lives in its own %s namespace (inode %llu); it is not saved: "
-					   "dump it as external with --external %s[%llu]:KEY",
-					   pid, kind, (unsigned long long)*its, kind, (unsigned long long)*its)};
+				ns.mnt = true;	// its mounts are checked as they are saved (mount.h)
 			}
 		} else {
 			return Error{strfmt("PID %d lives in its own %s namespace; dumping that kind of namespace "
@@ -221,14 +219,16 @@ Status write_uts(const ImageDir &dir, uint32_t id, const std::string &nodename, 
 	return write_one(dir, strfmt("utsns-%u.img", id), UTSNS_MAGIC, &e.base);
 }
 
-Result<NsSet> read_namespaces(const ImageDir &dir, pid_t root_vpid, uint32_t uts_id, uint32_t ipc_id, uint32_t net_id)
+Result<NsSet> read_namespaces(const ImageDir &dir, pid_t root_vpid, const TaskKobjIdsEntry &ids)
 {
+	uint32_t uts_id = ids.uts_ns_id, ipc_id = ids.ipc_ns_id, net_id = ids.net_ns_id, mnt_id = ids.mnt_ns_id;
 	NsSet ns;
 	ns.pid = root_vpid == 1;
 	struct stat st;
 	ns.uts = uts_id && fstatat(dir.fd(), strfmt("utsns-%u.img", uts_id).c_str(), &st, 0) == 0;
 	ns.ipc = ipc_id && fstatat(dir.fd(), strfmt("ipcns-var-%u.img", ipc_id).c_str(), &st, 0) == 0;
 	ns.net = net_id && fstatat(dir.fd(), strfmt("netdev-%u.img", net_id).c_str(), &st, 0) == 0;
+	ns.mnt = mnt_id && fstatat(dir.fd(), strfmt("mountpoints-%u.img", mnt_id).c_str(), &st, 0) == 0;
 	return ns;
 }
 

@@ -50,6 +50,7 @@
 #include "proc.h"
 #include "ipc.h"
 #include "sandbox.h"
+#include "mount.h"
 #include "namespaces.h"
 #include "pstree.h"
 #include "ptrace.h"
@@ -205,7 +206,7 @@ Result<TreeImages> read_images(const ImageDir &dir, const ImageDir &pages, const
 		tree.tasks.push_back(std::move(ti));
 	}
 	auto &rids = *tree.tasks[0].ids;
-	auto ns = read_namespaces(dir, tree.tasks[0].pid, rids.uts_ns_id, rids.ipc_ns_id, rids.net_ns_id);
+	auto ns = read_namespaces(dir, tree.tasks[0].pid, rids);
 	if (!ns)
 		return ns.error();
 	tree.ns = *ns;
@@ -1168,7 +1169,7 @@ Result<pid_t> restore_task(const Options &o)
 		// objects are recreated in the latter)
 		if (!tree->ns.pid)
 			return Error{"--switch needs a tree that was the init of its pid namespace (PID 1 in it)"};
-		tree->ns.uts = tree->ns.ipc = tree->ns.net = false;
+		tree->ns.uts = tree->ns.ipc = tree->ns.net = tree->ns.mnt = false;
 	}
 	auto joined = JoinedNs::enter(o, *ext);
 	if (!joined)
@@ -1179,6 +1180,14 @@ Result<pid_t> restore_task(const Options &o)
 		if (!n)
 			return n.error();
 		netns.emplace(std::move(*n));
+	}
+	// after the net namespace: a sysfs of the tree's is the new one's
+	std::optional<OwnMntns> mntns;
+	if (tree->ns.mnt) {
+		auto m = OwnMntns::enter(*dir, tree->tasks[0].ids->mnt_ns_id, o, tree->ns.pid, tree->ns.ipc);
+		if (!m)
+			return m.error();
+		mntns.emplace(std::move(*m));
 	}
 	TRY(check_ids_free(*tree));
 	const TaskImages &root = tree->tasks[0];
@@ -1255,6 +1264,11 @@ Result<pid_t> restore_task(const Options &o)
 		return fail(sys_error("can't start the new task"));
 	if (auto st = tr.wait_all(); !st)
 		return fail(st.error());
+	if (mntns) {
+		mntns->leave();
+		if (auto st = mntns->mount_late(pid); !st)
+			return fail(st.error());
+	}
 	pr_debug("restorers of PID %d done after %.3f ms\n", root.pid, ms_since(t0));
 	if (auto st = notify(o, "post-restore", pid); !st)
 		return fail(st.error());

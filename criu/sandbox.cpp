@@ -44,17 +44,17 @@ Result<std::map<std::string, std::string>> sandbox_conf(const std::string &name)
 Result<ExternalSpec> parse_external(const std::string &s)
 {
 	auto lb = s.find('['), rb = s.find("]:");
-	if (lb == std::string::npos || rb == std::string::npos || rb < lb || rb + 2 >= s.size())
-		return Error{strfmt("--external %s: expected KIND[INODE]:KEY", s.c_str())};
+	if (lb == std::string::npos || rb == std::string::npos || rb <= lb + 1 || rb + 2 >= s.size())
+		return Error{strfmt("--external %s: expected KIND[INODE]:KEY or mnt[MOUNTPOINT]:KEY", s.c_str())};
 	ExternalSpec e;
 	e.kind = s.substr(0, lb);
+	e.inside = s.substr(lb + 1, rb - lb - 1);
 	e.key = s.substr(rb + 2);
-	auto ino = parse_u64(s.substr(lb + 1, rb - lb - 1));
-	if (!ino)
-		return Error{strfmt("--external %s: bad inode", s.c_str())};
-	e.inode = *ino;
+	e.inode = parse_u64(e.inside).value_or(0);
 	if (e.kind != "net" && e.kind != "mnt")
 		return Error{strfmt("--external %s: only net[...] and mnt[...] are supported", s.c_str())};
+	if (e.kind == "net" && !e.inode)
+		return Error{strfmt("--external %s: bad inode", s.c_str())};
 	if (e.key.find_first_of(" \n") != std::string::npos)
 		return Error{strfmt("--external %s: the key has blanks", s.c_str())};
 	return e;

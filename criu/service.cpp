@@ -212,6 +212,8 @@ Result<Options> Worker::options(const CriuReq &req)
 	}
 	if (ro.switch_sandbox)
 		o.switch_to = ro.switch_sandbox;
+	if (ro.root)
+		o.root = ro.root;
 	if (ro.mm_template)
 		TRY(template_options(o, ro));
 	return o;

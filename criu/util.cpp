@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/wait.h>
 
 #include <charconv>
 
@@ -121,6 +122,59 @@ std::optional<uint64_t> parse_u64(std::string_view s, int base)
 	if (ec != std::errc() || p != s.data() + s.size() || s.empty())
 		return std::nullopt;
 	return v;
+}
+
+namespace
+{
+
+// In the forked child: stdin, stdout and stderr in place, then exec.
+[[noreturn]] void exec_tool(const std::vector<std::string> &argv, int in_fd, int out_fd, int err_fd)
+{
+	int null = open("/dev/null", O_RDWR);
+	if (dup2(in_fd >= 0 ? in_fd : null, 0) < 0 || dup2(out_fd >= 0 ? out_fd : null, 1) < 0 || dup2(err_fd, 2) < 0)
+		_exit(127);
+	std::vector<char *> args;
+	for (auto &a : argv)
+		args.push_back(const_cast<char *>(a.c_str()));
+	args.push_back(nullptr);
+	execvp(args[0], args.data());
+	dprintf(2, "can't run %s: %s\n", args[0], strerror(errno));
+	_exit(127);
+}
+
+}  // namespace
+
+Status run_tool(const std::vector<std::string> &argv, int in_fd, int out_fd)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return sys_error("can't make a pipe for %s", argv[0].c_str());
+	Fd rd(p[0]), wr(p[1]);
+	pid_t pid = fork();
+	if (pid < 0)
+		return sys_error("can't fork to run %s", argv[0].c_str());
+	if (pid == 0)
+		exec_tool(argv, in_fd, out_fd, wr.get());
+	wr.reset();
+	std::string err;
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(rd.get(), buf, sizeof(buf))) != 0)
+		if (n > 0 && err.size() < 65536)
+			err.append(buf, n);
+		else if (n < 0 && errno != EINTR)
+			break;
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return sys_error("can't wait for %s (PID %d)", argv[0].c_str(), pid);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return {};
+	auto line = err.substr(0, err.find('\n'));
+	return Error{strfmt("%s %s (%s)", argv[0].c_str(),
+			    WIFEXITED(status) ? strfmt("exited with %d", WEXITSTATUS(status)).c_str()
+					      : strfmt("was killed by signal %d", WTERMSIG(status)).c_str(),
+			    line.empty() ? "no message" : line.c_str())};
 }
 
 }  // namespace criu

@@ -1,14 +1,16 @@
 // Namespaces of a process tree.
 //
-// A tree may live in pid, uts, ipc and net namespaces of its own, as a
-// container's does (a net namespace with no device but lo). Dump: the root must then be the init of its pid namespace (PID 1
-// there), every task must share the root's namespaces, and the kinds not
-// supported yet (mount, user, cgroup, time) must be criu's own,
-// else the dump is refused naming the PID and the kind. Images hold PIDs as
+// A tree may live in pid, uts, ipc, net and mount namespaces of its own, as
+// a container's does (a net namespace with no device but lo; mounts as
+// mount.h says). Dump: the root must then be the init of its pid namespace
+// (PID 1 there), every task must share the root's namespaces, and the kinds
+// not supported yet (user, cgroup, time) must be criu's own, else the dump
+// is refused naming the PID and the kind. Images hold PIDs as
 // the tree sees them. Restore: the root is created in new namespaces of the
 // same kinds (a root with PID 1 means a new pid namespace, utsns-ID.img a
 // new uts namespace, ipcns-var-ID.img a new ipc namespace, netdev-ID.img
-// a new net namespace with lo as it was), the hostname,
+// a new net namespace with lo as it was, mountpoints-ID.img a new mount
+// namespace with its mounts), the hostname,
 // domain name and IPC objects (ipc.h) come back, and every other task is
 // created inside them with its PID.
 #pragma once
@@ -21,11 +23,13 @@
 #include "image.h"
 #include "util.h"
 
+struct TaskKobjIdsEntry;
+
 namespace criu
 {
 
 struct NsSet {
-	bool pid = false, uts = false, ipc = false, net = false;
+	bool pid = false, uts = false, ipc = false, net = false, mnt = false;
 	std::string ext_net, ext_mnt;  // keys of external namespaces (see sandbox.h)
 	unsigned long clone_flags() const;
 	std::string str() const;
@@ -44,8 +48,7 @@ Status write_uts(const ImageDir &dir, uint32_t id, const std::string &nodename, 
 Status dump_netns(const ImageDir &dir, uint32_t id);
 
 // Restore: what the images ask for. root_vpid is the root's PID in pstree.img.
-Result<NsSet> read_namespaces(const ImageDir &dir, pid_t root_vpid, uint32_t uts_id, uint32_t ipc_id,
-			      uint32_t net_id);
+Result<NsSet> read_namespaces(const ImageDir &dir, pid_t root_vpid, const TaskKobjIdsEntry &ids);
 
 // criu in a new net namespace (with the dump's loopback device) while it
 // restores: sockets it opens for the tree and the tree itself are created

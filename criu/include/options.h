@@ -44,6 +44,7 @@ struct Options {
 	std::string dax_device;				       // --dax-device PATH
 	std::vector<std::string> externals;		       // --external KIND[INODE]:KEY
 	std::string switch_to;				       // --switch SANDBOX
+	std::string root;				       // --root DIR
 	// Set by a template holder for the restore it runs (see template.cpp).
 	std::vector<HeldRange> held;
 	int pages_dir_fd = -1;

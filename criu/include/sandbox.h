@@ -30,10 +30,13 @@ struct ExternalNs {
 	bool any() const { return !net.empty() || !mnt.empty(); }
 };
 
-// "net[INODE]:KEY" -> kind, inode, key.
+// "KIND[INSIDE]:KEY". Dump: net[INODE]:KEY and mnt[INODE]:KEY name a whole
+// namespace, mnt[MOUNTPOINT]:KEY one mount; restore: mnt[KEY]:PATH binds
+// PATH where the mount named KEY was.
 struct ExternalSpec {
 	std::string kind;
-	uint64_t inode = 0;
+	std::string inside;
+	uint64_t inode = 0;  // when inside is a number
 	std::string key;
 };
 Result<ExternalSpec> parse_external(const std::string &s);

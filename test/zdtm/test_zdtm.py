@@ -99,11 +99,12 @@ TEST_OPTS = {
 # unsupp_fd00 holds an fd criu can't dump (test_dump_fail_unchanged),
 # inherit_fd00 holds a pipe of the harness (test_rpc.py, RPC inherit_fd),
 # tree_unsupp is a tree criu refuses (test_dump_fail_tree), ns_pid_uts and
-# ns_ipc run as the init of new namespaces (test_namespaces), mm_isolation
+# ns_ipc run as the init of new namespaces (test_namespaces; ns_mnt:
+# test_mount_namespace), mm_isolation
 # too, for many template instances at once (test_mm_template.py);
 # file_lock holds locks or a device criu refuses (test_dump_fail_refused).
 SPECIAL_TESTS = {"shell_job00", "unsupp_fd00", "inherit_fd00", "tree_unsupp", "ns_pid_uts", "ns_ipc", "ns_net",
-                 "ns_sysv_attach", "mm_isolation", "file_lock"}
+                 "ns_sysv_attach", "mm_isolation", "file_lock", "ns_mnt"}
 
 # Flavors that only run for a few tests.
 NODETACH_TESTS = ["env00", "pipe00", "sigpending00", "fpu_threads"]
@@ -324,8 +325,13 @@ def crit_decode(img):
     return None
 
 
+# Images that hold raw data, not protobuf entries (crit knows them so too).
+RAW_IMAGES = ("pages-*.img", "tmpfs-dev-*.tar.gz.img")
+
+
 def check_images(imgdir):
-    imgs = sorted(p for p in Path(imgdir).glob("*.img") if not p.name.startswith("pages-"))
+    raw = {p for pat in RAW_IMAGES for p in Path(imgdir).glob(pat)}
+    imgs = sorted(p for p in Path(imgdir).glob("*.img") if p not in raw)
     assert imgs, "dump produced no images in %s" % imgdir
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as ex:
         errors = [e for e in ex.map(crit_decode, imgs) if e]
@@ -1395,6 +1401,111 @@ def test_namespaces(zdtm, name, kinds):
     for i, pid in enumerate(instances):
         r.out.unlink(missing_ok=True)
         r.finish_task(pid, "instance %d" % i)
+    r.ok = True
+
+
+def running(exe):
+    """PIDs running the program exe."""
+    pids = set()
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and os.readlink(d / "exe") == str(exe):
+                pids.add(int(d.name))
+        except OSError:
+            pass
+    return pids
+
+
+def mount_table(pid):
+    """[(mountpoint, fstype, per-mount options)] of /proc/PID/mountinfo."""
+    out = []
+    for line in read_text("/proc/%d/mountinfo" % pid).splitlines():
+        f = line.split()
+        dash = f.index("-")
+        out.append((f[4], f[dash + 1], ",".join(sorted(f[5].split(",")))))
+    return out
+
+
+@pytest.fixture
+def host_dir():
+    """A directory of the host's (on /dev/shm, a filesystem the test's
+    container does not otherwise see), removed afterwards."""
+    d = Path(tempfile.mkdtemp(prefix="zdtm-ext-", dir="/dev/shm"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_mount_namespace(zdtm, host_dir):
+    """a container's private root (ns_mnt: a bind of the host's root with
+    proc, a tmpfs with files, a read-only bind, an overlay and an external
+    bind of a host directory, PID 1 of its own pid and mount namespaces) is
+    dumped with its mounts and restored twice at once with --root, each
+    instance in a new mount namespace with the same mount table; the
+    external mount binds the host directory again"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("ns_mnt", timeout=90)
+    (host_dir / "hello").write_text("from the host")
+    (r.dir / "ext_src").write_text(str(host_dir))
+    wrapper = start_in_namespaces(r, ("pid", "mount"))
+    before = mount_table(r.pid)
+    r.check(len(before) == 7, "the test's mounts: %s" % before)
+    ext = "mnt[%s/m/ext]:extdir" % r.dir
+    imgdir = r.dump(r.pid, ["--external", ext])
+    r.check(wrapper.wait(timeout=r.remaining(10)) != 0, "unshare: its child was not killed")
+    check_images(imgdir)
+    r.check(list(imgdir.glob("tmpfs-dev-*.tar.gz.img")), "no tmpfs image")
+    instances = []
+    for i in range(2):
+        rpid = r.dir / ("restore-%d.pid" % i)
+        rc = r.criu("restore-%d" % i, ["restore", "-d", "-D", imgdir, "--pidfile", rpid, "--root", "/",
+                                       "--external", "mnt[extdir]:%s" % host_dir, "-o", "restore-%d.log" % i,
+                                       "-v4"], log=imgdir / ("restore-%d.log" % i))
+        r.check(rc == 0, "criu restore %d exited with %s" % (i, rc))
+        pid = int(read_text(rpid).strip())
+        r.track(pid)
+        r.check(ns_inode(pid, "mnt") != ns_inode(os.getpid(), "mnt"), "instance %d shares our mounts" % i)
+        after = mount_table(pid)
+        r.check(sorted(after) == sorted(before), "instance %d has the mounts\n%s\nnot\n%s" % (i, after, before))
+        instances.append(pid)
+    r.check(ns_inode(instances[0], "mnt") != ns_inode(instances[1], "mnt"), "the instances share mounts")
+    r.check(not list(Path("/tmp").glob(".criu-root.*")), "criu left staging directories in /tmp")
+    for i, pid in enumerate(instances):
+        r.out.unlink(missing_ok=True)
+        r.finish_task(pid, "instance %d" % i)
+    r.check((host_dir / "restored").exists(), "the external mount is not the host's directory")
+    r.ok = True
+
+
+def test_mount_namespace_errors(zdtm, host_dir):
+    """images of a private root: a restore without --root, or without the
+    external mount's --external, fails with one line naming what is missing
+    and leaves no process; a dump without --external for a mount of a
+    filesystem the tree does not own is refused naming the PID and the
+    mountpoint, and the test runs on"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("ns_mnt", timeout=90)
+    (host_dir / "hello").write_text("from the host")
+    (r.dir / "ext_src").write_text(str(host_dir))
+    start_in_namespaces(r, ("pid", "mount"))
+    bad = r.dir / "refused"
+    res = subprocess.run([CRIU, "dump", "-t", str(r.pid), "-D", str(r.new_imgdir())], stdin=subprocess.DEVNULL,
+                         capture_output=True, text=True, timeout=30)
+    lines = res.stderr.strip().splitlines()
+    r.check(res.returncode == 1 and len(lines) == 1, "dump without --external: %s" % (res,))
+    r.check(str(r.pid) in lines[0] and "%s/m/ext" % r.dir in lines[0] and "--external" in lines[0], lines[0])
+    r.check(proc_state(r.pid)[1] == 0, "the test is still traced")
+    imgdir = r.dump(r.pid, ["--external", "mnt[%s/m/ext]:extdir" % r.dir, "-R"])
+    for args, want in (([], "--root"), (["--root", "/"], "--external mnt[extdir]:PATH"),
+                       (["--root", str(bad)], "--root")):
+        before = running(STATIC / "ns_mnt")
+        res = subprocess.run([CRIU, "restore", "-d", "-D", str(imgdir)] + args, stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=30)
+        lines = res.stderr.strip().splitlines()
+        r.check(res.returncode == 1 and len(lines) == 1 and want in lines[0], "restore %s: %s" % (args, res))
+        r.check(running(STATIC / "ns_mnt") == before, "restore %s left processes behind" % args)
+    r.finish_task(r.pid, "the dumped test")
     r.ok = True
 
 

@@ -1,0 +1,199 @@
+/*
+ * ns_mnt: a container's private root (run by test_mount_namespace as PID 1
+ * under unshare -p -m -f, in its test directory D).  It binds the host's
+ * root filesystem (not recursively) as its new root, pivots into it, and
+ * mounts there, as a runtime would:
+ *   /proc              proc of its own pid namespace
+ *   /dev               tmpfs with the device nodes its stdio needs (mknod)
+ *   D/m/tmp            tmpfs (size=4m, mode=0711) with files, modes,
+ *                      owners, a symlink, a hard link
+ *   D/m/bind           a read-only, nosuid bind of D/m/tmp/sub
+ *   D/m/ovl            overlay: lower D/m/lower, upper and work on the tmpfs
+ *   D/m/ext            a bind of a host directory (named in D/ext_src),
+ *                      dumped as an external mount
+ * with files open on the tmpfs and the overlay and its cwd in the overlay.
+ * After restore (into a new mount namespace) all of it must be there with
+ * its contents, flags and sizes, proc must be its own pid namespace's, and
+ * writes must go where they went before.
+ */
+#include "zdtmtst.h"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+static char dir[4096];
+
+static const char *at(const char *rel)
+{
+	static char bufs[8][sizeof(dir) + 64];
+	static int n;
+	char *b = bufs[n++ % 8];
+
+	snprintf(b, sizeof(bufs[0]), "%s/%.60s", dir, rel);
+	return b;
+}
+
+static void put(const char *path, const char *text)
+{
+	int fd = TEST_SYS(open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644));
+
+	if (write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+		fail("short write to %s", path);
+	close(fd);
+}
+
+static void expect(const char *path, const char *text)
+{
+	char buf[256];
+	ssize_t n = test_read_file(path, buf, sizeof(buf));
+
+	if (n < 0)
+		fail("%s: %m", path);
+	if (strcmp(buf, text))
+		fail("%s holds '%s', not '%s'", path, buf, text);
+}
+
+static void pivot(void)
+{
+	const char *root = at("newroot");
+	char ext[1024];
+
+	if (test_read_file(at("ext_src"), ext, sizeof(ext)) <= 0)
+		fail("no ext_src");
+	for (const char *d = "m\0m/tmp\0m/lower\0m/ovl\0m/bind\0m/ext\0newroot\0"; *d; d += strlen(d) + 1)
+		if (mkdir(at(d), 0755) && errno != EEXIST)
+			fail("mkdir %s: %m", d);
+	put(at("m/lower/lower.txt"), "lower");
+	TEST_SYS(mount("/", root, NULL, MS_BIND, NULL));
+	char target[8192];
+	snprintf(target, sizeof(target), "%s%s", root, at("m/ext"));
+	TEST_SYS(mount(ext, target, NULL, MS_BIND, NULL));
+	TEST_SYS(chdir(root));
+	TEST_SYS(syscall(SYS_pivot_root, ".", "."));
+	TEST_SYS(umount2(".", MNT_DETACH));
+	TEST_SYS(chdir("/"));
+}
+
+static void setup(void)
+{
+	TEST_SYS(mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
+	TEST_SYS(mount("zdtm-dev", "/dev", "tmpfs", MS_NOSUID, "mode=755,size=64k"));
+	TEST_SYS(mknod("/dev/null", S_IFCHR | 0666, makedev(1, 3)));
+	TEST_SYS(mknod("/dev/zero", S_IFCHR | 0666, makedev(1, 5)));
+	TEST_SYS(chmod("/dev/null", 0666));
+	TEST_SYS(chmod("/dev/zero", 0666));
+	TEST_SYS(mount("zdtm-tmp", at("m/tmp"), "tmpfs", 0, "size=4m,mode=0711"));
+	for (const char *d = "m/tmp/sub\0m/tmp/upper\0m/tmp/work\0"; *d; d += strlen(d) + 1)
+		TEST_SYS(mkdir(at(d), 0755));
+	put(at("m/tmp/data.txt"), "tmpfs data");
+	put(at("m/tmp/sub/inner.txt"), "inner");
+	put(at("m/tmp/owned.txt"), "owned");
+	TEST_SYS(chown(at("m/tmp/owned.txt"), 1000, 1001));
+	TEST_SYS(chmod(at("m/tmp/owned.txt"), 0640));
+	TEST_SYS(chmod(at("m/tmp/sub"), 0700));
+	TEST_SYS(symlink("sub/inner.txt", at("m/tmp/link")));
+	TEST_SYS(link(at("m/tmp/data.txt"), at("m/tmp/hard.txt")));
+	TEST_SYS(mount(at("m/tmp/sub"), at("m/bind"), NULL, MS_BIND, NULL));
+	TEST_SYS(mount(NULL, at("m/bind"), NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, NULL));
+	char opts[16384];
+	snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s", at("m/lower"), at("m/tmp/upper"),
+		 at("m/tmp/work"));
+	TEST_SYS(mount("zdtm-ovl", at("m/ovl"), "overlay", 0, opts));
+	put(at("m/ovl/new.txt"), "upper data");
+}
+
+static void check_mounts(void)
+{
+	struct statfs sf;
+	struct statvfs sv;
+	struct stat st;
+	char buf[64];
+
+	TEST_SYS(statfs(at("m/tmp"), &sf));
+	if (sf.f_type != TMPFS_MAGIC || (unsigned long long)sf.f_blocks * sf.f_bsize != 4 << 20)
+		fail("m/tmp: type %#lx, %llu bytes", (long)sf.f_type, (unsigned long long)sf.f_blocks * sf.f_bsize);
+	TEST_SYS(stat(at("m/tmp"), &st));
+	if ((st.st_mode & 07777) != 0711)
+		fail("m/tmp has mode %o", st.st_mode & 07777);
+	TEST_SYS(statvfs(at("m/bind"), &sv));
+	if ((sv.f_flag & (ST_RDONLY | ST_NOSUID)) != (ST_RDONLY | ST_NOSUID))
+		fail("m/bind has flags %#lx, not ro,nosuid", sv.f_flag);
+	TEST_SYS(statvfs(at("m/tmp"), &sv));
+	if (sv.f_flag & ST_RDONLY)
+		fail("m/tmp is read-only");
+	TEST_SYS(statfs(at("m/ovl"), &sf));
+	if (sf.f_type != OVERLAYFS_SUPER_MAGIC)
+		fail("m/ovl is not an overlay (%#lx)", (long)sf.f_type);
+	if (readlink("/proc/self", buf, sizeof(buf)) != 1 || buf[0] != '1')
+		fail("/proc is not of the test's pid namespace");
+	TEST_SYS(stat("/dev/null", &st));
+	if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3) || (st.st_mode & 0777) != 0666)
+		fail("/dev/null is not the null device (mode %o)", st.st_mode);
+}
+
+static void check_files(int tmp_fd, int ovl_fd)
+{
+	struct stat st, st2;
+	char buf[64];
+	ssize_t n;
+
+	if ((n = read(tmp_fd, buf, sizeof(buf))) != 4 || memcmp(buf, "data", 4))
+		fail("the tmpfs fd read %zd bytes at its offset", n);
+	if ((n = read(ovl_fd, buf, sizeof(buf))) != 5 || memcmp(buf, "lower", 5))
+		fail("the overlay fd read %zd bytes", n);
+	expect(at("m/tmp/data.txt"), "tmpfs data");
+	expect(at("m/tmp/link"), "inner");
+	expect(at("m/bind/inner.txt"), "inner");
+	expect(at("m/ovl/lower.txt"), "lower");
+	expect(at("m/ovl/new.txt"), "upper data");
+	expect(at("m/tmp/upper/new.txt"), "upper data");
+	TEST_SYS(stat(at("m/tmp/owned.txt"), &st));
+	if (st.st_uid != 1000 || st.st_gid != 1001 || (st.st_mode & 07777) != 0640)
+		fail("owned.txt: %d:%d mode %o", st.st_uid, st.st_gid, st.st_mode & 07777);
+	TEST_SYS(stat(at("m/tmp/sub"), &st));
+	if ((st.st_mode & 07777) != 0700)
+		fail("sub has mode %o", st.st_mode & 07777);
+	TEST_SYS(stat(at("m/tmp/data.txt"), &st));
+	TEST_SYS(stat(at("m/tmp/hard.txt"), &st2));
+	if (st.st_ino != st2.st_ino || st.st_nlink != 2)
+		fail("hard.txt is no longer a hard link of data.txt");
+	if (open(at("m/bind/new"), O_WRONLY | O_CREAT, 0644) >= 0 || errno != EROFS)
+		fail("m/bind is writable");
+	expect(at("m/ext/hello"), "from the host");
+	if (getcwd(buf, sizeof(buf)) == NULL || strcmp(buf, at("m/ovl")))
+		fail("cwd is not %s", at("m/ovl"));
+	put("again.txt", "written after restore");
+	expect(at("m/tmp/upper/again.txt"), "written after restore");
+	put(at("m/ext/restored"), "yes");
+}
+
+int main(int argc, char **argv)
+{
+	int tmp_fd, ovl_fd;
+
+	test_init(argc, argv);
+	if (getpid() != 1)
+		fail("not the init of a pid namespace (PID %d)", getpid());
+	if (!getcwd(dir, sizeof(dir)))
+		fail("getcwd: %m");
+	pivot();
+	setup();
+	tmp_fd = TEST_SYS(open(at("m/tmp/data.txt"), O_RDWR));
+	TEST_SYS(lseek(tmp_fd, 6, SEEK_SET));
+	ovl_fd = TEST_SYS(open(at("m/ovl/lower.txt"), O_RDONLY));
+	TEST_SYS(chdir(at("m/ovl")));
+	check_mounts();
+	test_daemon();
+	test_waitsig();
+
+	check_mounts();
+	check_files(tmp_fd, ovl_fd);
+	pass();
+}
