@@ -1435,21 +1435,25 @@ def host_dir():
     shutil.rmtree(d, ignore_errors=True)
 
 
-def test_mount_namespace(zdtm, host_dir):
+@pytest.mark.parametrize("kinds", [("pid", "mount"), ("pid", "mount", "net", "uts", "ipc")],
+                         ids=["pid-mnt", "container"])
+def test_mount_namespace(zdtm, host_dir, kinds):
     """a container's private root (ns_mnt: a bind of the host's root with
-    proc, a tmpfs with files, a read-only bind, an overlay and an external
-    bind of a host directory, PID 1 of its own pid and mount namespaces) is
-    dumped with its mounts and restored twice at once with --root, each
-    instance in a new mount namespace with the same mount table; the
-    external mount binds the host directory again"""
+    proc, sysfs, mqueue, a /dev tmpfs, a tmpfs with files, a read-only bind,
+    an overlay and an external bind of a host directory, PID 1 of its own
+    pid and mount namespaces, and in the container case of its own net, uts
+    and ipc ones too) is dumped with its mounts and restored twice at once
+    with --root, each instance in new namespaces with the same mount table,
+    proc, sysfs and mqueue being its new namespaces'; the external mount
+    binds the host directory again"""
     if NOCR:
         pytest.skip("ZDTM_NOCR")
     r = zdtm("ns_mnt", timeout=90)
     (host_dir / "hello").write_text("from the host")
     (r.dir / "ext_src").write_text(str(host_dir))
-    wrapper = start_in_namespaces(r, ("pid", "mount"))
+    wrapper = start_in_namespaces(r, kinds)
     before = mount_table(r.pid)
-    r.check(len(before) == 7, "the test's mounts: %s" % before)
+    r.check(len(before) == 9, "the test's mounts: %s" % before)
     ext = "mnt[%s/m/ext]:extdir" % r.dir
     imgdir = r.dump(r.pid, ["--external", ext])
     r.check(wrapper.wait(timeout=r.remaining(10)) != 0, "unshare: its child was not killed")
@@ -1464,7 +1468,8 @@ def test_mount_namespace(zdtm, host_dir):
         r.check(rc == 0, "criu restore %d exited with %s" % (i, rc))
         pid = int(read_text(rpid).strip())
         r.track(pid)
-        r.check(ns_inode(pid, "mnt") != ns_inode(os.getpid(), "mnt"), "instance %d shares our mounts" % i)
+        for kind in ("mnt",) + kinds[2:]:
+            r.check(ns_inode(pid, kind) != ns_inode(os.getpid(), kind), "instance %d shares our %s ns" % (i, kind))
         after = mount_table(pid)
         r.check(sorted(after) == sorted(before), "instance %d has the mounts\n%s\nnot\n%s" % (i, after, before))
         instances.append(pid)

@@ -1,10 +1,12 @@
 /*
  * ns_mnt: a container's private root (run by test_mount_namespace as PID 1
- * under unshare -p -m -f, in its test directory D).  It binds the host's
+ * under unshare -p -m -f, maybe -n -u -i too, in its test directory D).  It binds the host's
  * root filesystem (not recursively) as its new root, pivots into it, and
  * mounts there, as a runtime would:
  *   /proc              proc of its own pid namespace
  *   /dev               tmpfs with the device nodes its stdio needs (mknod)
+ *   /dev/mqueue        mqueue (of its ipc namespace)
+ *   /sys               sysfs, read-only (of its net namespace)
  *   D/m/tmp            tmpfs (size=4m, mode=0711) with files, modes,
  *                      owners, a symlink, a hard link
  *   D/m/bind           a read-only, nosuid bind of D/m/tmp/sub
@@ -18,8 +20,11 @@
  */
 #include "zdtmtst.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+
+#define MQUEUE_FS_MAGIC 0x19800202 /* ipc/mqueue.c */
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -89,6 +94,9 @@ static void setup(void)
 	TEST_SYS(mknod("/dev/zero", S_IFCHR | 0666, makedev(1, 5)));
 	TEST_SYS(chmod("/dev/null", 0666));
 	TEST_SYS(chmod("/dev/zero", 0666));
+	TEST_SYS(mkdir("/dev/mqueue", 0755));
+	TEST_SYS(mount("mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
+	TEST_SYS(mount("sysfs", "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
 	TEST_SYS(mount("zdtm-tmp", at("m/tmp"), "tmpfs", 0, "size=4m,mode=0711"));
 	for (const char *d = "m/tmp/sub\0m/tmp/upper\0m/tmp/work\0"; *d; d += strlen(d) + 1)
 		TEST_SYS(mkdir(at(d), 0755));
@@ -107,6 +115,22 @@ static void setup(void)
 		 at("m/tmp/work"));
 	TEST_SYS(mount("zdtm-ovl", at("m/ovl"), "overlay", 0, opts));
 	put(at("m/ovl/new.txt"), "upper data");
+}
+
+static int own_net;
+
+static int count_entries(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		fail("opendir %s: %m", path);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
 }
 
 static void check_mounts(void)
@@ -133,6 +157,16 @@ static void check_mounts(void)
 		fail("m/ovl is not an overlay (%#lx)", (long)sf.f_type);
 	if (readlink("/proc/self", buf, sizeof(buf)) != 1 || buf[0] != '1')
 		fail("/proc is not of the test's pid namespace");
+	TEST_SYS(statfs("/dev/mqueue", &sf));
+	if (sf.f_type != MQUEUE_FS_MAGIC)
+		fail("/dev/mqueue is not an mqueue (%#lx)", (long)sf.f_type);
+	TEST_SYS(statfs("/sys", &sf));
+	TEST_SYS(statvfs("/sys", &sv));
+	if (sf.f_type != SYSFS_MAGIC || !(sv.f_flag & ST_RDONLY))
+		fail("/sys is not a read-only sysfs (%#lx, flags %#lx)", (long)sf.f_type, sv.f_flag);
+	/* its net namespace's devices: only lo when it has one of its own */
+	if (own_net && (access("/sys/class/net/lo", F_OK) || count_entries("/sys/class/net") != 1))
+		fail("/sys is not of the test's net namespace");
 	TEST_SYS(stat("/dev/null", &st));
 	if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3) || (st.st_mode & 0777) != 0666)
 		fail("/dev/null is not the null device (mode %o)", st.st_mode);
@@ -183,6 +217,7 @@ int main(int argc, char **argv)
 		fail("not the init of a pid namespace (PID %d)", getpid());
 	if (!getcwd(dir, sizeof(dir)))
 		fail("getcwd: %m");
+	own_net = count_entries("/sys/class/net") == 1;
 	pivot();
 	setup();
 	tmp_fd = TEST_SYS(open(at("m/tmp/data.txt"), O_RDWR));
