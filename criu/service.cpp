@@ -123,7 +123,6 @@ Status refuse_unsupported(const CriuOpts &o)
 	    {o.has_evasive_devices && o.evasive_devices, "evasive_devices"},
 	    {o.has_file_locks && o.file_locks, "file_locks"},
 	    {o.ps != nullptr, "ps (page server)"},
-	    {o.root != nullptr, "root"},
 	    {o.parent_img != nullptr, "parent_img"},
 	    {o.has_track_mem && o.track_mem, "track_mem"},
 	    {o.has_auto_dedup && o.auto_dedup, "auto_dedup"},

@@ -41,8 +41,9 @@ import time
 import pytest
 
 from test_zdtm import (CRIU, NOCR, TMPROOT, ZDTM_DIR, _check_job_ids, _finish_shell_job,  # noqa: F401
-                       _no_task_left, _start_shell_job, _wait_running_untraced, built, check_images,
-                       proc_starttime, proc_state, read_text, subreaper, tail, wait_popen, wait_status_str, zdtm)
+                       _no_task_left, _start_shell_job, _wait_running_untraced, built, check_images, host_dir,
+                       mount_table, proc_starttime, proc_state, read_text, start_in_namespaces, subreaper, tail,
+                       wait_popen, wait_status_str, zdtm)
 
 pycriu = pytest.importorskip("pycriu", reason="Debian's pycriu (python3-criu) is needed")
 rpc = pycriu.rpc
@@ -684,6 +685,29 @@ def test_rpc_inherit_fd(zdtm):
     r.ok = True
 
 
+def test_rpc_root_external_mount(zdtm, host_dir):
+    """root and external (mnt[MOUNTPOINT]:KEY, then mnt[KEY]:PATH): ns_mnt,
+    a container's private root, is dumped and restored through the service
+    into a new mount namespace with the same mounts, and passes"""
+    r = zdtm("ns_mnt", timeout=90)
+    svc = Service(r)
+    (host_dir / "hello").write_text("from the host")
+    (r.dir / "ext_src").write_text(str(host_dir))
+    wrapper = start_in_namespaces(r, ("pid", "mount"))
+    before = sorted(mount_table(r.pid))
+    imgdir, resp = rpc_dump(r, svc.connect(), external=["mnt[%s/m/ext]:extdir" % r.dir])
+    r.check(resp.success, "RPC dump failed: %s" % resp_error(resp))
+    r.check(wrapper.wait(timeout=r.remaining(10)) != 0, "unshare: its child was not killed")
+    resp = rpc_restore(r, svc.connect(), imgdir, root="/", external=["mnt[extdir]:%s" % host_dir])
+    r.check(resp.success, "RPC restore failed: %s" % resp_error(resp))
+    pid = resp.restore.pid
+    r.track(pid)
+    r.check(sorted(mount_table(pid)) == before, "restored mounts %s, dumped %s" % (mount_table(pid), before))
+    r.finish_task(pid)
+    svc.stop()
+    r.ok = True
+
+
 def test_rpc_notify(zdtm):
     """notify_scripts: DUMP notifies pre-dump and post-dump (the task still
     there), RESTORE pre-restore (no task yet), post-restore and post-resume
@@ -821,7 +845,7 @@ def test_rpc_wait_pid_swrk(zdtm):
 
 
 UNSUPPORTED = [("tcp_established", True), ("ext_unix_sk", True), ("lazy_pages", True),
-               ("external", ["unix[123]"]), ("root", "/")]
+               ("external", ["unix[123]"])]
 
 
 def test_rpc_unsupported_options(zdtm):
