@@ -23,6 +23,7 @@
 #include "log.h"
 #include "magic.h"
 #include "mem.h"
+#include "net.h"
 #include "options.h"
 #include "plugin.h"
 #include "proc.h"
