@@ -1256,11 +1256,12 @@ def _check_unchanged(r, before):
         r.check(not diffs, "the failed dump changed PID %d:\n%s" % (pid, "\n".join(diffs)))
 
 
-@pytest.mark.parametrize("kind", ["tcp", "unix"])
+@pytest.mark.parametrize("kind", ["tcp", "unix", "dgram"])
 def test_dump_fail_unchanged(zdtm, kind):
     """unsupp_fd00 holds a socket criu can't dump (an established TCP
-    connection, or a named unix listener and a connection through it):
-    the dump fails with an
+    connection, a unix listener on a relative path and a connection through
+    it, or a datagram socketpair whose end was then bound to a name): the
+    dump fails with an
     error naming the pid and the fd, and leaves the task exactly as it was
     (running, untraced, same maps, signal state and fds); it still passes"""
     r = zdtm("unsupp_fd00", timeout=60)
