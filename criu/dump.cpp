@@ -24,6 +24,7 @@
 #include "magic.h"
 #include "mem.h"
 #include "mount.h"
+#include "net.h"
 #include "options.h"
 #include "plugin.h"
 #include "proc.h"

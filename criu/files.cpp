@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/timerfd.h>
 
@@ -611,19 +612,30 @@ Status FileTable::dump_fds(pid_t pid, const ImageDir &dir, uint32_t files_id, bo
 
 Status FileTable::check_peers() const
 {
-	std::set<uint32_t> inos;
+	std::map<uint32_t, const UnixSkEntry *> inos;
 	for (auto *f : impl_->files)
 		if (f->usk)
-			inos.insert(f->usk->ino);
+			inos[f->usk->ino] = f->usk;
 	for (auto *f : impl_->files) {
-		if (!f->usk || !f->usk->peer || inos.count(f->usk->peer))
+		if (!f->usk || !f->usk->peer)
 			continue;
 		auto k = std::find_if(impl_->known.begin(), impl_->known.end(),
 				      [&](const Impl::Known &k) { return k.id == f->id; });
-		return Error{strfmt("PID %d fd %d: unix socket %u is connected to socket %u outside the dumped tree; "
-				    "not supported",
-				    k == impl_->known.end() ? 0 : k->pid, k == impl_->known.end() ? -1 : k->fd,
-				    f->usk->ino, f->usk->peer)};
+		int pid = k == impl_->known.end() ? 0 : k->pid, fd = k == impl_->known.end() ? -1 : k->fd;
+		auto peer = inos.find(f->usk->peer);
+		if (peer == inos.end())
+			return Error{strfmt("PID %d fd %d: unix socket %u is connected to socket %u outside the dumped "
+					    "tree; not supported",
+					    pid, fd, f->usk->ino, f->usk->peer)};
+		// a datagram socket is connected again by its peer's name, unless
+		// both are an unnamed pair
+		const UnixSkEntry &p = *peer->second;
+		bool pair = p.peer == f->usk->ino && !p.name.len && !f->usk->name.len;
+		if (f->usk->type == SOCK_DGRAM && !p.name.len && !pair)
+			return Error{strfmt(
+			    "PID %d fd %d: unix datagram socket %u is connected to the unnamed socket %u; only a "
+			    "named peer or the other end of an unnamed socketpair can be connected again",
+			    pid, fd, f->usk->ino, p.ino)};
 	}
 	return {};
 }
@@ -1098,6 +1110,57 @@ struct Opener {
 		return nullptr;
 	}
 
+	const FileEntry *unix_by_ino(uint32_t ino) const
+	{
+		for (auto &g : rf.files)
+			if (ino && g->type == FD_TYPES__UNIXSK && g->usk->ino == ino)
+				return g.get();
+		return nullptr;
+	}
+
+	// Datagram sockets other than unnamed pairs: made and bound first,
+	// connected and given their queues by finish_dgrams(), once every name
+	// exists.
+	std::map<uint32_t, int> unix_dgrams;  // file id -> fd
+
+	Result<int> open_dgram(const FileEntry &f)
+	{
+		auto fd = restore_unix_dgram(*f.usk);
+		if (!fd)
+			return fd;
+		int keep = fcntl(*fd, F_DUPFD_CLOEXEC, 0);
+		if (keep < 0) {
+			::close(*fd);
+			return sys_error("can't dup unix socket %u", f.id);
+		}
+		unix_dgrams[f.id] = keep;
+		return fd;
+	}
+
+	// Connections first: a connected socket takes datagrams from its peer
+	// only, and from it without the queue length limit of other senders.
+	Status finish_dgrams()
+	{
+		std::map<uint32_t, int> by_ino;
+		for (auto &[id, fd] : unix_dgrams)
+			by_ino[rf.find(id)->usk->ino] = fd;
+		for (auto &[id, fd] : unix_dgrams) {
+			const UnixSkEntry &e = *rf.find(id)->usk;
+			const FileEntry *peer = unix_by_ino(e.peer);
+			if (e.peer && !peer)
+				return Error{
+				    strfmt("unix socket %u: its peer (inode %u) is not in the images", e.id, e.peer)};
+			if (peer)
+				TRY(connect_unix_dgram(fd, e, *peer->usk));
+		}
+		for (auto &[id, fd] : unix_dgrams) {
+			const UnixSkEntry &e = *rf.find(id)->usk;
+			auto from = by_ino.find(e.peer);
+			TRY(requeue_unix_dgrams(from == by_ino.end() ? -1 : from->second, e, queue(id)));
+		}
+		return {};
+	}
+
 	const std::vector<std::string> &queue(uint32_t id)
 	{
 		static const std::vector<std::string> none;
@@ -1119,15 +1182,15 @@ struct Opener {
 			unix_waiting.erase(it);
 			return fd;
 		}
-		const FileEntry *peer = nullptr;
-		for (auto &g : rf.files)
-			if (g->type == FD_TYPES__UNIXSK && g->usk->ino == f.usk->peer)
-				peer = g.get();
+		const FileEntry *peer = unix_by_ino(f.usk->peer);
+		bool pair = peer && !f.usk->name.len && !peer->usk->name.len;
+		if (f.usk->type == SOCK_DGRAM && !pair)
+			return open_dgram(f);
 		if (!peer)
 			return Error{
 			    strfmt("unix socket %u: its peer (inode %u) is not in the images", f.id, f.usk->peer)};
 		int fds[2];
-		if (!f.usk->name.len && !peer->usk->name.len) {
+		if (pair) {
 			TRY(restore_unix_pair(*f.usk, *peer->usk, queue(f.id), queue(peer->id), fds));
 			unix_waiting[peer->id] = fds[1];
 			return fds[0];
@@ -1260,6 +1323,9 @@ struct Opener {
 		for (auto &[id, fd] : unix_listeners)
 			::close(fd);
 		unix_listeners.clear();
+		for (auto &[id, fd] : unix_dgrams)
+			::close(fd);
+		unix_dgrams.clear();
 		for (auto &[dev, fd] : mounts)
 			::close(fd);
 		mounts.clear();
@@ -1340,7 +1406,7 @@ Status open_file_pool(RestoredFiles &rf, const std::vector<const FdTable *> &tab
 			pool.by_id[e->id] = hi;
 			pool.fds.push_back(hi);
 		}
-	return {};
+	return o.finish_dgrams();
 }
 
 void FilePool::close_all()

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "log.h"
+#include "net.h"
 #include "options.h"
 #include "plugin.h"
 #include "sandbox.h"
@@ -113,6 +114,9 @@ void usage()
 	       "  --external mnt[KEY]:PATH restore: bind PATH where the external mount KEY was\n"
 	       "  --root DIR               restore: the root filesystem of a tree with its own mount\n"
 	       "                           namespace\n"
+	       "  --veth-pair IN=OUT[@BRIDGE], --external veth[IN]:OUT[@BRIDGE]\n"
+	       "                           restore: the peer of veth IN is OUT in criu's net namespace\n"
+	       "                           (put into BRIDGE, up)\n"
 	       "  --switch SANDBOX         restore into an existing sandbox (scripts/criu-sandbox)\n"
 	       "  --mm-template NAME       convert: make the template NAME of a dump; restore: attach\n"
 	       "                           its memory copy-on-write (mmtemplate plugin)\n"
@@ -134,6 +138,21 @@ std::string log_path(const Options &o)
 	return o.log_file[0] == '/' || o.log_file == "-" ? o.log_file : wd + "/" + o.log_file;
 }
 
+Status add_external(Options &o, const std::string &spec)
+{
+	auto veth = parse_veth_external(spec);
+	if (!veth)
+		return veth.error();
+	if (*veth) {
+		o.veths.push_back(**veth);
+		return {};
+	}
+	if (auto e = parse_external(spec); !e)
+		return e.error();
+	o.externals.push_back(spec);
+	return {};
+}
+
 bool parse_options(int argc, char **argv, Options &o)
 {
 	enum {
@@ -148,6 +167,7 @@ bool parse_options(int argc, char **argv, Options &o)
 		kExternal,
 		kSwitch,
 		kRoot,
+		kVethPair,
 		kUnsup
 	};
 	// clang-format off
@@ -171,6 +191,7 @@ bool parse_options(int argc, char **argv, Options &o)
 		{"external", required_argument, nullptr, kExternal},
 		{"switch", required_argument, nullptr, kSwitch},
 		{"root", required_argument, nullptr, kRoot},
+		{"veth-pair", required_argument, nullptr, kVethPair},
 		{"libdir", required_argument, nullptr, 'L'},
 		{"version", no_argument, nullptr, 'V'},
 		{"help", no_argument, nullptr, 'h'},
@@ -265,12 +286,20 @@ bool parse_options(int argc, char **argv, Options &o)
 			o.dax_device = optarg;
 			break;
 		case kExternal:
-			if (auto e = parse_external(optarg); !e) {
-				fprintf(stderr, "Error: %s\n", e.error().msg.c_str());
+			if (auto st = add_external(o, optarg); !st) {
+				fprintf(stderr, "Error: %s\n", st.error().msg.c_str());
 				return false;
 			}
-			o.externals.emplace_back(optarg);
 			break;
+		case kVethPair: {
+			auto veth = parse_veth_pair(optarg);
+			if (!veth) {
+				fprintf(stderr, "Error: %s\n", veth.error().msg.c_str());
+				return false;
+			}
+			o.veths.push_back(*veth);
+			break;
+		}
 		case kSwitch:
 			o.switch_to = optarg;
 			break;

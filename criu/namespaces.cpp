@@ -1,17 +1,14 @@
 #include "namespaces.h"
 
 #include <fcntl.h>
-#include <net/if.h>
 #include <sched.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "magic.h"
 #include "core.pb-c.h"
-#include "netdev.pb-c.h"
+#include "net.h"
 #include "proc.h"
 #include "sandbox.h"
 #include "utsns.pb-c.h"
@@ -38,85 +35,7 @@ bool kernel_has(const char *kind)
 	return stat(strfmt("/proc/self/ns/%s", kind).c_str(), &st) == 0;
 }
 
-// A net namespace of its own is saved if lo is all it has: other devices
-// (a veth end, ...) belong to whoever set the namespace up.
-Status check_net_devices(pid_t pid)
-{
-	auto text = read_file(strfmt("/proc/%d/net/dev", pid));
-	if (!text)
-		return text.error();
-	std::string others;
-	int line = 0;
-	for (auto l : split(*text, '\n')) {
-		if (line++ < 2 || l.find(':') == std::string_view::npos)
-			continue;
-		auto name = l.substr(0, l.find(':'));
-		while (!name.empty() && name[0] == ' ')
-			name.remove_prefix(1);
-		if (name != "lo")
-			others += (others.empty() ? "" : ", ") + std::string(name);
-	}
-	if (!others.empty())
-		return Error{strfmt("PID %d lives in its own net namespace with devices other than lo (%s), which are "
-				    "not saved: dump it as external with --external net[INODE]:KEY",
-				    pid, others.c_str())};
-	return {};
-}
-
-// ioctl on lo through a socket of the current net namespace.
-Status lo_ioctl(unsigned long req, ifreq &ifr, const char *what)
-{
-	Fd sk(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-	memset(ifr.ifr_name, 0, IFNAMSIZ);
-	strcpy(ifr.ifr_name, "lo");
-	if (!sk.valid() || ioctl(sk.get(), req, &ifr) < 0)
-		return sys_error("can't %s of lo", what);
-	return {};
-}
-
 }  // namespace
-
-Status dump_netns(const ImageDir &dir, uint32_t id)
-{
-	NetDeviceEntry e = NET_DEVICE_ENTRY__INIT;
-	ifreq ifr{};
-	TRY(lo_ioctl(SIOCGIFFLAGS, ifr, "get the flags"));
-	e.flags = (uint16_t)ifr.ifr_flags;
-	TRY(lo_ioctl(SIOCGIFMTU, ifr, "get the MTU"));
-	e.mtu = ifr.ifr_mtu;
-	TRY(lo_ioctl(SIOCGIFINDEX, ifr, "get the index"));
-	e.ifindex = ifr.ifr_ifindex;
-	e.type = ND_TYPE__LOOPBACK;
-	e.name = const_cast<char *>("lo");
-	return write_one(dir, strfmt("netdev-%u.img", id), NETDEV_MAGIC, &e.base);
-}
-
-Result<OwnNetns> OwnNetns::enter(const ImageDir &dir, uint32_t id)
-{
-	auto e = read_one<NetDeviceEntry>(dir, strfmt("netdev-%u.img", id), NETDEV_MAGIC, net_device_entry__descriptor);
-	if (!e)
-		return e.error();
-	if ((*e)->type != ND_TYPE__LOOPBACK || strcmp((*e)->name, "lo") != 0)
-		return Error{strfmt("netdev-%u.img: only the loopback device is supported", id)};
-	OwnNetns n;
-	n.back_.reset(::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
-	if (!n.back_.valid())
-		return sys_error("can't open criu's net namespace");
-	if (unshare(CLONE_NEWNET) < 0)
-		return sys_error("can't create a net namespace");
-	ifreq ifr{};
-	ifr.ifr_mtu = (*e)->mtu;
-	TRY(lo_ioctl(SIOCSIFMTU, ifr, "set the MTU"));
-	ifr.ifr_flags = (short)(*e)->flags & (IFF_UP | IFF_DEBUG | IFF_NOARP | IFF_PROMISC | IFF_ALLMULTI);
-	TRY(lo_ioctl(SIOCSIFFLAGS, ifr, "set the flags"));
-	return n;
-}
-
-OwnNetns::~OwnNetns()
-{
-	if (back_.valid() && setns(back_.get(), CLONE_NEWNET) < 0)
-		pr_err("can't return to criu's net namespace: %s\n", strerror(errno));
-}
 
 unsigned long NsSet::clone_flags() const
 {

@@ -52,6 +52,7 @@
 #include "sandbox.h"
 #include "mount.h"
 #include "namespaces.h"
+#include "net.h"
 #include "pstree.h"
 #include "ptrace.h"
 #include "pstree.pb-c.h"
@@ -1176,7 +1177,7 @@ Result<pid_t> restore_task(const Options &o)
 		return joined.error();
 	std::optional<OwnNetns> netns;
 	if (tree->ns.net) {
-		auto n = OwnNetns::enter(*dir, tree->tasks[0].ids->net_ns_id);
+		auto n = OwnNetns::enter(*dir, tree->tasks[0].ids->net_ns_id, o.veths);
 		if (!n)
 			return n.error();
 		netns.emplace(std::move(*n));
@@ -1279,6 +1280,8 @@ Result<pid_t> restore_task(const Options &o)
 	pr_info("Restore finished successfully in %.3f ms\n", ms_since(t0));
 	if (auto st = notify(o, "post-resume", pid); !st)
 		pr_warn("%s\n", st.error().msg.c_str());
+	if (netns)
+		netns->keep();
 	return pid;
 }
 

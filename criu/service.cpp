@@ -18,6 +18,7 @@
 
 #include "image.h"
 #include "log.h"
+#include "net.h"
 #include "options.h"
 #include "plugin.h"
 #include "rpc.pb-c.h"
@@ -204,10 +205,13 @@ Result<Options> Worker::options(const CriuReq &req)
 	}
 	if (ro.has_notify_scripts && ro.notify_scripts)
 		o.notify_cb = [this](const std::string &script, pid_t pid) { return notify_client(script, pid); };
-	for (size_t i = 0; i < ro.n_external; i++) {
-		if (auto e = parse_external(ro.external[i]); !e)
-			return e.error();
-		o.externals.emplace_back(ro.external[i]);
+	for (size_t i = 0; i < ro.n_external; i++)
+		TRY(add_external(o, ro.external[i]));
+	for (size_t i = 0; i < ro.n_veths; i++) {
+		auto veth = parse_veth_pair(std::string(ro.veths[i]->if_in) + "=" + ro.veths[i]->if_out);
+		if (!veth)
+			return veth.error();
+		o.veths.push_back(*veth);
 	}
 	if (ro.switch_sandbox)
 		o.switch_to = ro.switch_sandbox;
@@ -234,6 +238,9 @@ Status Worker::template_options(Options &o, const CriuOpts &ro)
 		o.argv.push_back("-j");
 	if (!o.switch_to.empty())
 		o.argv.insert(o.argv.end(), {"--switch", o.switch_to});
+	for (auto &v : o.veths)
+		o.argv.insert(o.argv.end(),
+			      {"--veth-pair", v.in + "=" + v.out + (v.bridge.empty() ? "" : "@" + v.bridge)});
 	return {};
 }
 

@@ -334,8 +334,38 @@ Result<std::string> socket_name(int sk)
 	return std::string(sun.sun_path, nlen);
 }
 
-// A listening socket: its name (a path or an abstract name), the socket
-// file's permissions, and its backlog.
+// The name of a socket (a path or an abstract name) into e.
+Status dump_unix_name(Arena &a, pid_t pid, int fd, int sk, UnixSkEntry *e)
+{
+	auto name = socket_name(sk);
+	if (!name)
+		return Error{strfmt("PID %d fd %d: %s", pid, fd, name.error().msg.c_str())};
+	e->name.len = name->size();
+	e->name.data = name->empty() ? nullptr : a.copy(std::vector<uint8_t>(name->begin(), name->end()));
+	return {};
+}
+
+// A socket e names by a path is made again there: its socket file must
+// still be there, and its mode and owner are kept.
+Status dump_socket_file(Arena &a, pid_t pid, int fd, UnixSkEntry *e)
+{
+	if (e->name.len == 0 || e->name.data[0] == 0)
+		return {};
+	std::string path(reinterpret_cast<char *>(e->name.data), e->name.len);
+	// the path is the task's: look at it through its root (its mount namespace)
+	struct stat fst;
+	auto seen = strfmt("/proc/%d/root%s", pid, path.c_str());
+	if (stat(seen.c_str(), &fst) < 0 || !S_ISSOCK(fst.st_mode))
+		return Error{strfmt("PID %d fd %d: the file of unix socket %s is gone", pid, fd, path.c_str())};
+	auto *perms = a.make<FilePermsEntry>(FILE_PERMS_ENTRY__INIT);
+	perms->mode = fst.st_mode & 07777;
+	perms->uid = fst.st_uid;
+	perms->gid = fst.st_gid;
+	e->file_perms = perms;
+	return {};
+}
+
+// A listening socket: its name, the socket file's permissions, its backlog.
 Status dump_unix_listener(Arena &a, pid_t pid, int fd, int sk, uint32_t flags, const struct stat &st,
 			  const UnixPeer &diag, UnixSkEntry *e)
 {
@@ -343,40 +373,64 @@ Status dump_unix_listener(Arena &a, pid_t pid, int fd, int sk, uint32_t flags, c
 		return Error{strfmt("PID %d fd %d: listening unix socket has %u connection(s) waiting to be accepted; "
 				    "they can't be saved",
 				    pid, fd, diag.rqueue)};
-	sockaddr_un sun{};
-	socklen_t len = sizeof(sun);
-	if (getsockname(sk, reinterpret_cast<sockaddr *>(&sun), &len) < 0)
-		return sys_error("PID %d fd %d: getsockname", pid, fd);
-	size_t nlen = len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
-	if (nlen == 0)
+	TRY(dump_unix_name(a, pid, fd, sk, e));
+	if (e->name.len == 0)
 		return Error{strfmt("PID %d fd %d: unix socket listens without a name", pid, fd)};
-	bool abstract = sun.sun_path[0] == 0;
-	if (!abstract) {
-		nlen = strnlen(sun.sun_path, nlen);
-		if (sun.sun_path[0] != '/')
-			return Error{
-			    strfmt("PID %d fd %d: unix socket bound to the relative path %.*s is not supported yet",
-				   pid, fd, (int)nlen, sun.sun_path)};
-		struct stat fst;
-		std::string path(sun.sun_path, nlen);
-		// the path is the task's: look at it through its root (its mount namespace)
-		auto seen = strfmt("/proc/%d/root%s", pid, path.c_str());
-		if (stat(seen.c_str(), &fst) < 0 || !S_ISSOCK(fst.st_mode))
-			return Error{strfmt("PID %d fd %d: the file of unix socket %s is gone", pid, fd, path.c_str())};
-		auto *perms = a.make<FilePermsEntry>(FILE_PERMS_ENTRY__INIT);
-		perms->mode = fst.st_mode & 07777;
-		perms->uid = fst.st_uid;
-		perms->gid = fst.st_gid;
-		e->file_perms = perms;
-	}
+	TRY(dump_socket_file(a, pid, fd, e));
 	e->ino = st.st_ino;
 	e->type = get_int(sk, SOL_SOCKET, SO_TYPE);
 	e->state = kListen;
 	e->flags = flags;
 	e->backlog = diag.wqueue;
 	e->opts = dump_opts(a, sk, false);
-	e->name.len = nlen;
-	e->name.data = a.copy(std::vector<uint8_t>(sun.sun_path, sun.sun_path + nlen));
+	return {};
+}
+
+Result<sockaddr_un> address_of(const UnixSkEntry &e, socklen_t *len)
+{
+	sockaddr_un sun{};
+	if (e.name.len == 0 || e.name.len > sizeof(sun.sun_path))
+		return Error{strfmt("unix socket %u: malformed name", e.id)};
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, e.name.data, e.name.len);
+	*len = offsetof(sockaddr_un, sun_path) + e.name.len;
+	return sun;
+}
+
+// Sends q again from `from`, to `to` (nullptr: its peer).
+Status requeue(int from, const std::vector<std::string> &q, const sockaddr_un *to = nullptr, socklen_t len = 0)
+{
+	for (auto &pkt : q)
+		if (sendto(from, pkt.data(), pkt.size(), MSG_DONTWAIT, reinterpret_cast<const sockaddr *>(to), len) !=
+		    (ssize_t)pkt.size())
+			return sys_error("can't requeue %zu bytes on a unix socket", pkt.size());
+	return {};
+}
+
+// sk bound to e's name, with e's socket file permissions. The dead task's
+// socket file is in the way: a socket is replaced, anything else is an
+// error.
+Status bind_unix_name(int sk, const UnixSkEntry &e)
+{
+	socklen_t len;
+	auto sun = address_of(e, &len);
+	if (!sun)
+		return sun.error();
+	bool abstract = sun->sun_path[0] == 0;
+	std::string path(sun->sun_path, abstract ? 0 : strnlen(sun->sun_path, sizeof(sun->sun_path)));
+	struct stat st;
+	if (!abstract && lstat(path.c_str(), &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return Error{strfmt("unix socket %u: %s exists and is not a socket", e.id, path.c_str())};
+		if (unlink(path.c_str()) < 0)
+			return sys_error("can't remove the stale socket file %s", path.c_str());
+	}
+	if (bind(sk, reinterpret_cast<sockaddr *>(&*sun), len) < 0)
+		return sys_error("can't bind unix socket %u to %s", e.id, abstract ? "an abstract name" : path.c_str());
+	if (!abstract && e.file_perms &&
+	    (chmod(path.c_str(), e.file_perms->mode) < 0 ||
+	     chown(path.c_str(), e.file_perms->uid, e.file_perms->gid) < 0))
+		return sys_error("can't set the permissions of %s", path.c_str());
 	return {};
 }
 
@@ -389,40 +443,71 @@ bool is_unix_listener(const UnixSkEntry &e)
 
 Result<int> restore_unix_listener(const UnixSkEntry &e)
 {
-	sockaddr_un sun{};
-	if (e.name.len == 0 || e.name.len > sizeof(sun.sun_path))
-		return Error{strfmt("unix socket %u: malformed name", e.id)};
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, e.name.data, e.name.len);
-	bool abstract = sun.sun_path[0] == 0;
-	std::string path(sun.sun_path, abstract ? 0 : strnlen(sun.sun_path, sizeof(sun.sun_path)));
 	Fd sk(socket(AF_UNIX, e.type | SOCK_CLOEXEC, 0));
 	if (!sk.valid())
 		return sys_error("can't create unix socket %u", e.id);
-	if (!abstract) {
-		// the dead task's socket file is in the way: a socket is replaced,
-		// anything else is an error
-		struct stat st;
-		if (lstat(path.c_str(), &st) == 0) {
-			if (!S_ISSOCK(st.st_mode))
-				return Error{
-				    strfmt("unix socket %u: %s exists and is not a socket", e.id, path.c_str())};
-			if (unlink(path.c_str()) < 0)
-				return sys_error("can't remove the stale socket file %s", path.c_str());
-		}
-	}
-	if (bind(sk.get(), reinterpret_cast<sockaddr *>(&sun), offsetof(sockaddr_un, sun_path) + e.name.len) < 0)
-		return sys_error("can't bind unix socket %u to %s", e.id, abstract ? "an abstract name" : path.c_str());
-	if (!abstract && e.file_perms &&
-	    (chmod(path.c_str(), e.file_perms->mode) < 0 ||
-	     chown(path.c_str(), e.file_perms->uid, e.file_perms->gid) < 0))
-		return sys_error("can't set the permissions of %s", path.c_str());
+	TRY(bind_unix_name(sk.get(), e));
 	TRY(restore_opts(sk.get(), *e.opts, false));
 	if (listen(sk.get(), e.backlog) < 0)
 		return sys_error("can't listen on unix socket %u", e.id);
 	if (fcntl(sk.get(), F_SETFL, e.flags & O_NONBLOCK) < 0)
 		return sys_error("can't set flags of unix socket %u", e.id);
 	return sk.release();
+}
+
+Result<int> restore_unix_dgram(const UnixSkEntry &e)
+{
+	Fd sk(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+	if (!sk.valid())
+		return sys_error("can't create unix socket %u", e.id);
+	if (e.name.len)
+		TRY(bind_unix_name(sk.get(), e));
+	TRY(restore_opts(sk.get(), *e.opts, false));
+	if (fcntl(sk.get(), F_SETFL, e.flags & O_NONBLOCK) < 0)
+		return sys_error("can't set flags of unix socket %u", e.id);
+	return sk.release();
+}
+
+Status connect_unix_dgram(int sk, const UnixSkEntry &e, const UnixSkEntry &peer)
+{
+	if (peer.type != SOCK_DGRAM || !peer.name.len)
+		return Error{strfmt("unix socket %u: its peer %u is not a named datagram socket", e.id, peer.id)};
+	socklen_t len;
+	auto sun = address_of(peer, &len);
+	if (!sun)
+		return sun.error();
+	if (connect(sk, reinterpret_cast<sockaddr *>(&*sun), len) < 0)
+		return sys_error("can't connect unix socket %u to socket %u", e.id, peer.id);
+	return {};
+}
+
+Status requeue_unix_dgrams(int from, const UnixSkEntry &to, const std::vector<std::string> &q)
+{
+	if (q.empty())
+		return {};
+	if (!to.name.len)
+		return Error{strfmt("unix socket %u: %zu datagram(s) queued on an unnamed socket can't be sent again",
+				    to.id, q.size())};
+	socklen_t len;
+	auto sun = address_of(to, &len);
+	if (!sun)
+		return sun.error();
+	Fd own;
+	if (from < 0) {
+		// room for the whole queue at once: it is the receiver's, not ours
+		size_t bytes = 1 << 16;
+		for (auto &pkt : q)
+			bytes += pkt.size() + 2048;
+		own.reset(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+		if (!own.valid())
+			return sys_error("can't create a unix socket to requeue datagrams");
+		TRY(set_int(own.get(), SOL_SOCKET, SO_SNDBUFFORCE, (int)std::min<size_t>(bytes, 1 << 29),
+			    "SO_SNDBUFFORCE"));
+		from = own.get();
+	}
+	if (auto st = requeue(from, q, &*sun, len); !st)
+		return Error{strfmt("unix socket %u: %s", to.id, st.error().msg.c_str())};
+	return {};
 }
 
 bool is_unix_socket(int fd)
@@ -442,24 +527,21 @@ Status dump_unix_socket(Arena &a, pid_t pid, int fd, int sk, uint32_t flags, Uni
 	int type = get_int(sk, SOL_SOCKET, SO_TYPE);
 	if (get_int(sk, SOL_SOCKET, SO_ACCEPTCONN))
 		return dump_unix_listener(a, pid, fd, sk, flags, st, *peer, e);
-	if (!peer->peer)
+	if (!peer->peer && type != SOCK_DGRAM)
 		return Error{strfmt("PID %d fd %d: unix socket is not connected; only listening and connected unix "
-				    "sockets are supported yet",
+				    "stream sockets are supported yet",
 				    pid, fd)};
-	if (peer->named && type == SOCK_DGRAM)
-		return Error{strfmt("PID %d fd %d: a named unix datagram socket is not supported yet", pid, fd)};
 	e->ino = st.st_ino;
 	e->type = type;
-	e->state = kEstablished;
+	e->state = peer->peer ? kEstablished : kClose;
 	e->flags = flags;
 	e->peer = peer->peer;
 	e->opts = dump_opts(a, sk, false);
-	// an accepted connection is named after its listener
-	auto name = socket_name(sk);
-	if (!name)
-		return Error{strfmt("PID %d fd %d: %s", pid, fd, name.error().msg.c_str())};
-	e->name.len = name->size();
-	e->name.data = name->empty() ? nullptr : a.copy(std::vector<uint8_t>(name->begin(), name->end()));
+	// an accepted connection is named after its listener, whose socket
+	// file is the listener's; a datagram socket is bound again to its own
+	TRY(dump_unix_name(a, pid, fd, sk, e));
+	if (type == SOCK_DGRAM)
+		TRY(dump_socket_file(a, pid, fd, e));
 	auto q = peek_queue(sk, type);
 	if (!q)
 		return Error{strfmt("PID %d fd %d: %s", pid, fd, q.error().msg.c_str())};
@@ -477,10 +559,8 @@ Status restore_unix_pair(const UnixSkEntry &a, const UnixSkEntry &b, const std::
 		return sys_error("can't create a unix socket pair (type %u)", a.type);
 	Fd fa(sv[0]), fb(sv[1]);
 	// what a had queued was sent by b, and the other way round
-	for (auto &[to_q, from] : {std::pair{&qa, fb.get()}, std::pair{&qb, fa.get()}})
-		for (auto &pkt : *to_q)
-			if (send(from, pkt.data(), pkt.size(), MSG_DONTWAIT) != (ssize_t)pkt.size())
-				return sys_error("can't requeue %zu bytes on a unix socket", pkt.size());
+	TRY(requeue(fb.get(), qa));
+	TRY(requeue(fa.get(), qb));
 	TRY(restore_opts(fa.get(), *a.opts, false));
 	TRY(restore_opts(fb.get(), *b.opts, false));
 	if (fcntl(fa.get(), F_SETFL, a.flags & O_NONBLOCK) < 0 || fcntl(fb.get(), F_SETFL, b.flags & O_NONBLOCK) < 0)
@@ -489,30 +569,6 @@ Status restore_unix_pair(const UnixSkEntry &a, const UnixSkEntry &b, const std::
 	fds[1] = fb.release();
 	return {};
 }
-
-namespace
-{
-
-Result<sockaddr_un> address_of(const UnixSkEntry &e, socklen_t *len)
-{
-	sockaddr_un sun{};
-	if (e.name.len == 0 || e.name.len > sizeof(sun.sun_path))
-		return Error{strfmt("unix socket %u: malformed name", e.id)};
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, e.name.data, e.name.len);
-	*len = offsetof(sockaddr_un, sun_path) + e.name.len;
-	return sun;
-}
-
-Status requeue(int from, const std::vector<std::string> &q)
-{
-	for (auto &pkt : q)
-		if (send(from, pkt.data(), pkt.size(), MSG_DONTWAIT) != (ssize_t)pkt.size())
-			return sys_error("can't requeue %zu bytes on a unix socket", pkt.size());
-	return {};
-}
-
-}  // namespace
 
 Status restore_unix_connection(const UnixSkEntry &c, const UnixSkEntry &s, int listener,
 			       const std::vector<std::string> &qc, const std::vector<std::string> &qs, int fds[2])
@@ -534,16 +590,8 @@ Status restore_unix_connection(const UnixSkEntry &c, const UnixSkEntry &s, int l
 	Fd fc(socket(AF_UNIX, c.type | SOCK_CLOEXEC, 0));
 	if (!fc.valid())
 		return sys_error("can't create unix socket %u", c.id);
-	if (c.name.len) {
-		socklen_t clen;
-		auto caddr = address_of(c, &clen);
-		if (!caddr)
-			return caddr.error();
-		if (caddr->sun_path[0])
-			unlink(caddr->sun_path);  // the dead task's socket file
-		if (bind(fc.get(), reinterpret_cast<sockaddr *>(&*caddr), clen) < 0)
-			return sys_error("can't bind unix socket %u", c.id);
-	}
+	if (c.name.len)
+		TRY(bind_unix_name(fc.get(), c));
 	if (connect(fc.get(), reinterpret_cast<sockaddr *>(&*saddr), slen) < 0)
 		return sys_error("can't connect unix socket %u to its listener", c.id);
 	Fd fs(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));

@@ -19,6 +19,12 @@ struct HeldRange {
 	uint64_t start, end;
 };
 
+// --veth-pair IN=OUT[@BRIDGE]: the restored veth IN has its peer OUT in
+// criu's net namespace, put into BRIDGE if given.
+struct VethPair {
+	std::string in, out, bridge;
+};
+
 struct Options {
 	std::string command;
 	pid_t pid = 0;		       // -t
@@ -45,6 +51,7 @@ struct Options {
 	std::vector<std::string> externals;		       // --external KIND[INODE]:KEY
 	std::string switch_to;				       // --switch SANDBOX
 	std::string root;				       // --root DIR
+	std::vector<VethPair> veths;			       // --veth-pair, --external veth[...]
 	// Set by a template holder for the restore it runs (see template.cpp).
 	std::vector<HeldRange> held;
 	int pages_dir_fd = -1;
@@ -59,6 +66,9 @@ inline Status notify(const Options &o, const std::string &script, pid_t pid)
 
 // Where -o/-W put the log ("" for stderr).
 std::string log_path(const Options &o);
+
+// --external SPEC (also over RPC): a namespace or a veth pair.
+Status add_external(Options &o, const std::string &spec);
 
 // Parses argv into o. Returns false (after printing one line) on bad input.
 // Exits 0 itself for --help and --version.

@@ -36,10 +36,11 @@ Result<int> restore_inet_socket(const InetSkEntry &e);
 bool is_unix_socket(int fd);
 
 // Unix sockets: listening ones (absolute path or abstract name, empty
-// accept queue) and connected pairs with both ends in the tree (socketpair,
+// accept queue), connected pairs with both ends in the tree (socketpair,
 // or a stream/seqpacket connection through a named listener: the accepted
-// end carries the listener's name); queued packets are returned for
-// sk-queues.img.
+// end carries the listener's name), and datagram sockets, named or not,
+// connected or not (a connected one's peer must be in the tree, named or
+// its socketpair peer); queued packets are returned for sk-queues.img.
 struct QueuedPacket {
 	std::string data;
 };
@@ -50,6 +51,17 @@ Status dump_unix_socket(Arena &a, pid_t pid, int fd, int sk, uint32_t flags, Uni
 // replaced.
 bool is_unix_listener(const UnixSkEntry &e);
 Result<int> restore_unix_listener(const UnixSkEntry &e);
+
+// A datagram socket that is not one of an unnamed pair, bound to its name
+// (a stale socket file replaced). Once every such socket exists,
+// connect_unix_dgram() connects it to its peer (by name), and
+// requeue_unix_dgrams() sends it its queued datagrams again from `from`:
+// its peer, the only socket a connected one takes datagrams from, or -1
+// for a socket of our own (the senders' addresses are not saved, as with
+// CRIU).
+Result<int> restore_unix_dgram(const UnixSkEntry &e);
+Status connect_unix_dgram(int sk, const UnixSkEntry &e, const UnixSkEntry &peer);
+Status requeue_unix_dgrams(int from, const UnixSkEntry &to, const std::vector<std::string> &q);
 
 // Both ends of a pair, at once: fds[0] is for a, fds[1] for b; each one's
 // queue is refilled from the other end.

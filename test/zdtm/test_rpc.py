@@ -41,8 +41,9 @@ import time
 import pytest
 
 from test_zdtm import (CRIU, NOCR, TMPROOT, ZDTM_DIR, _check_job_ids, _finish_shell_job,  # noqa: F401
-                       _no_task_left, _start_shell_job, _wait_running_untraced, built, check_images, host_dir,
-                       mount_table, proc_starttime, proc_state, read_text, start_in_namespaces, subreaper, tail,
+                       _no_task_left, _start_shell_job, _wait_running_untraced, built, check_images, check_pong,
+                       host_dir, mount_table, ping_through, proc_starttime, proc_state, read_text,
+                       start_in_namespaces, start_ns_veth, subreaper, tail,
                        wait_popen, wait_status_str, zdtm)
 
 pycriu = pytest.importorskip("pycriu", reason="Debian's pycriu (python3-criu) is needed")
@@ -841,6 +842,30 @@ def test_rpc_wait_pid_swrk(zdtm):
     r.check(proc_starttime(pid) is None, "the task still exists after WAIT_PID")
     check_images(imgdir)
     c.close()
+    r.ok = True
+
+
+def test_rpc_veths(zdtm):
+    """criu_opts.veths (CRIU's criu_veth_pair list): a RESTORE of ns_veth
+    (in net and pid namespaces of its own, with a veth end) over the service
+    names the host's end of the veth and puts it into a bridge, as
+    --veth-pair IN=OUT@BRIDGE does; a connection from the host reaches the
+    restored task through it, and it passes"""
+    r = zdtm("ns_veth", timeout=90)
+    v = start_ns_veth(r)
+    out = v.host + "r"
+    v.names.append(out)
+    imgdir = r.dump(r.pid)
+    r.check(v.wrapper.wait(timeout=r.remaining(10)) != 0, "unshare: its child was not killed")
+    svc = Service(r)
+    resp = rpc_restore(r, svc.connect(), imgdir,
+                       veths=[rpc.criu_veth_pair(if_in="eth0", if_out="%s@%s" % (out, v.bridge))])
+    r.check(resp.success and resp.type == rpc.RESTORE, "RPC restore failed: %s" % resp_error(resp))
+    r.track(resp.restore.pid)
+    c = ping_through(r, v, out)
+    r.finish_task(resp.restore.pid)
+    check_pong(r, c)
+    svc.stop()
     r.ok = True
 
 

@@ -364,7 +364,7 @@ def test_switch_over_rpc(zdtm, pool):
 # (not the ones that read /proc by their PID: a sandbox's /proc is the host's)
 SWITCH_TESTS = ["env00", "heap00", "pipe00", "eventfd00", "epoll00", "timerfd00", "signalfd00", "posix_timers",
                 "sigpending00", "fpu_threads", "memfd00", "socket_unix00", "tree00", "tree_files", "tree_shm",
-                "unlinked_fd", "mmap_file_private", "shm_anon", "itimer_real", "tree_unix_named"]
+                "unlinked_fd", "mmap_file_private", "shm_anon", "itimer_real", "tree_unix_named", "unix_dgram_named"]
 
 
 @pytest.mark.parametrize("name", SWITCH_TESTS)

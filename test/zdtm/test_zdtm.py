@@ -46,10 +46,13 @@ import ctypes
 import fcntl
 import json
 import os
+import random
 import re
+import secrets
 import select
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -57,6 +60,7 @@ import tempfile
 import termios
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -100,11 +104,12 @@ TEST_OPTS = {
 # inherit_fd00 holds a pipe of the harness (test_rpc.py, RPC inherit_fd),
 # tree_unsupp is a tree criu refuses (test_dump_fail_tree), ns_pid_uts and
 # ns_ipc run as the init of new namespaces (test_namespaces; ns_mnt:
-# test_mount_namespace), mm_isolation
+# test_mount_namespace), ns_veth too, with a veth end the harness sets up
+# (test_ns_veth), mm_isolation
 # too, for many template instances at once (test_mm_template.py);
 # file_lock holds locks or a device criu refuses (test_dump_fail_refused).
 SPECIAL_TESTS = {"shell_job00", "unsupp_fd00", "inherit_fd00", "tree_unsupp", "ns_pid_uts", "ns_ipc", "ns_net",
-                 "ns_sysv_attach", "mm_isolation", "file_lock", "ns_mnt"}
+                 "ns_sysv_attach", "ns_veth", "mm_isolation", "file_lock", "ns_mnt"}
 
 # Flavors that only run for a few tests.
 NODETACH_TESTS = ["env00", "pipe00", "sigpending00", "fpu_threads"]
@@ -325,13 +330,14 @@ def crit_decode(img):
     return None
 
 
-# Images that hold raw data, not protobuf entries (crit knows them so too).
-RAW_IMAGES = ("pages-*.img", "tmpfs-dev-*.tar.gz.img")
+# Images crit does not decode, as CRIU's own crit-recode test skips them: raw
+# page data, the raw output of `ip addr/route/rule save` (no magic), and
+# tmpfs contents (tar).
+RAW_IMAGE_PREFIXES = ("pages-", "ifaddr-", "route-", "route6-", "rule-", "tmpfs-dev-")
 
 
 def check_images(imgdir):
-    raw = {p for pat in RAW_IMAGES for p in Path(imgdir).glob(pat)}
-    imgs = sorted(p for p in Path(imgdir).glob("*.img") if p not in raw)
+    imgs = sorted(p for p in Path(imgdir).glob("*.img") if not p.name.startswith(RAW_IMAGE_PREFIXES))
     assert imgs, "dump produced no images in %s" % imgdir
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as ex:
         errors = [e for e in ex.map(crit_decode, imgs) if e]
@@ -1252,11 +1258,12 @@ def _check_unchanged(r, before):
         r.check(not diffs, "the failed dump changed PID %d:\n%s" % (pid, "\n".join(diffs)))
 
 
-@pytest.mark.parametrize("kind", ["tcp", "unix"])
+@pytest.mark.parametrize("kind", ["tcp", "unix", "dgram"])
 def test_dump_fail_unchanged(zdtm, kind):
     """unsupp_fd00 holds a socket criu can't dump (an established TCP
-    connection, or a named unix listener and a connection through it):
-    the dump fails with an
+    connection, a unix listener on a relative path and a connection through
+    it, or a datagram socketpair whose end was then bound to a name): the
+    dump fails with an
     error naming the pid and the fd, and leaves the task exactly as it was
     (running, untraced, same maps, signal state and fds); it still passes"""
     r = zdtm("unsupp_fd00", timeout=60)
@@ -1335,29 +1342,43 @@ def nspid(pid):
     return []
 
 
-def start_in_namespaces(r, kinds):
+def _unshared_root(r, wrapper):
+    """The one child of the unshare wrapper (waiting for it to be forked)."""
+    while True:
+        kids = descendants(wrapper.pid)
+        root = [p for p, pp in kids.items() if pp == wrapper.pid]
+        if root:
+            r.check(len(root) == 1, "unshare has children %s" % root)
+            return root[0]
+        r.check(wrapper.poll() is None, "unshare exited: %s" % tail(r.log))
+        r.remaining()
+        time.sleep(0.01)
+
+
+def start_in_namespaces(r, kinds, env=None, setup=None):
     """Start r's program under unshare -f --KIND... so that it is PID 1 of
-    new namespaces; sets r.pid to its PID (as we see it)."""
+    new namespaces (with env added to its environment); sets r.pid to its
+    PID (as we see it). setup(pid), if given, is called as soon as the
+    program exists, before it is ready."""
     logf = open(r.log, "ab")
     try:
         wrapper = subprocess.Popen(
             ["unshare", "-f"] + ["--" + k for k in kinds] + ["--", str(STATIC / r.name), "--out", str(r.out),
                                                              "--pidfile", str(r.pidfile)],
             cwd=str(r.dir), stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, close_fds=True,
-            start_new_session=True)
+            start_new_session=True, env=dict(os.environ, **env) if env else None)
     finally:
         logf.close()
     r.popens.append(wrapper)
     r.track(wrapper.pid)
+    if setup:
+        setup(_unshared_root(r, wrapper))
     while not (r.pidfile.exists() and (read_text(r.pidfile) or "").strip()):
         r.check(wrapper.poll() is None, "the test exited before it was ready: %s" % tail(r.log))
         r.remaining()
         time.sleep(0.01)
     r.check(read_text(r.pidfile).strip() == "1", "the test is not PID 1 in its namespace")
-    kids = descendants(wrapper.pid)
-    root = [p for p, pp in kids.items() if pp == wrapper.pid]
-    r.check(len(root) == 1, "unshare has children %s" % root)
-    r.pid = root[0]
+    r.pid = _unshared_root(r, wrapper)
     r.starttime = r.track(r.pid)
     return wrapper
 
@@ -1511,6 +1532,124 @@ def test_mount_namespace_errors(zdtm, host_dir):
         r.check(res.returncode == 1 and len(lines) == 1 and want in lines[0], "restore %s: %s" % (args, res))
         r.check(running(STATIC / "ns_mnt") == before, "restore %s left processes behind" % args)
     r.finish_task(r.pid, "the dumped test")
+def host_ip(*args):
+    """`ip ARGS` on the host; its output."""
+    return subprocess.run(["ip"] + [str(a) for a in args], check=True, capture_output=True, text=True).stdout
+
+
+def free_subnet():
+    """A 10.x.y.0/24 the host has no address or route in (as "10.x.y")."""
+    used = host_ip("-4", "-o", "addr") + host_ip("-4", "route", "show", "table", "all")
+    for _ in range(100):
+        net = "10.%d.%d" % (random.randint(200, 254), random.randint(0, 255))
+        if net + "." not in used:
+            return net
+    pytest.fail("no free 10.x.y.0/24 on this host", pytrace=False)
+
+
+def _veth_setup(r, env, host, bridge):
+    """setup() for ns_veth: its eth0 as env describes, the peer host in bridge."""
+    def setup(pid):
+        host_ip("link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", pid)
+        host_ip("link", "set", host, "master", bridge, "up")
+        gw, gw6 = env["NS_VETH_GW"], env["NS_VETH_GW6"]
+        for args in (["link", "set", "eth0", "mtu", env["NS_VETH_MTU"], "address", env["NS_VETH_MAC"], "up"],
+                     ["addr", "add", env["NS_VETH_ADDR"] + "/24", "dev", "eth0"],
+                     ["addr", "add", env["NS_VETH_ADDR6"] + "/64", "dev", "eth0", "nodad"],
+                     ["route", "add", "default", "via", gw], ["route", "add", "192.0.2.0/24", "via", gw],
+                     ["-6", "route", "add", "2001:db8:5::/64", "via", gw6]):
+            subprocess.run(["nsenter", "-t", str(pid), "-n", "ip"] + args, check=True, capture_output=True)
+        (r.dir / "veth-ready").touch()
+    return setup
+
+
+def start_ns_veth(r):
+    """Start ns_veth (r) with its eth0, whose peer on the host is in a new
+    bridge holding the gateway's addresses. Returns the setup: env (of the
+    program), tag (unique), host (the peer's name), bridge, wrapper, and
+    names: the devices the test's cleanup deletes (add to it)."""
+    tag = secrets.token_hex(3)
+    net, six = free_subnet(), "fd%s:%s::" % (tag[:2], tag[2:])
+    v = types.SimpleNamespace(tag=tag, host="zv" + tag, bridge="zb" + tag)
+    v.env = {"NS_VETH_ADDR": net + ".2", "NS_VETH_GW": net + ".1", "NS_VETH_ADDR6": six + "2",
+             "NS_VETH_GW6": six + "1", "NS_VETH_MTU": "1400",
+             "NS_VETH_MAC": "02:5a:%s:%s:%s:01" % (tag[:2], tag[2:4], tag[4:])}
+    v.names = [v.host, v.bridge]
+    r.closers.append(lambda: [subprocess.run(["ip", "link", "del", n], capture_output=True) for n in v.names])
+    host_ip("link", "add", v.bridge, "type", "bridge")
+    host_ip("addr", "add", v.env["NS_VETH_GW"] + "/24", "dev", v.bridge)
+    host_ip("addr", "add", v.env["NS_VETH_GW6"] + "/64", "dev", v.bridge, "nodad")
+    host_ip("link", "set", v.bridge, "up")
+    v.wrapper = start_in_namespaces(r, ("pid", "net"), v.env, _veth_setup(r, v.env, v.host, v.bridge))
+    return v
+
+
+def ping_through(r, v, out):
+    """out, the host's end of a restored ns_veth, is in v.bridge and up: a
+    connection to the restored listener through it, "ping" sent (ns_veth
+    answers "pong" when it gets SIGTERM)."""
+    sys_out = "/sys/class/net/%s/" % out
+    r.check(os.path.exists(sys_out), "the peer %s is not on the host" % out)
+    r.check(os.path.basename(os.readlink(sys_out + "master")) == v.bridge, "%s is not in %s" % (out, v.bridge))
+    r.check(int(read_text(sys_out + "flags"), 16) & 1, "%s is down" % out)
+    c = socket.create_connection((v.env["NS_VETH_ADDR"], 8080), timeout=r.remaining(10))
+    r.closers.append(c.close)
+    c.sendall(b"ping")
+    return c
+
+
+def check_pong(r, c):
+    c.settimeout(r.remaining(10))
+    r.check(c.recv(4) == b"pong", "the restored ns_veth did not answer through the veth")
+
+
+def test_ns_veth(zdtm):
+    """ns_veth, in pid and net namespaces of its own with a veth end (MTU,
+    MAC, IPv4 and IPv6 addresses, a default route and extra routes, a TCP
+    listener on its address), is dumped (ifaddr, route, route6 and rule
+    images as `ip ... save` writes them) and restored twice from the same
+    images, both instances at once: one with --veth-pair eth0=OUT@BRIDGE
+    (the peer OUT is in the test's bridge, up, and a connection from the
+    host reaches the restored listener through it), one with a peer the
+    kernel names (logged, on the host); both pass. Restores that fail (a
+    bridge that does not exist, a --veth-pair for a device the images lack)
+    say why on one line and leave no peer on the host."""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("ns_veth", timeout=90)
+    v = start_ns_veth(r)
+    out, gone = v.host + "r", v.host + "x"
+    v.names += [out, gone]
+    imgdir = r.dump(r.pid)
+    r.check(v.wrapper.wait(timeout=r.remaining(10)) != 0, "unshare: its child was not killed")
+    check_images(imgdir)
+    for img in ("ifaddr", "route", "route6", "rule"):
+        r.check(any(p.stat().st_size > 0 for p in imgdir.glob(img + "-*.img")), "no %s image" % img)
+    for tag, pair, expect in (("nobridge", "eth0=%s@zn%s" % (gone, v.tag), "zn" + v.tag),
+                              ("nodev", "eth9=" + gone, "no veth eth9")):
+        rc = r.criu(tag, ["restore", "-d", "-D", imgdir, "--veth-pair", pair, "-o", tag + ".log", "-v4"],
+                    log=imgdir / (tag + ".log"))
+        lines = _check_failed_cleanly(r, rc, tag, "restore with --veth-pair " + pair)
+        r.check(len(lines) == 1 and expect in lines[0], "%s: expected one line about %r:\n%s" % (
+            tag, expect, "\n".join(lines)))
+        r.check(not os.path.exists("/sys/class/net/" + gone), "%s: the peer %s is left" % (tag, gone))
+    instances = []
+    for i, extra in enumerate((["--veth-pair", "eth0=%s@%s" % (out, v.bridge)], [])):
+        rpid = r.dir / ("restore-%d.pid" % i)
+        rc = r.criu("restore-%d" % i, ["restore", "-d", "-D", imgdir, "--pidfile", rpid, "-o",
+                                       "restore-%d.log" % i, "-v4"] + extra, log=imgdir / ("restore-%d.log" % i))
+        r.check(rc == 0, "criu restore %d exited with %s" % (i, rc))
+        instances.append(int(read_text(rpid).strip()))
+        r.track(instances[-1])
+    m = re.search(r"veth eth0: its peer is (\S+) in criu's net namespace", read_text(imgdir / "restore-1.log"))
+    r.check(m and m.group(1) != out, "instance 1 did not log the name of its peer")
+    v.names.append(m.group(1))
+    r.check(os.path.exists("/sys/class/net/" + m.group(1)), "instance 1's peer %s is not on the host" % m.group(1))
+    c = ping_through(r, v, out)
+    for i, pid in enumerate(instances):
+        r.out.unlink(missing_ok=True)
+        r.finish_task(pid, "instance %d" % i)
+    check_pong(r, c)
     r.ok = True
 
 
@@ -1741,9 +1880,9 @@ def test_inherit_fd_cli(zdtm):
 @pytest.mark.parametrize("kind", ["net", "mount"])
 def test_err_dump_own_namespace(tmp_path, built, kind):
     """a task in a mount namespace of its own, or a net namespace with a
-    device other than lo (a veth end): those are not dumped yet, so the dump
-    is refused with one line naming the PID and the namespace, and the task
-    runs on, untraced"""
+    device other than lo and veth ends (a bridge): those are not dumped yet,
+    so the dump is refused with one line naming the PID, the namespace (and
+    the device), and the task runs on, untraced"""
     require_criu()
     ns = "mnt" if kind == "mount" else kind
     p = subprocess.Popen(["unshare", "--" + kind, "sleep", "60"], stdin=subprocess.DEVNULL)
@@ -1753,14 +1892,15 @@ def test_err_dump_own_namespace(tmp_path, built, kind):
             assert time.monotonic() < deadline, "unshare did not enter a new %s namespace" % kind
             time.sleep(0.01)
         if kind == "net":
-            # its namespace goes (with the veth pair) when it is killed
-            subprocess.run(["ip", "link", "add", "zdtm-v%d" % p.pid, "type", "veth", "peer", "name", "eth0",
-                            "netns", str(p.pid)], check=True, capture_output=True)
+            # in its namespace, which goes (with the bridge) when it is killed
+            subprocess.run(["nsenter", "-t", str(p.pid), "-n", "ip", "link", "add", "zdtm-br0", "type", "bridge"],
+                           check=True, capture_output=True)
         r = subprocess.run([CRIU, "dump", "-t", str(p.pid), "-D", str(tmp_path / "img")],
                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
         assert r.returncode == 1, r
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and str(p.pid) in lines[0] and "namespace" in lines[0], r.stderr
+        assert kind != "net" or "zdtm-br0 (bridge)" in lines[0], r.stderr
         assert p.poll() is None, "the task died"
         state, tracer = proc_state(p.pid)
         assert tracer == 0 and state not in ("t", "T"), (state, tracer)

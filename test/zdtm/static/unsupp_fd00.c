@@ -8,6 +8,9 @@
  *         listening socket they came from, which criu can dump)
  *   unix  a named AF_UNIX listener and a connection through it, with data
  *         queued both ways (socketpairs criu can dump)
+ *   dgram a datagram socketpair whose first end was then bound to an
+ *         abstract name (its peer can't be connected again by name), data
+ *         queued both ways, and a fresh datagram socket criu can dump
  * Its number is printed to stderr ("unsupported fd N").
  *
  * Besides the socket it has state a dump touches while it runs: memory
@@ -23,7 +26,8 @@
  * ptrace-interrupted syscall must be restarted transparently); the thread
  * still runs; the socket still works (tcp: same port, still listening,
  * accepts a connection, and the established pair still carries data;
- * unix: the queued data is intact, and it still connects the two ends).
+ * unix, dgram: the queued data is intact, and it still connects the two
+ * ends).
  */
 #include "zdtmtst.h"
 
@@ -113,7 +117,7 @@ int main(int argc, char **argv)
 
 	test_init(argc, argv);
 	if (!mode)
-		fail("set ZDTM_UNSUPP_FD to tcp or unix");
+		fail("set ZDTM_UNSUPP_FD to tcp, unix or dgram");
 
 	/* memory */
 	anon = mmap(NULL, ANON_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -157,6 +161,19 @@ int main(int argc, char **argv)
 		sfd = TEST_SYS(socket(AF_UNIX, SOCK_STREAM, 0));
 		TEST_SYS(connect(sfd, (struct sockaddr *)&sun, sizeof(sun)));
 		peer = TEST_SYS(accept(l, NULL, NULL));
+		if (write(sfd, "to-peer", 7) != 7 || write(peer, "to-sfd!!", 8) != 8)
+			fail("write to socketpair: %m");
+	} else if (!strcmp(mode, "dgram")) {
+		struct sockaddr_un sun = {.sun_family = AF_UNIX};
+		int sv[2];
+
+		TEST_SYS(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv));
+		sfd = sv[0];
+		peer = sv[1];
+		snprintf(sun.sun_path + 1, sizeof(sun.sun_path) - 1, "zdtm-unsupp-%d", getpid());
+		TEST_SYS(bind(sfd, (struct sockaddr *)&sun,
+			      offsetof(struct sockaddr_un, sun_path) + 1 + strlen(sun.sun_path + 1)));
+		TEST_SYS(socket(AF_UNIX, SOCK_DGRAM, 0));
 		if (write(sfd, "to-peer", 7) != 7 || write(peer, "to-sfd!!", 8) != 8)
 			fail("write to socketpair: %m");
 	} else {
