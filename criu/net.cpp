@@ -396,63 +396,13 @@ const IpImage kIpImages[] = {
     {"rule", {"rule"}},
 };
 
-[[noreturn]] void exec_ip(const std::vector<const char *> &args, int in, int out, int err)
-{
-	// any of the fds may be 0..2 itself: all move above first
-	int fds[3] = {in < 0 ? ::open("/dev/null", O_RDONLY) : in, out < 0 ? ::open("/dev/null", O_WRONLY) : out, err};
-	for (int &fd : fds)
-		fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	for (int i = 0; i < 3; i++)
-		dup2(fds[i], i);
-	std::vector<char *> argv = {const_cast<char *>("ip")};
-	for (auto *a : args)
-		argv.push_back(const_cast<char *>(a));
-	argv.push_back(nullptr);
-	execvp("ip", argv.data());
-	execv("/usr/sbin/ip", argv.data());
-	execv("/sbin/ip", argv.data());
-	dprintf(2, "can't execute ip: %s\n", strerror(errno));
-	_exit(127);
-}
-
 // `ip ARGS` in criu's net namespace, stdin and stdout on in and out (-1:
-// /dev/null); what it says on stderr goes to the log.
+// /dev/null).
 Status run_ip(const std::vector<const char *> &args, int in, int out)
 {
-	std::string cmd = "ip";
-	for (auto *a : args)
-		cmd += std::string(" ") + a;
-	int ep[2];
-	if (pipe2(ep, O_CLOEXEC) < 0)
-		return sys_error("can't run `%s`", cmd.c_str());
-	Fd err_rd(ep[0]), err_wr(ep[1]);
-	pid_t pid = fork();
-	if (pid < 0)
-		return sys_error("can't run `%s`", cmd.c_str());
-	if (pid == 0)
-		exec_ip(args, in, out, err_wr.get());
-	err_wr.reset();
-	std::string said;
-	char buf[4096];
-	for (ssize_t n; (n = read(err_rd.get(), buf, sizeof(buf))) != 0;)
-		if (n > 0)
-			said.append(buf, n);
-		else if (errno != EINTR)
-			break;
-	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return sys_error("can't wait for `%s`", cmd.c_str());
-	if (!said.empty())
-		pr_debug("`%s`: %s", cmd.c_str(), said.c_str());
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return {};
-	while (!said.empty() && said.back() == '\n')
-		said.pop_back();
-	auto last = said.substr(said.rfind('\n') + 1);
-	return Error{strfmt("`%s` failed (%s %d)%s%s", cmd.c_str(), WIFEXITED(status) ? "exit status" : "signal",
-			    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), last.empty() ? "" : ": ",
-			    last.c_str())};
+	std::vector<std::string> argv{"ip"};
+	argv.insert(argv.end(), args.begin(), args.end());
+	return run_tool(argv, in, out);
 }
 
 std::vector<const char *> ip_args(const IpImage &im, const char *verb)

@@ -1,5 +1,7 @@
 #include "util.h"
 
+#include "log.h"
+
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -130,14 +132,23 @@ namespace
 // In the forked child: stdin, stdout and stderr in place, then exec.
 [[noreturn]] void exec_tool(const std::vector<std::string> &argv, int in_fd, int out_fd, int err_fd)
 {
-	int null = open("/dev/null", O_RDWR);
-	if (dup2(in_fd >= 0 ? in_fd : null, 0) < 0 || dup2(out_fd >= 0 ? out_fd : null, 1) < 0 || dup2(err_fd, 2) < 0)
-		_exit(127);
+	// any of the fds may be 0..2 itself: all move above first
+	int fds[3] = {in_fd < 0 ? open("/dev/null", O_RDONLY) : in_fd,
+		      out_fd < 0 ? open("/dev/null", O_WRONLY) : out_fd, err_fd};
+	for (int &fd : fds)
+		fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	for (int i = 0; i < 3; i++)
+		if (dup2(fds[i], i) < 0)
+			_exit(127);
 	std::vector<char *> args;
 	for (auto &a : argv)
 		args.push_back(const_cast<char *>(a.c_str()));
 	args.push_back(nullptr);
 	execvp(args[0], args.data());
+	// a service started with a bare environment may have no sbin in PATH
+	for (const char *dir : {"/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/"})
+		if (!strchr(args[0], '/'))
+			execv((dir + argv[0]).c_str(), args.data());
 	dprintf(2, "can't run %s: %s\n", args[0], strerror(errno));
 	_exit(127);
 }
@@ -146,35 +157,41 @@ namespace
 
 Status run_tool(const std::vector<std::string> &argv, int in_fd, int out_fd)
 {
+	std::string cmd;
+	for (auto &a : argv)
+		cmd += (cmd.empty() ? "" : " ") + a;
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
-		return sys_error("can't make a pipe for %s", argv[0].c_str());
+		return sys_error("can't run `%s`", cmd.c_str());
 	Fd rd(p[0]), wr(p[1]);
 	pid_t pid = fork();
 	if (pid < 0)
-		return sys_error("can't fork to run %s", argv[0].c_str());
+		return sys_error("can't run `%s`", cmd.c_str());
 	if (pid == 0)
 		exec_tool(argv, in_fd, out_fd, wr.get());
 	wr.reset();
-	std::string err;
+	std::string said;
 	char buf[4096];
-	ssize_t n;
-	while ((n = read(rd.get(), buf, sizeof(buf))) != 0)
-		if (n > 0 && err.size() < 65536)
-			err.append(buf, n);
+	for (ssize_t n; (n = read(rd.get(), buf, sizeof(buf))) != 0;)
+		if (n > 0 && said.size() < 65536)
+			said.append(buf, n);
 		else if (n < 0 && errno != EINTR)
 			break;
 	int status;
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
-			return sys_error("can't wait for %s (PID %d)", argv[0].c_str(), pid);
+			return sys_error("can't wait for `%s` (PID %d)", cmd.c_str(), pid);
+	while (!said.empty() && said.back() == '\n')
+		said.pop_back();
+	if (!said.empty())
+		pr_debug("`%s`: %s\n", cmd.c_str(), said.c_str());
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return {};
-	auto line = err.substr(0, err.find('\n'));
-	return Error{strfmt("%s %s (%s)", argv[0].c_str(),
-			    WIFEXITED(status) ? strfmt("exited with %d", WEXITSTATUS(status)).c_str()
-					      : strfmt("was killed by signal %d", WTERMSIG(status)).c_str(),
-			    line.empty() ? "no message" : line.c_str())};
+	for (auto &c : said)
+		c = c == '\n' ? ';' : c;
+	return Error{strfmt("`%s` failed (%s %d)%s%.300s", cmd.c_str(), WIFEXITED(status) ? "exit status" : "signal",
+			    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), said.empty() ? "" : ": ",
+			    said.c_str())};
 }
 
 }  // namespace criu

@@ -134,9 +134,10 @@ Status read_all(int fd, void *buf, size_t len, const std::string &what);
 std::vector<std::string_view> split(std::string_view s, char sep);
 std::optional<uint64_t> parse_u64(std::string_view s, int base = 10);
 
-// Runs a helper program (found in PATH) to completion with in_fd and out_fd
-// as its stdin and stdout (-1: /dev/null); an error carries its exit status
-// and the first line it wrote to stderr.
+// Runs a helper program (found in PATH, else in the sbin and bin
+// directories) to completion with in_fd and out_fd as its stdin and stdout
+// (-1: /dev/null). What it writes on stderr goes to the log (debug); an
+// error carries the command, its exit status and that text.
 Status run_tool(const std::vector<std::string> &argv, int in_fd, int out_fd);
 
 }  // namespace criu
