@@ -13,15 +13,17 @@ import time
 import pytest
 
 import test_zdtm
-from test_zdtm import ZDTM_DIR, built, check_images, subreaper, zdtm  # noqa: F401 (fixtures)
+from test_zdtm import ZDTM_DIR, built, check_images, mount_table, read_text, start_ns_veth, subreaper, zdtm  # noqa: F401
+
+CONTAINER = ZDTM_DIR / "lib" / "container.py"
 
 FUNCTIONS = ZDTM_DIR / "functions"
 NODE = shutil.which("node") or shutil.which("nodejs") or "/usr/bin/node"
 
 
-def call(port, n, timeout=10):
+def call(port, n, timeout=10, host="127.0.0.1"):
     body = json.dumps({"n": n}).encode()
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    c = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         c.request("POST", "/fn", body, {"Content-Type": "application/json"})
         r = c.getresponse()
@@ -32,8 +34,8 @@ def call(port, n, timeout=10):
     return json.loads(data), body
 
 
-def check_answer(port, n, served):
-    ans, body = call(port, n)
+def check_answer(port, n, served, host="127.0.0.1"):
+    ans, body = call(port, n, host=host)
     assert ans["sum_sq"] == sum(i * i for i in range(n)), ans
     assert ans["digest"] == hashlib.sha256(body).hexdigest(), ans
     assert ans["served"] == served, "served %s, expected %d" % (ans["served"], served)
@@ -73,5 +75,47 @@ def test_http_function(fn_run, name):
         time.sleep(0.2)  # let timers run
         check_answer(port, 5000 + i, served=2)
         check_answer(port, 7, served=3)
+        r.finish_task(pid, "restored function %d" % (i + 1))
+    r.ok = True
+
+
+def test_http_function_in_container(fn_run):
+    """the Python function server as a container runs it: PID 1 of its own
+    pid, mount, net, uts and ipc namespaces, in a private root (the host's
+    root filesystem bound, proc, /dev, /dev/shm and /run tmpfs) with a veth
+    end, its address and routes, answering on the veth's address. Warmed,
+    dumped with all of it, then restored three times one after another
+    (--root /, --veth-pair eth0=OUT@BRIDGE): each instance has the mounts,
+    hostname and namespaces of the dump and answers through the veth with
+    the checkpoint's state."""
+    r = fn_run("fn_http", timeout=120)
+    cmd = ["/usr/bin/python3", "-I", str(CONTAINER), "fn-box", "--", "/usr/bin/python3", "-I",
+           str(FUNCTIONS / "fn_http.py")]
+    v = start_ns_veth(r, ("pid", "mount", "net", "uts", "ipc"), {"FN_HOST": "0.0.0.0", "FN_PORT": "8080"}, cmd)
+    addr = v.env["NS_VETH_ADDR"]
+    check_answer(8080, 1000, served=1, host=addr)  # warm-up
+    mounts = sorted(mount_table(r.pid))
+    r.check([m[0] for m in mounts] == ["/", "/dev", "/dev/shm", "/proc", "/run"], "container mounts %s" % mounts)
+    imgdir = r.dump(r.pid)
+    r.check(v.wrapper.wait(timeout=r.remaining(10)) != 0, "unshare: its child was not killed")
+    check_images(imgdir)
+    for i in range(3):
+        out = "zo%s%d" % (v.tag, i)
+        v.names.append(out)
+        r.out.unlink(missing_ok=True)
+        rpid = r.dir / ("restore-%d.pid" % i)
+        rc = r.criu("restore-%d" % i, ["restore", "-d", "-D", imgdir, "--pidfile", rpid, "--root", "/",
+                                       "--veth-pair", "eth0=%s@%s" % (out, v.bridge), "-o", "restore-%d.log" % i,
+                                       "-v4"], log=imgdir / ("restore-%d.log" % i))
+        r.check(rc == 0, "criu restore %d exited with %s" % (i, rc))
+        pid = int(read_text(rpid).strip())
+        r.track(pid)
+        r.check(sorted(mount_table(pid)) == mounts, "instance %d mounts %s" % (i, mount_table(pid)))
+        r.check(read_text("/proc/%d/root/run/container" % pid) == "fn-box\n", "instance %d lost its /run" % i)
+        for kind in ("pid", "mnt", "net", "uts", "ipc"):
+            r.check(os.readlink("/proc/%d/ns/%s" % (pid, kind)) != os.readlink("/proc/self/ns/%s" % kind),
+                    "instance %d is not in a %s namespace of its own" % (i, kind))
+        check_answer(8080, 5000 + i, served=2, host=addr)
+        check_answer(8080, 7, served=3, host=addr)
         r.finish_task(pid, "restored function %d" % (i + 1))
     r.ok = True

@@ -1355,16 +1355,17 @@ def _unshared_root(r, wrapper):
         time.sleep(0.01)
 
 
-def start_in_namespaces(r, kinds, env=None, setup=None):
-    """Start r's program under unshare -f --KIND... so that it is PID 1 of
-    new namespaces (with env added to its environment); sets r.pid to its
-    PID (as we see it). setup(pid), if given, is called as soon as the
-    program exists, before it is ready."""
+def start_in_namespaces(r, kinds, env=None, setup=None, command=None):
+    """Start r's program (or command, before its --out/--pidfile) under
+    unshare -f --KIND... so that it is PID 1 of new namespaces (with env
+    added to its environment); sets r.pid to its PID (as we see it).
+    setup(pid), if given, is called as soon as the program exists, before
+    it is ready."""
     logf = open(r.log, "ab")
     try:
         wrapper = subprocess.Popen(
-            ["unshare", "-f"] + ["--" + k for k in kinds] + ["--", str(STATIC / r.name), "--out", str(r.out),
-                                                             "--pidfile", str(r.pidfile)],
+            ["unshare", "-f"] + ["--" + k for k in kinds] + ["--"] + (command or [str(STATIC / r.name)]) +
+            ["--out", str(r.out), "--pidfile", str(r.pidfile)],
             cwd=str(r.dir), stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, close_fds=True,
             start_new_session=True, env=dict(os.environ, **env) if env else None)
     finally:
@@ -1563,11 +1564,12 @@ def _veth_setup(r, env, host, bridge):
     return setup
 
 
-def start_ns_veth(r):
-    """Start ns_veth (r) with its eth0, whose peer on the host is in a new
-    bridge holding the gateway's addresses. Returns the setup: env (of the
-    program), tag (unique), host (the peer's name), bridge, wrapper, and
-    names: the devices the test's cleanup deletes (add to it)."""
+def start_ns_veth(r, kinds=("pid", "net"), env=None, command=None):
+    """Start ns_veth (r; or command, see start_in_namespaces) with its eth0,
+    whose peer on the host is in a new bridge holding the gateway's
+    addresses. Returns the setup: env (of the program), tag (unique), host
+    (the peer's name), bridge, wrapper, and names: the devices the test's
+    cleanup deletes (add to it)."""
     tag = secrets.token_hex(3)
     net, six = free_subnet(), "fd%s:%s::" % (tag[:2], tag[2:])
     v = types.SimpleNamespace(tag=tag, host="zv" + tag, bridge="zb" + tag)
@@ -1580,7 +1582,8 @@ def start_ns_veth(r):
     host_ip("addr", "add", v.env["NS_VETH_GW"] + "/24", "dev", v.bridge)
     host_ip("addr", "add", v.env["NS_VETH_GW6"] + "/64", "dev", v.bridge, "nodad")
     host_ip("link", "set", v.bridge, "up")
-    v.wrapper = start_in_namespaces(r, ("pid", "net"), v.env, _veth_setup(r, v.env, v.host, v.bridge))
+    v.env.update(env or {})
+    v.wrapper = start_in_namespaces(r, kinds, v.env, _veth_setup(r, v.env, v.host, v.bridge), command)
     return v
 
 
