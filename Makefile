@@ -38,8 +38,13 @@ $(MMT_SO): $(MMT_SRCS) $(wildcard plugins/mmtemplate/*.h) criu/include/criu-plug
 deps:
 	@sh scripts/install-deps.sh
 
+# libstdc++ is linked in: loading and relocating its shared copy was half of
+# criu's start-up (0.5 of 1.4 ms here), which every CLI restore pays. Its
+# symbols stay private (only criu.dynlist is exported), so a C++ plugin
+# uses the shared libstdc++ it was linked against.
 criu/criu: $(PB_O) $(CRIU_OBJS) $(BUILD)/restorer-blob.o criu/criu.dynlist
-	$(CXX) $(LDFLAGS) -Wl,--dynamic-list=criu/criu.dynlist -o $@ $(filter %.o,$^) $(LDLIBS)
+	$(CXX) $(LDFLAGS) -static-libstdc++ -static-libgcc -Wl,--dynamic-list=criu/criu.dynlist -o $@ \
+		$(filter %.o,$^) $(LDLIBS)
 
 $(BUILD)/images/%.pb-c.c $(BUILD)/images/%.pb-c.h: images/%.proto
 	@mkdir -p $(BUILD)/images
