@@ -38,6 +38,14 @@ void init(int verbosity, const std::string &path, bool log_pid)
 	}
 }
 
+void adopt(int verbosity, int fd, bool log_pid)
+{
+	g_level = verbosity;
+	g_pid = log_pid;
+	gettimeofday(&g_start, nullptr);
+	g_fd = fd >= 0 ? fd : STDERR_FILENO;
+}
+
 int verbosity()
 {
 	return g_level;

@@ -1143,10 +1143,157 @@ Status prepare_inherited(const Options &o, TreeImages &tree, Inherited &inh)
 	return create_shmem_objects(plans, tree.min_service_fd, inh.shmem);
 }
 
+// From the root's creation on: seizes it, lets it go (go()), traces the tree
+// until every task is in its blob, then lets them all run. From here on a
+// failure kills what was created: nothing half-restored.
+Result<pid_t> trace_tree(const Options &o, TreeImages &tree, int rep_fd, pid_t pid, const std::function<Status()> &go,
+			 OwnMntns *mntns, timespec t0)
+{
+	pid_t vpid = tree.tasks[0].pid;
+	fcntl(rep_fd, F_SETFL, O_NONBLOCK);
+	Tracer tr(tree, rep_fd);
+	tr.add(pid);
+	auto fail = [&](const Error &e) -> Error {
+		tr.kill_all();
+		return Error{strfmt("restore of PID %d failed: %s", vpid, e.msg.c_str())};
+	};
+	long opts = PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD;
+	if (ptrace(PTRACE_SEIZE, pid, nullptr, (void *)opts) < 0)
+		return fail(sys_error("can't seize the new task %d", pid));
+	if (auto st = go(); !st)
+		return fail(st.error());
+	if (auto st = tr.wait_all(); !st)
+		return fail(st.error());
+	if (mntns) {
+		mntns->leave();
+		if (auto st = mntns->mount_late(pid); !st)
+			return fail(st.error());
+	}
+	pr_debug("restorers of PID %d done after %.3f ms\n", vpid, ms_since(t0));
+	if (auto st = notify(o, "post-restore", pid); !st)
+		return fail(st.error());
+	if (auto st = tr.finish(); !st)
+		return fail(st.error());
+	if (auto st = plugins::resume_devices_late(pid); !st)
+		pr_warn("%s\n", st.error().msg.c_str());
+	pr_info("Restore finished successfully in %.3f ms\n", ms_since(t0));
+	if (auto st = notify(o, "post-resume", pid); !st)
+		pr_warn("%s\n", st.error().msg.c_str());
+	return pid;
+}
+
+// ------------------------------------------ a root task made ahead of time
+
+// A template's spare worker makes the root task of its next restore before
+// the request comes (prepare_root()): the copy of the holder's page tables
+// that creating it costs is then off the restore's path. Only for trees in
+// a pid namespace of their own, where the root waits as PID 1 of a new one. The root waits
+// for the request's command line, opens the tree's files itself (what criu
+// does before creating the root otherwise) and goes on as any root. The
+// images are the template's copy of the dump (its fingerprint, checked by
+// the plugin, covers every image but the pages).
+struct PreparedRoot {
+	ImageDir dir;
+	TreeImages tree;
+	std::vector<HeldRange> held;
+	pid_t pid = -1;
+	Fd go, report;	// criu's ends of the root's pipes
+};
+std::optional<PreparedRoot> g_prepared;
+
+// What the prepared root gets with the go: the log and the command line.
+struct GoHeader {
+	uint32_t argv_len;
+	int32_t log_fd;	 // criu's, reopened through /proc
+};
+
+[[noreturn]] void report_and_exit(int report_fd, pid_t pid, const Error &e)
+{
+	ChildReport rep{};
+	rep.pid = pid;
+	snprintf(rep.error, sizeof(rep.error), "%s", e.msg.c_str());
+	ssize_t w = write(report_fd, &rep, sizeof(rep));
+	(void)w;
+	_exit(1);
+}
+
+// The prepared root, once the request came.
+[[noreturn]] void become_root(PreparedRoot &p, pid_t criu, int go_fd, Inherited &inh)
+{
+	GoHeader h;
+	std::string blob;
+	if (!read_all(go_fd, &h, sizeof(h), "the go") || h.argv_len > (1 << 20))
+		_exit(1);  // criu went away
+	blob.resize(h.argv_len);
+	if (!read_all(go_fd, blob.data(), blob.size(), "the command line"))
+		_exit(1);
+	::close(go_fd);
+	std::vector<char *> argv;
+	for (size_t at = 0; at < blob.size(); at += strlen(blob.data() + at) + 1)
+		argv.push_back(blob.data() + at);
+	argv.push_back(nullptr);
+	Options o;
+	pid_t vpid = p.tree.tasks[0].pid;
+	if (!parse_options((int)argv.size() - 1, argv.data(), o))
+		report_and_exit(inh.report_fd, vpid, Error{"the prepared root can't parse the command line"});
+	o.held = p.held;
+	o.pages_dir_fd = p.dir.fd();
+	int log_fd = h.log_fd == STDERR_FILENO
+			 ? STDERR_FILENO
+			 : ::open(strfmt("/proc/%d/fd/%d", criu, h.log_fd).c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+	log::adopt(o.verbosity, log_fd, o.log_pid);
+	// relative paths of the command line are the client's, as criu's cwd
+	if (chdir(strfmt("/proc/%d/cwd", criu).c_str()) < 0)
+		report_and_exit(inh.report_fd, vpid, sys_error("can't go to criu's directory"));
+	if (auto st = prepare_inherited(o, p.tree, inh); !st)
+		report_and_exit(inh.report_fd, vpid, st.error());
+	ChildSide(o, p.dir, p.tree, 0, inh).run_and_exit();
+}
+
+// The requests a prepared root can serve: no namespace criu would enter
+// before creating the root, nothing of the client's to inherit.
+bool prepared_fits(const Options &o)
+{
+	struct stat st;
+	Fd dir(::open(o.images_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	return dir.valid() && fstatat(dir.get(), "external-ns", &st, 0) < 0 && o.switch_to.empty() &&
+	       !o.restore_sibling && o.inherit_fds.empty() && o.root.empty();
+}
+
+Result<pid_t> restore_prepared(const Options &o)
+{
+	timespec t0 = now();
+	PreparedRoot &p = *g_prepared;
+	auto dir = ImageDir::open(o.images_dir, false);
+	if (!dir)
+		return dir.error();
+	plugins::set_image_dir(dir->fd());
+	pr_info("Restoring PID %d through its root made ahead (PID %d here, %zu task(s))\n", p.tree.tasks[0].pid, p.pid,
+		p.tree.tasks.size());
+	TRY(notify(o, "pre-restore", 0));
+	std::string blob;
+	for (auto &a : o.argv)
+		blob.append(a.c_str(), a.size() + 1);
+	GoHeader h{(uint32_t)blob.size(), log::fd()};
+	auto go = [&]() -> Status {
+		TRY(write_all(p.go.get(), &h, sizeof(h), "the go"));
+		return write_all(p.go.get(), blob.data(), blob.size(), "the command line");
+	};
+	return trace_tree(o, p.tree, p.report.get(), p.pid, go, nullptr, t0);
+}
+
 }  // namespace
 
 Result<pid_t> restore_task(const Options &o)
 {
+	if (g_prepared && g_prepared->pid > 0) {
+		// (our child: still there unless someone killed it)
+		if (waitpid(g_prepared->pid, nullptr, WNOHANG) == 0 && prepared_fits(o))
+			return restore_prepared(o);
+		kill(g_prepared->pid, SIGKILL);
+		waitpid(g_prepared->pid, nullptr, 0);
+		g_prepared.reset();
+	}
 	timespec t0 = now();
 	auto dir = ImageDir::open(o.images_dir, false);
 	if (!dir)
@@ -1243,46 +1390,66 @@ Result<pid_t> restore_task(const Options &o)
 	go_child.reset();
 	barrier_rd.reset();
 	barrier_wr.reset();
-	fcntl(rep_fd.get(), F_SETFL, O_NONBLOCK);
-	Tracer tr(*tree, rep_fd.get());
-	tr.add(pid);
-	// From here on a failure kills what was created: nothing half-restored.
-	auto fail = [&](const Error &e) -> Error {
-		tr.kill_all();
-		return Error{strfmt("restore of PID %d failed: %s", root.pid, e.msg.c_str())};
+	auto go = [&]() -> Status {
+		if (auto &cg = joined->cgroups()) {
+			// before it runs: its children inherit the cgroup
+			TRY(cg->apply_limits(*dir));
+			TRY(cg->add(pid));
+		}
+		if (write(go_fd.get(), "g", 1) != 1)
+			return sys_error("can't start the new task");
+		return {};
 	};
-	long opts = PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD;
-	if (ptrace(PTRACE_SEIZE, pid, nullptr, (void *)opts) < 0)
-		return fail(sys_error("can't seize the new task %d", pid));
-	if (auto &cg = joined->cgroups()) {
-		// before it runs: its children inherit the cgroup
-		if (auto st = cg->apply_limits(*dir); !st)
-			return fail(st.error());
-		if (auto st = cg->add(pid); !st)
-			return fail(st.error());
-	}
-	if (write(go_fd.get(), "g", 1) != 1)
-		return fail(sys_error("can't start the new task"));
-	if (auto st = tr.wait_all(); !st)
-		return fail(st.error());
-	if (mntns) {
-		mntns->leave();
-		if (auto st = mntns->mount_late(pid); !st)
-			return fail(st.error());
-	}
-	pr_debug("restorers of PID %d done after %.3f ms\n", root.pid, ms_since(t0));
-	if (auto st = notify(o, "post-restore", pid); !st)
-		return fail(st.error());
-	if (auto st = tr.finish(); !st)
-		return fail(st.error());
-	if (auto st = plugins::resume_devices_late(pid); !st)
-		pr_warn("%s\n", st.error().msg.c_str());
-	pr_info("Restore finished successfully in %.3f ms\n", ms_since(t0));
-	if (auto st = notify(o, "post-resume", pid); !st)
-		pr_warn("%s\n", st.error().msg.c_str());
+	auto r = trace_tree(o, *tree, rep_fd.get(), pid, go, mntns ? &*mntns : nullptr, t0);
+	if (!r)
+		return r;
 	if (netns)
 		netns->keep();
 	return pid;
+}
+
+Result<bool> prepare_root(const std::vector<HeldRange> &held, int images_dir_fd)
+{
+	if (!g_prepared) {
+		auto dir = ImageDir::from_fd(images_dir_fd, "the template's images");
+		if (!dir)
+			return dir.error();
+		auto tree = read_images(*dir, *dir, held);
+		if (!tree)
+			return tree.error();
+		// Outside a pid namespace of its own the root would hold the
+		// dump's PID while it waits, for everyone to see (and kill).
+		if (!tree->ns.pid || tree->ns.net || tree->ns.mnt)
+			return false;
+		g_prepared.emplace(PreparedRoot{std::move(*dir), std::move(*tree), held});
+		g_prepared->tree.pages = &g_prepared->dir;
+	}
+	PreparedRoot &p = *g_prepared;
+	if (p.pid > 0)
+		return true;
+	pid_t vpid = p.tree.tasks[0].pid;
+	Fd rep_fd, rep_child, barrier_rd, barrier_wr, go_child, go_fd;
+	TRY(high_pipe(p.tree.min_service_fd, 0, rep_fd, rep_child));
+	TRY(high_pipe(p.tree.min_service_fd, 0, barrier_rd, barrier_wr));
+	TRY(high_pipe(0, 0, go_child, go_fd));
+	Inherited inh;
+	inh.report_fd = rep_child.get();
+	inh.barrier[0] = barrier_rd.get();
+	inh.barrier[1] = barrier_wr.get();
+	pid_t criu = getpid();
+	pid_t pid = clone_with_pid(vpid, false, p.tree.ns.clone_flags());
+	if (pid < 0)
+		return sys_error("can't create PID %d", vpid);
+	if (pid == 0) {
+		rep_fd.reset();
+		go_fd.reset();
+		become_root(p, criu, go_child.get(), inh);
+	}
+	p.pid = pid;
+	p.go = std::move(go_fd);
+	p.report = std::move(rep_fd);
+	pr_debug("PID %d made ahead as %d\n", vpid, pid);
+	return true;
 }
 
 // With --mm-template the task is restored by a child of the template's

@@ -186,3 +186,18 @@ extern "C" __attribute__((visibility("default"))) int criu_template_restore(int 
 	*pid = *r;
 	return 0;
 }
+
+extern "C" __attribute__((visibility("default"))) int
+criu_template_prepare(const struct cr_held_range *held, unsigned nr_held, int pages_dir_fd, char *err, size_t errlen)
+{
+	using namespace criu;
+	std::vector<HeldRange> h;
+	for (unsigned i = 0; i < nr_held; i++)
+		h.push_back({held[i].start, held[i].end});
+	auto r = prepare_root(h, pages_dir_fd);
+	if (!r) {
+		set_err(err, errlen, r.error().msg);
+		return -EINVAL;
+	}
+	return *r ? 0 : -ENOTSUP;
+}

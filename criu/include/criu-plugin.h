@@ -128,6 +128,20 @@ extern int criu_template_hold(int images_dir_fd, int pages_dir_fd, struct cr_hel
 extern int criu_template_restore(int argc, char **argv, const struct cr_held_range *held, unsigned nr_held,
 				 int pages_dir_fd, int *pid, char *err, size_t errlen);
 
+/* In a child of a template holder that will call criu_template_restore
+ * later: creates the restore's root task now (a copy of the caller, so of
+ * the held memory), waiting for the request, so that the restore does not
+ * wait for that copy. pages_dir_fd must hold a full copy of the dump.
+ * Returns 0 once it exists; -ENOTSUP if this dump's restore can't be
+ * prepared (its root has no pid namespace of its own, where it can wait as
+ * PID 1 of a new one without holding the dump's PID, or it needs criu in
+ * new net or mount namespaces first); -EINVAL with a message in err. A
+ * request the prepared root can't serve (--inherit-fd, --switch, --root,
+ * external namespaces, rst_sibling) kills it and restores the ordinary way.
+ * Provided by criu. */
+extern int criu_template_prepare(const struct cr_held_range *held, unsigned nr_held, int pages_dir_fd, char *err,
+				 size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,6 +11,9 @@ enum Level { kMsg = 0, kError = 1, kWarn = 2, kInfo = 3, kDebug = 4 };
 
 void init(int verbosity, const std::string &path, bool log_pid);
 int verbosity();
+// Takes fd (already open on the log) with that verbosity; for a task that
+// logs into criu's log.
+void adopt(int verbosity, int fd, bool log_pid);
 // The log's fd, so that a restoring child can move it out of the way.
 int fd();
 void set_fd(int fd);

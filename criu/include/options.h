@@ -85,6 +85,11 @@ Status dump_task(const Options &o);
 Result<pid_t> restore_task(const Options &o);
 // restore_task() and --pidfile.
 Result<pid_t> restore_and_record(const Options &o);
+// In a template's spare worker (see template.h): the root task of the next
+// restore, made before the request comes.
+// false: this tree is restored the ordinary way (it has no pid namespace
+// of its own, or needs criu in its net or mount namespace first).
+Result<bool> prepare_root(const std::vector<HeldRange> &held, int images_dir_fd);
 // --mm-template: the restore runs in the template's holder (a plugin's);
 // o.argv is the command line the holder's worker runs.
 Result<pid_t> restore_from_template(const Options &o);

@@ -2,8 +2,8 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <poll.h>
+#include <libgen.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/file.h>
@@ -391,8 +391,18 @@ struct Holder {
 		workers.push_back(w);
 	}
 
+	// Makes the next restore's root now (criu_template_prepare), off the
+	// restore's path.
+	void prepare_root()
+	{
+		char err[1024] = "";
+		if (criu_template_prepare(held, nr_held, gen_dir.get(), err, sizeof(err)) == -EINVAL)
+			criu_log(2, "template %s: no root made ahead: %s\n", ix.name.c_str(), err);
+	}
+
 	[[noreturn]] void wait_for_work(int ctl)
 	{
+		prepare_root();
 		std::string buf;
 		int fds[2];
 		if (!recv_with_fds(ctl, buf, fds) || fds[0] < 0)

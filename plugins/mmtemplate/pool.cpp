@@ -307,7 +307,8 @@ Result<uint64_t> fingerprint(int dir_fd)
 	Summer all;
 	auto names = list_dir(fmt("/proc/self/fd/%d", dir_fd));
 	for (auto &n : names) {
-		if (n != "pstree.img" && !n.starts_with("mm-") && !n.starts_with("pagemap-"))
+		// the pages are the template's (checksummed in the index)
+		if (!is_image(n) || n.starts_with("pages-"))
 			continue;
 		Fd fd(openat(dir_fd, n.c_str(), O_RDONLY | O_CLOEXEC));
 		uint64_t size;

@@ -49,14 +49,16 @@ struct Index {
 	std::string name;
 	uint64_t generation = 0;
 	std::string kind;
-	uint64_t fingerprint = 0;  // of the images that describe the memory
+	uint64_t fingerprint = 0;  // of the dump's images but the pages
 	std::vector<FileSum> files;
 	uint64_t bytes() const;
 };
 
 Status check_name(const std::string &name);
 Result<Index> read_index(const Pool &p, const std::string &name);
-// The fingerprint of a dump's pstree, mm and pagemap images.
+// The fingerprint of a dump's images, all but the pages: a restore from
+// the template then reads the template's copy of them (see
+// criu_template_prepare).
 Result<uint64_t> fingerprint(int dir_fd);
 Result<uint64_t> checksum_file(int fd, uint64_t *size);
 

@@ -259,3 +259,59 @@ def test_rpc_mm_template(zdtm, mm_pool):
     svc.check_serving("after the mm_template restores")
     svc.stop()
     r.ok = True
+
+
+def _made_ahead(imgdir, tag):
+    return "through its root made ahead" in (read_text(imgdir / ("%s.log" % tag)) or "")
+
+
+def test_root_made_ahead(zdtm, mm_pool):
+    """a tree in pid and uts namespaces of its own (ns_pid_uts: children, a
+    grandchild, a zombie, a hostname): the template's spare worker makes
+    the root of the next restore before the request (as PID 1 of a new pid
+    namespace), and the restore goes through it, three times in a row;
+    a request it can't serve (--root) and a prepared root someone killed
+    fall back to the ordinary restore; every instance is PID 1 of its own
+    pid namespace with the dump's inner PIDs and passes"""
+    r = zdtm("ns_pid_uts", timeout=120)
+    start_in_namespaces(r, ["pid", "uts"])
+    inner = sorted(nspid(p)[-1] for p in descendants(r.pid))
+    imgdir = r.dump(r.pid)
+    tmpl = mm_template(r, imgdir)
+
+    def instance(tag, ahead, extra=()):
+        rpid = r.dir / ("%s.pid" % tag)
+        args = ["restore", "-d", "-D", imgdir, "--pidfile", rpid, "-o", "%s.log" % tag, "-v4"] + list(extra)
+        rc = r.criu(tag, args + mmt_restore_args(tmpl), log=imgdir / ("%s.log" % tag))
+        r.check(rc == 0, "criu restore %s exited with %s" % (tag, rc))
+        pid = int(read_text(rpid).strip())
+        r.track(pid)
+        r.check(_made_ahead(imgdir, tag) == ahead, "%s: restored %s its root made ahead" %
+                (tag, "without" if ahead else "through"))
+        r.check(nspid(pid)[-1] == 1, "%s: NSpid %s" % (tag, nspid(pid)))
+        got = sorted(nspid(p)[-1] for p in descendants(pid))
+        r.check(got == inner, "%s: inner PIDs %s, dumped %s" % (tag, got, inner))
+        return pid
+
+    def finish(pid, tag):
+        r.out.unlink(missing_ok=True)
+        r.finish_task(pid, tag)
+
+    for i in range(3):
+        finish(instance("ahead%d" % i, True), "instance %d" % i)
+    finish(instance("root", False, ["--root", "/"]), "the --root instance")
+    pid = instance("ahead3", True)
+    # the spare worker made the next root meanwhile: kill it
+    holder = holder_of(pid)
+    deadline = time.monotonic() + 10
+    while True:
+        spares = [p for p, pp in descendants(holder).items() if pp != holder and holder_of(pp) == holder
+                  and p not in descendants(pid) and pp not in descendants(pid) and pp != pid]
+        if spares or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    r.check(len(spares) == 1, "no root made ahead under the holder %d: %s" % (holder, descendants(holder)))
+    os.kill(spares[0], 9)
+    finish(pid, "instance 3")
+    finish(instance("killed", False), "the instance after a killed prepared root")
+    r.ok = True
