@@ -102,13 +102,14 @@ class Bench:
                                  start_new_session=True)
         self.procs.pids.add(p.pid)
         wait_file(os.path.join(d, "ready"), 120, proc=p)
-        pid = p.pid
-        if pidns:
-            kids = [int(c) for c in open("/proc/%d/task/%d/children" % (p.pid, p.pid)).read().split()]
-            if len(kids) != 1:
-                raise BenchError("unshare has children %s" % kids)
-            pid = kids[0]
-        return p, pid, d
+        return p, self.only_child(p.pid) if pidns else p.pid, d
+
+    @staticmethod
+    def only_child(pid):
+        kids = [int(c) for c in open("/proc/%d/task/%d/children" % (pid, pid)).read().split()]
+        if len(kids) != 1:
+            raise BenchError("PID %d has children %s" % (pid, kids))
+        return kids[0]
 
     def dump_and_convert(self, name, cmd, pidns=False):
         p, pid, d = self.start(name, cmd, pidns)
@@ -170,7 +171,8 @@ class Bench:
         self.procs.pids.add(p.pid)
         wait_file(os.path.join(d, "ready"), 120, proc=p)
         ms = (time.perf_counter() - t0) * 1e3
-        self.stop(p.pid)
+        # under unshare: the init of the pid namespace takes the rest along
+        self.stop(self.only_child(p.pid) if pidns else p.pid)
         p.wait()
         return ms
 
