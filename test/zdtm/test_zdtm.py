@@ -1457,9 +1457,10 @@ def host_dir():
     shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.mark.parametrize("kinds", [("pid", "mount"), ("pid", "mount", "net", "uts", "ipc")],
-                         ids=["pid-mnt", "container"])
-def test_mount_namespace(zdtm, host_dir, kinds):
+@pytest.mark.parametrize("kinds,mmt", [(("pid", "mount"), False), (("pid", "mount", "net", "uts", "ipc"), False),
+                                       (("pid", "mount", "net", "uts", "ipc"), True)],
+                         ids=["pid-mnt", "container", "container-mmt"])
+def test_mount_namespace(request, zdtm, host_dir, kinds, mmt):
     """a container's private root (ns_mnt: a bind of the host's root with
     proc, sysfs, mqueue, a /dev tmpfs, a tmpfs with files, a read-only bind,
     an overlay and an external bind of a host directory, PID 1 of its own
@@ -1467,7 +1468,8 @@ def test_mount_namespace(zdtm, host_dir, kinds):
     and ipc ones too) is dumped with its mounts and restored twice at once
     with --root, each instance in new namespaces with the same mount table,
     proc, sysfs and mqueue being its new namespaces'; the external mount
-    binds the host directory again"""
+    binds the host directory again. In the mmt case the instances come
+    from an mm-template of the dump."""
     if NOCR:
         pytest.skip("ZDTM_NOCR")
     r = zdtm("ns_mnt", timeout=90)
@@ -1481,12 +1483,16 @@ def test_mount_namespace(zdtm, host_dir, kinds):
     r.check(wrapper.wait(timeout=r.remaining(10)) != 0, "unshare: its child was not killed")
     check_images(imgdir)
     r.check(list(imgdir.glob("tmpfs-dev-*.tar.gz.img")), "no tmpfs image")
+    extra = []
+    if mmt:
+        request.getfixturevalue("mm_pool")
+        extra = mmt_restore_args(mm_template(r, imgdir))
     instances = []
     for i in range(2):
         rpid = r.dir / ("restore-%d.pid" % i)
         rc = r.criu("restore-%d" % i, ["restore", "-d", "-D", imgdir, "--pidfile", rpid, "--root", "/",
                                        "--external", "mnt[extdir]:%s" % host_dir, "-o", "restore-%d.log" % i,
-                                       "-v4"], log=imgdir / ("restore-%d.log" % i))
+                                       "-v4"] + extra, log=imgdir / ("restore-%d.log" % i))
         r.check(rc == 0, "criu restore %d exited with %s" % (i, rc))
         pid = int(read_text(rpid).strip())
         r.track(pid)
