@@ -1888,16 +1888,21 @@ def test_inherit_fd_cli(zdtm):
 
 @pytest.mark.parametrize("kind", ["net", "mount"])
 def test_err_dump_own_namespace(tmp_path, built, kind):
-    """a task in a mount namespace of its own, or a net namespace with a
-    device other than lo and veth ends (a bridge): those are not dumped yet,
-    so the dump is refused with one line naming the PID, the namespace (and
-    the device), and the task runs on, untraced"""
+    """a task in a mount namespace of its own that holds mounts criu can't
+    make again (unshare -m copies the host's: devtmpfs, cgroupfs...), or in
+    a net namespace with a device other than lo and veth ends (a bridge):
+    the dump is refused with one line naming the PID, the namespace (and
+    the mount or device), and the task runs on, untraced"""
     require_criu()
     ns = "mnt" if kind == "mount" else kind
+
+    def ready(pid):  # in its namespace, and sleep (not unshare mid-way)
+        return (os.readlink("/proc/%d/ns/%s" % (pid, ns)) != os.readlink("/proc/self/ns/%s" % ns)
+                and os.path.basename(os.readlink("/proc/%d/exe" % pid)) == "sleep")
     p = subprocess.Popen(["unshare", "--" + kind, "sleep", "60"], stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
-        while os.readlink("/proc/%d/ns/%s" % (p.pid, ns)) == os.readlink("/proc/self/ns/%s" % ns):
+        while not ready(p.pid):
             assert time.monotonic() < deadline, "unshare did not enter a new %s namespace" % kind
             time.sleep(0.01)
         if kind == "net":
