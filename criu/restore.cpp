@@ -1217,6 +1217,28 @@ struct GoHeader {
 	_exit(1);
 }
 
+// In the prepared root: with --switch, the sandbox's namespaces (as
+// JoinedNs gives them to criu otherwise) instead of the dump's; else
+// criu's directory (relative paths of the command line are the client's).
+Status enter_sandbox(const Options &o, TreeImages &tree, pid_t criu)
+{
+	if (o.switch_to.empty()) {
+		if (chdir(strfmt("/proc/%d/cwd", criu).c_str()) < 0)
+			return sys_error("can't go to criu's directory");
+		return {};
+	}
+	auto ns = sandbox_namespaces(o.switch_to);
+	if (!ns)
+		return ns.error();
+	for (auto &[fd, kind] : *ns)
+		if (setns(fd.get(), kind) < 0)
+			return sys_error("can't enter a namespace (%#x) of sandbox %s", kind, o.switch_to.c_str());
+	if (chdir("/") < 0)
+		return sys_error("can't chdir to the root of sandbox %s", o.switch_to.c_str());
+	tree.ns.uts = tree.ns.ipc = tree.ns.net = tree.ns.mnt = false;
+	return {};
+}
+
 // The prepared root, once the request came.
 [[noreturn]] void become_root(PreparedRoot &p, pid_t criu, int go_fd, Inherited &inh)
 {
@@ -1242,21 +1264,21 @@ struct GoHeader {
 			 ? STDERR_FILENO
 			 : ::open(strfmt("/proc/%d/fd/%d", criu, h.log_fd).c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
 	log::adopt(o.verbosity, log_fd, o.log_pid);
-	// relative paths of the command line are the client's, as criu's cwd
-	if (chdir(strfmt("/proc/%d/cwd", criu).c_str()) < 0)
-		report_and_exit(inh.report_fd, vpid, sys_error("can't go to criu's directory"));
+	if (auto st = enter_sandbox(o, p.tree, criu); !st)
+		report_and_exit(inh.report_fd, vpid, st.error());
 	if (auto st = prepare_inherited(o, p.tree, inh); !st)
 		report_and_exit(inh.report_fd, vpid, st.error());
 	ChildSide(o, p.dir, p.tree, 0, inh).run_and_exit();
 }
 
 // The requests a prepared root can serve: no namespace criu would enter
-// before creating the root, nothing of the client's to inherit.
+// before creating the root but a sandbox's (the root enters those itself),
+// nothing of the client's to inherit.
 bool prepared_fits(const Options &o)
 {
 	struct stat st;
 	Fd dir(::open(o.images_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-	return dir.valid() && fstatat(dir.get(), "external-ns", &st, 0) < 0 && o.switch_to.empty() &&
+	return dir.valid() && (!o.switch_to.empty() || fstatat(dir.get(), "external-ns", &st, 0) < 0) &&
 	       !o.restore_sibling && o.inherit_fds.empty() && o.root.empty();
 }
 
@@ -1275,7 +1297,19 @@ Result<pid_t> restore_prepared(const Options &o)
 	for (auto &a : o.argv)
 		blob.append(a.c_str(), a.size() + 1);
 	GoHeader h{(uint32_t)blob.size(), log::fd()};
+	std::optional<CgroupTarget> cg;
+	if (!o.switch_to.empty()) {
+		auto c = sandbox_cgroups(o.switch_to);
+		if (!c)
+			return c.error();
+		cg.emplace(std::move(*c));
+	}
 	auto go = [&]() -> Status {
+		if (cg) {
+			// before it runs: its children inherit the cgroup
+			TRY(cg->apply_limits(*dir));
+			TRY(cg->add(p.pid));
+		}
 		TRY(write_all(p.go.get(), &h, sizeof(h), "the go"));
 		return write_all(p.go.get(), blob.data(), blob.size(), "the command line");
 	};

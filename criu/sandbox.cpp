@@ -98,35 +98,56 @@ Result<ExternalNs> read_external_ns(const ImageDir &dir)
 	return e;
 }
 
+Result<std::vector<std::pair<Fd, int>>> sandbox_namespaces(const std::string &name)
+{
+	auto conf = sandbox_conf(name);
+	if (!conf)
+		return conf.error();
+	// mnt last: the paths are the caller's until then
+	std::vector<std::pair<Fd, int>> ns;
+	for (auto [key, kind] : {std::pair{"netns", CLONE_NEWNET}, std::pair{"utsns", CLONE_NEWUTS},
+				 std::pair{"ipcns", CLONE_NEWIPC}, std::pair{"mntns", CLONE_NEWNS}}) {
+		Fd fd(::open((*conf)[key].c_str(), O_RDONLY | O_CLOEXEC));
+		if (!fd.valid())
+			return sys_error("sandbox %s: can't open %s", name.c_str(), (*conf)[key].c_str());
+		ns.emplace_back(std::move(fd), kind);
+	}
+	return ns;
+}
+
+Result<CgroupTarget> sandbox_cgroups(const std::string &name)
+{
+	auto conf = sandbox_conf(name);
+	if (!conf)
+		return conf.error();
+	std::vector<std::string> dirs;
+	for (auto c : split((*conf)["cgroups"], ','))
+		dirs.emplace_back(c);
+	auto cg = CgroupTarget::open(dirs);
+	if (!cg)
+		return cg.error();
+	auto busy = cg->tasks();
+	if (!busy)
+		return busy.error();
+	if (*busy)
+		return Error{strfmt("sandbox %s is busy (%zu processes in its cgroups): repurpose it first",
+				    name.c_str(), *busy)};
+	return cg;
+}
+
 Result<JoinedNs> JoinedNs::enter(const Options &o, const ExternalNs &ext)
 {
 	// (namespace file or fd, kind); mnt last: the paths are criu's until then
 	std::vector<std::pair<Fd, int>> targets;
 	JoinedNs j;
 	if (!o.switch_to.empty()) {
-		auto conf = sandbox_conf(o.switch_to);
-		if (!conf)
-			return conf.error();
-		for (auto [key, kind] : {std::pair{"netns", CLONE_NEWNET}, std::pair{"utsns", CLONE_NEWUTS},
-					 std::pair{"ipcns", CLONE_NEWIPC}, std::pair{"mntns", CLONE_NEWNS}}) {
-			Fd fd(::open((*conf)[key].c_str(), O_RDONLY | O_CLOEXEC));
-			if (!fd.valid())
-				return sys_error("sandbox %s: can't open %s", o.switch_to.c_str(),
-						 (*conf)[key].c_str());
-			targets.emplace_back(std::move(fd), kind);
-		}
-		std::vector<std::string> dirs;
-		for (auto c : split((*conf)["cgroups"], ','))
-			dirs.emplace_back(c);
-		auto cg = CgroupTarget::open(dirs);
+		auto ns = sandbox_namespaces(o.switch_to);
+		if (!ns)
+			return ns.error();
+		targets = std::move(*ns);
+		auto cg = sandbox_cgroups(o.switch_to);
 		if (!cg)
 			return cg.error();
-		auto busy = cg->tasks();
-		if (!busy)
-			return busy.error();
-		if (*busy)
-			return Error{strfmt("sandbox %s is busy (%zu processes in its cgroups): repurpose it first",
-					    o.switch_to.c_str(), *busy)};
 		j.cgroups_.emplace(std::move(*cg));
 	} else if (ext.any()) {
 		for (auto &[k, kind] : {std::pair{ext.net, CLONE_NEWNET}, std::pair{ext.mnt, CLONE_NEWNS}}) {

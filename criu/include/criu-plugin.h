@@ -135,9 +135,10 @@ extern int criu_template_restore(int argc, char **argv, const struct cr_held_ran
  * Returns 0 once it exists; -ENOTSUP if this dump's restore can't be
  * prepared (its root has no pid namespace of its own, where it can wait as
  * PID 1 of a new one without holding the dump's PID, or it needs criu in
- * new net or mount namespaces first); -EINVAL with a message in err. A
- * request the prepared root can't serve (--inherit-fd, --switch, --root,
- * external namespaces, rst_sibling) kills it and restores the ordinary way.
+ * new net or mount namespaces first); -EINVAL with a message in err. With
+ * --switch the root enters the sandbox's namespaces itself. A request the
+ * prepared root can't serve (--inherit-fd, --root, external namespaces
+ * without --switch, rst_sibling) kills it and restores the ordinary way.
  * Provided by criu. */
 extern int criu_template_prepare(const struct cr_held_range *held, unsigned nr_held, int pages_dir_fd, char *err,
 				 size_t errlen);

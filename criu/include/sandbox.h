@@ -44,6 +44,12 @@ Result<ExternalSpec> parse_external(const std::string &s);
 Status write_external_ns(const ImageDir &dir, const ExternalNs &e);
 Result<ExternalNs> read_external_ns(const ImageDir &dir);
 
+// The sandbox's net, uts, ipc and mnt namespaces (in the order to enter
+// them), opened.
+Result<std::vector<std::pair<Fd, int>>> sandbox_namespaces(const std::string &name);
+// The sandbox's cgroups; refused while a process is in them (busy).
+Result<CgroupTarget> sandbox_cgroups(const std::string &name);
+
 // Namespaces criu enters for a restore, and leaves (back to its own) when
 // this goes out of scope.
 class JoinedNs

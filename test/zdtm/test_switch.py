@@ -179,13 +179,7 @@ def test_switch_between_sandboxes(zdtm, pool):
             if cgroup_file(target, f):
                 got = read_text(cgroup_file(target, f)).strip()
                 r.check(got == v, "%s of %s is %s, the checkpoint's is %s" % (f, target["name"], got, v))
-        r.check(nspid(pid)[-1] == 1, "not PID 1 of its pid namespace: %s" % nspid(pid))
-        state = pool.state / target["name"]
-        for kind, path in (("net", "/run/netns/criu-sbx-" + target["name"]), ("mnt", state / "ns" / "mnt"),
-                           ("uts", state / "ns" / "uts"), ("ipc", state / "ns" / "ipc")):
-            r.check(os.stat("/proc/%d/ns/%s" % (pid, kind)).st_ino == os.stat(path).st_ino,
-                    "the function is not in %s's %s namespace" % (target["name"], kind))
-        r.check(pid in pool.procs(target["name"]), "the function is not in %s's cgroups" % target["name"])
+        check_in_sandbox(r, pool, target, pid)
         ans = call(pool, target, 77)
         r.check(ans["served"] == 2 and ans["sum_sq"] == sum(i * i for i in range(77)), "answer %s" % ans)
         r.check(call(pool, target, 5)["served"] == 3, "second answer")
@@ -193,20 +187,39 @@ def test_switch_between_sandboxes(zdtm, pool):
     r.ok = True
 
 
+def check_in_sandbox(r, pool, conf, pid):
+    """pid is PID 1 of a new pid namespace in the sandbox's net, mount, uts
+    and ipc namespaces and cgroups."""
+    r.check(nspid(pid)[-1] == 1, "not PID 1 of its pid namespace: %s" % nspid(pid))
+    state = pool.state / conf["name"]
+    for kind, path in (("net", "/run/netns/criu-sbx-" + conf["name"]), ("mnt", state / "ns" / "mnt"),
+                       ("uts", state / "ns" / "uts"), ("ipc", state / "ns" / "ipc")):
+        r.check(os.stat("/proc/%d/ns/%s" % (pid, kind)).st_ino == os.stat(path).st_ino,
+                "the function is not in %s's %s namespace" % (conf["name"], kind))
+    r.check(pid in pool.procs(conf["name"]), "the function is not in %s's cgroups" % conf["name"])
+
+
 def test_switch_with_mm_template(zdtm, pool, mm_pool):
     """switch + --mm-template, the fast path: the function's memory comes
-    from the template's holder, the namespaces and cgroups from the sandbox"""
+    from the template's holder, the namespaces and cgroups from the
+    sandbox; the holder's spare made the root ahead of the request (as PID
+    1 of a new pid namespace) and the root entered the sandbox itself, into
+    B, then into A after A is repurposed"""
     r = zdtm("switch_mmt", timeout=120)
     a, b = pool.create("a"), pool.create("b")
     pid = start_fn(r, pool, a)
     call(pool, a, 10)
     imgdir = dump_fn(r, pid)
     tmpl = mm_template(r, imgdir, "switch_mmt")
-    pool.sandbox("repurpose", b["name"], "--deps", pool.deps)
-    pid = switch_restore(r, imgdir, b["name"], extra=mmt_restore_args(tmpl))
-    r.check(pid in pool.procs(b["name"]), "the instance is not in the sandbox's cgroups")
-    r.check(call(pool, b, 9)["served"] == 2, "answer from the template instance")
-    finish_fn(r, pool, b, pid)
+    for target in (b, a):
+        pool.sandbox("repurpose", target["name"], "--deps", pool.deps)
+        tag = "mmt-" + target["name"]
+        pid = switch_restore(r, imgdir, target["name"], extra=mmt_restore_args(tmpl), tag=tag)
+        r.check("through its root made ahead" in read_text(imgdir / ("%s.log" % tag)),
+                "the restore into %s did not go through a root made ahead" % target["name"])
+        check_in_sandbox(r, pool, target, pid)
+        r.check(call(pool, target, 9)["served"] == 2, "answer from the template instance")
+        finish_fn(r, pool, target, pid)
     r.ok = True
 
 
