@@ -20,30 +20,25 @@ std::string g_first_error;
 timeval g_start;
 }  // namespace
 
-void init(int verbosity, const std::string &path, bool log_pid)
-{
-	g_level = verbosity;
-	g_pid = log_pid;
-	gettimeofday(&g_start, nullptr);
-	if (g_fd != STDERR_FILENO) {
-		close(g_fd);
-		g_fd = STDERR_FILENO;
-	}
-	if (!path.empty() && path != "-") {
-		int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-		if (fd < 0)
-			fprintf(stderr, "Error: can't open log file %s: %s\n", path.c_str(), strerror(errno));
-		else
-			g_fd = fd;
-	}
-}
-
 void adopt(int verbosity, int fd, bool log_pid)
 {
 	g_level = verbosity;
 	g_pid = log_pid;
 	gettimeofday(&g_start, nullptr);
 	g_fd = fd >= 0 ? fd : STDERR_FILENO;
+}
+
+void init(int verbosity, const std::string &path, bool log_pid)
+{
+	if (g_fd != STDERR_FILENO)
+		close(g_fd);
+	int fd = STDERR_FILENO;
+	if (!path.empty() && path != "-") {
+		fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+		if (fd < 0)
+			fprintf(stderr, "Error: can't open log file %s: %s\n", path.c_str(), strerror(errno));
+	}
+	adopt(verbosity, fd, log_pid);
 }
 
 int verbosity()

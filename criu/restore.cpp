@@ -732,15 +732,20 @@ Status ChildSide::build_region()
 	return {};
 }
 
-void ChildSide::run_and_exit()
+// A task that could not get to its blob tells the tracer why and ends.
+[[noreturn]] void report_and_exit(int report_fd, pid_t pid, const Error &e)
 {
-	auto st = run();
 	ChildReport rep{};
-	rep.pid = ti_.pid;
-	snprintf(rep.error, sizeof(rep.error), "%s", st.error().msg.c_str());
-	ssize_t w = write(report_fd_, &rep, sizeof(rep));
+	rep.pid = pid;
+	snprintf(rep.error, sizeof(rep.error), "%s", e.msg.c_str());
+	ssize_t w = write(report_fd, &rep, sizeof(rep));
 	(void)w;
 	_exit(1);
+}
+
+void ChildSide::run_and_exit()
+{
+	report_and_exit(report_fd_, ti_.pid, run().error());
 }
 
 Status ChildSide::run()
@@ -1118,6 +1123,34 @@ Status high_pipe(int min_fd, int flags, Fd &rd, Fd &wr)
 	return {};
 }
 
+// The pipes between criu and the root: the tasks' reports, the creation
+// barrier, and the go.
+struct RootPipes {
+	Fd report, report_child, barrier_rd, barrier_wr, go_child, go;
+	Status open(int min_fd)
+	{
+		TRY(high_pipe(min_fd, 0, report, report_child));
+		TRY(high_pipe(min_fd, 0, barrier_rd, barrier_wr));
+		return high_pipe(0, 0, go_child, go);
+	}
+	// What every task inherits of them.
+	void hand_to(Inherited &inh) const
+	{
+		inh.report_fd = report_child.get();
+		inh.barrier[0] = barrier_rd.get();
+		inh.barrier[1] = barrier_wr.get();
+	}
+	// In criu once the root exists: the barrier opens once the tasks
+	// dropped their write ends.
+	void close_child_ends()
+	{
+		report_child.reset();
+		go_child.reset();
+		barrier_rd.reset();
+		barrier_wr.reset();
+	}
+};
+
 // criu opens what tasks share before the root exists: the files of every
 // fd table and the shared anonymous memory objects.
 Status prepare_inherited(const Options &o, TreeImages &tree, Inherited &inh)
@@ -1143,11 +1176,12 @@ Status prepare_inherited(const Options &o, TreeImages &tree, Inherited &inh)
 	return create_shmem_objects(plans, tree.min_service_fd, inh.shmem);
 }
 
-// From the root's creation on: seizes it, lets it go (go()), traces the tree
+// From the root's creation on: seizes it, puts it into cg (the dump's
+// limits applied), lets it go (go()), traces the tree
 // until every task is in its blob, then lets them all run. From here on a
 // failure kills what was created: nothing half-restored.
-Result<pid_t> trace_tree(const Options &o, TreeImages &tree, int rep_fd, pid_t pid, const std::function<Status()> &go,
-			 OwnMntns *mntns, timespec t0)
+Result<pid_t> trace_tree(const Options &o, TreeImages &tree, const ImageDir &dir, int rep_fd, pid_t pid,
+			 CgroupTarget *cg, const std::function<Status()> &go, OwnMntns *mntns, timespec t0)
 {
 	pid_t vpid = tree.tasks[0].pid;
 	fcntl(rep_fd, F_SETFL, O_NONBLOCK);
@@ -1160,6 +1194,13 @@ Result<pid_t> trace_tree(const Options &o, TreeImages &tree, int rep_fd, pid_t p
 	long opts = PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD;
 	if (ptrace(PTRACE_SEIZE, pid, nullptr, (void *)opts) < 0)
 		return fail(sys_error("can't seize the new task %d", pid));
+	// before it runs: its children inherit the cgroup
+	if (cg) {
+		if (auto st = cg->apply_limits(dir); !st)
+			return fail(st.error());
+		if (auto st = cg->add(pid); !st)
+			return fail(st.error());
+	}
 	if (auto st = go(); !st)
 		return fail(st.error());
 	if (auto st = tr.wait_all(); !st)
@@ -1206,16 +1247,6 @@ struct GoHeader {
 	uint32_t argv_len;
 	int32_t log_fd;	 // criu's, reopened through /proc
 };
-
-[[noreturn]] void report_and_exit(int report_fd, pid_t pid, const Error &e)
-{
-	ChildReport rep{};
-	rep.pid = pid;
-	snprintf(rep.error, sizeof(rep.error), "%s", e.msg.c_str());
-	ssize_t w = write(report_fd, &rep, sizeof(rep));
-	(void)w;
-	_exit(1);
-}
 
 // In the prepared root: with --switch, the sandbox's namespaces (as
 // JoinedNs gives them to criu otherwise) instead of the dump's; else
@@ -1274,22 +1305,16 @@ Status enter_sandbox(const Options &o, TreeImages &tree, pid_t criu)
 // The requests a prepared root can serve: no namespace criu would enter
 // before creating the root but a sandbox's (the root enters those itself),
 // nothing of the client's to inherit.
-bool prepared_fits(const Options &o)
+bool prepared_fits(const Options &o, const ImageDir &dir)
 {
 	struct stat st;
-	Fd dir(::open(o.images_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-	return dir.valid() && (!o.switch_to.empty() || fstatat(dir.get(), "external-ns", &st, 0) < 0) &&
-	       !o.restore_sibling && o.inherit_fds.empty() && o.root.empty();
+	return (!o.switch_to.empty() || fstatat(dir.fd(), "external-ns", &st, 0) < 0) && !o.restore_sibling &&
+	       o.inherit_fds.empty() && o.root.empty();
 }
 
-Result<pid_t> restore_prepared(const Options &o)
+Result<pid_t> restore_prepared(const Options &o, const ImageDir &dir, timespec t0)
 {
-	timespec t0 = now();
 	PreparedRoot &p = *g_prepared;
-	auto dir = ImageDir::open(o.images_dir, false);
-	if (!dir)
-		return dir.error();
-	plugins::set_image_dir(dir->fd());
 	pr_info("Restoring PID %d through its root made ahead (PID %d here, %zu task(s))\n", p.tree.tasks[0].pid, p.pid,
 		p.tree.tasks.size());
 	TRY(notify(o, "pre-restore", 0));
@@ -1305,34 +1330,29 @@ Result<pid_t> restore_prepared(const Options &o)
 		cg.emplace(std::move(*c));
 	}
 	auto go = [&]() -> Status {
-		if (cg) {
-			// before it runs: its children inherit the cgroup
-			TRY(cg->apply_limits(*dir));
-			TRY(cg->add(p.pid));
-		}
 		TRY(write_all(p.go.get(), &h, sizeof(h), "the go"));
 		return write_all(p.go.get(), blob.data(), blob.size(), "the command line");
 	};
-	return trace_tree(o, p.tree, p.report.get(), p.pid, go, nullptr, t0);
+	return trace_tree(o, p.tree, dir, p.report.get(), p.pid, cg ? &*cg : nullptr, go, nullptr, t0);
 }
 
 }  // namespace
 
 Result<pid_t> restore_task(const Options &o)
 {
-	if (g_prepared && g_prepared->pid > 0) {
-		// (our child: still there unless someone killed it)
-		if (waitpid(g_prepared->pid, nullptr, WNOHANG) == 0 && prepared_fits(o))
-			return restore_prepared(o);
-		kill(g_prepared->pid, SIGKILL);
-		waitpid(g_prepared->pid, nullptr, 0);
-		g_prepared.reset();
-	}
 	timespec t0 = now();
 	auto dir = ImageDir::open(o.images_dir, false);
 	if (!dir)
 		return dir.error();
 	plugins::set_image_dir(dir->fd());
+	if (g_prepared && g_prepared->pid > 0) {
+		// (our child: still there unless someone killed it)
+		if (waitpid(g_prepared->pid, nullptr, WNOHANG) == 0 && prepared_fits(o, *dir))
+			return restore_prepared(o, *dir, t0);
+		kill(g_prepared->pid, SIGKILL);
+		waitpid(g_prepared->pid, nullptr, 0);
+		g_prepared.reset();
+	}
 	std::optional<ImageDir> tmpl;  // a template holder's pages
 	if (o.pages_dir_fd >= 0) {
 		auto t = ImageDir::from_fd(o.pages_dir_fd, "the template's pages");
@@ -1390,51 +1410,37 @@ Result<pid_t> restore_task(const Options &o)
 		release();
 		return st.error();
 	}
-	Fd rep_fd, rep_child, barrier_rd, barrier_wr, go_child, go_fd;
-	Status pipes = high_pipe(tree->min_service_fd, 0, rep_fd, rep_child);
-	if (pipes)
-		pipes = high_pipe(tree->min_service_fd, 0, barrier_rd, barrier_wr);
-	if (pipes)
-		pipes = high_pipe(0, 0, go_child, go_fd);
-	if (!pipes) {
+	RootPipes pipes;
+	if (auto st = pipes.open(tree->min_service_fd); !st) {
 		release();
-		return pipes.error();
+		return st.error();
 	}
-	inh.report_fd = rep_child.get();
-	inh.barrier[0] = barrier_rd.get();
-	inh.barrier[1] = barrier_wr.get();
+	pipes.hand_to(inh);
 	pid_t pid = clone_with_pid(root.pid, o.restore_sibling, tree->ns.clone_flags());
 	if (pid < 0) {
 		release();
 		return sys_error("can't create PID %d", root.pid);
 	}
 	if (pid == 0) {
-		rep_fd.reset();
-		go_fd.reset();
+		pipes.report.reset();
+		pipes.go.reset();
 		char go;
-		if (read(go_child.get(), &go, 1) != 1)
+		if (read(pipes.go_child.get(), &go, 1) != 1)
 			_exit(1);
-		go_child.reset();
+		pipes.go_child.reset();
 		ChildSide(o, *dir, *tree, 0, inh).run_and_exit();
 	}
-	// The tasks hold what they inherited; the barrier opens once they all
-	// dropped their write ends.
+	// The tasks hold what they inherited.
 	release();
-	rep_child.reset();
-	go_child.reset();
-	barrier_rd.reset();
-	barrier_wr.reset();
+	pipes.close_child_ends();
 	auto go = [&]() -> Status {
-		if (auto &cg = joined->cgroups()) {
-			// before it runs: its children inherit the cgroup
-			TRY(cg->apply_limits(*dir));
-			TRY(cg->add(pid));
-		}
-		if (write(go_fd.get(), "g", 1) != 1)
+		if (write(pipes.go.get(), "g", 1) != 1)
 			return sys_error("can't start the new task");
 		return {};
 	};
-	auto r = trace_tree(o, *tree, rep_fd.get(), pid, go, mntns ? &*mntns : nullptr, t0);
+	auto &cg = joined->cgroups();
+	auto r =
+	    trace_tree(o, *tree, *dir, pipes.report.get(), pid, cg ? &*cg : nullptr, go, mntns ? &*mntns : nullptr, t0);
 	if (!r)
 		return r;
 	if (netns)
@@ -1462,26 +1468,22 @@ Result<bool> prepare_root(const std::vector<HeldRange> &held, int images_dir_fd)
 	if (p.pid > 0)
 		return true;
 	pid_t vpid = p.tree.tasks[0].pid;
-	Fd rep_fd, rep_child, barrier_rd, barrier_wr, go_child, go_fd;
-	TRY(high_pipe(p.tree.min_service_fd, 0, rep_fd, rep_child));
-	TRY(high_pipe(p.tree.min_service_fd, 0, barrier_rd, barrier_wr));
-	TRY(high_pipe(0, 0, go_child, go_fd));
+	RootPipes pipes;
+	TRY(pipes.open(p.tree.min_service_fd));
 	Inherited inh;
-	inh.report_fd = rep_child.get();
-	inh.barrier[0] = barrier_rd.get();
-	inh.barrier[1] = barrier_wr.get();
+	pipes.hand_to(inh);
 	pid_t criu = getpid();
 	pid_t pid = clone_with_pid(vpid, false, p.tree.ns.clone_flags());
 	if (pid < 0)
 		return sys_error("can't create PID %d", vpid);
 	if (pid == 0) {
-		rep_fd.reset();
-		go_fd.reset();
-		become_root(p, criu, go_child.get(), inh);
+		pipes.report.reset();
+		pipes.go.reset();
+		become_root(p, criu, pipes.go_child.get(), inh);
 	}
 	p.pid = pid;
-	p.go = std::move(go_fd);
-	p.report = std::move(rep_fd);
+	p.go = std::move(pipes.go);
+	p.report = std::move(pipes.report);
 	pr_debug("PID %d made ahead as %d\n", vpid, pid);
 	return true;
 }

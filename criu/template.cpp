@@ -132,6 +132,14 @@ void set_err(char *err, size_t len, const std::string &msg)
 		snprintf(err, len, "%s", msg.c_str());
 }
 
+std::vector<criu::HeldRange> held_ranges(const struct cr_held_range *held, unsigned nr_held)
+{
+	std::vector<criu::HeldRange> h;
+	for (unsigned i = 0; i < nr_held; i++)
+		h.push_back({held[i].start, held[i].end});
+	return h;
+}
+
 }  // namespace
 
 extern "C" __attribute__((visibility("default"))) int criu_template_hold(int images_dir_fd, int pages_dir_fd,
@@ -171,8 +179,7 @@ extern "C" __attribute__((visibility("default"))) int criu_template_restore(int 
 		set_err(err, errlen, "not a valid criu restore command line");
 		return -1;
 	}
-	for (unsigned i = 0; i < nr_held; i++)
-		o.held.push_back({held[i].start, held[i].end});
+	o.held = held_ranges(held, nr_held);
 	o.pages_dir_fd = pages_dir_fd;
 	log::init(o.verbosity, log_path(o), o.log_pid);
 	log::reset_first_error();
@@ -191,10 +198,7 @@ extern "C" __attribute__((visibility("default"))) int
 criu_template_prepare(const struct cr_held_range *held, unsigned nr_held, int pages_dir_fd, char *err, size_t errlen)
 {
 	using namespace criu;
-	std::vector<HeldRange> h;
-	for (unsigned i = 0; i < nr_held; i++)
-		h.push_back({held[i].start, held[i].end});
-	auto r = prepare_root(h, pages_dir_fd);
+	auto r = prepare_root(held_ranges(held, nr_held), pages_dir_fd);
 	if (!r) {
 		set_err(err, errlen, r.error().msg);
 		return -EINVAL;

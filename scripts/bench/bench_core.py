@@ -207,6 +207,18 @@ def build_helper(tmp):
     return helper
 
 
+def verify_memory(pid, d):
+    """SIGUSR1 to a restored bench workload (bench_helper or warm.py running
+    in d): it checks its memory and writes the verdict into d/result."""
+    result = os.path.join(d, "result")
+    if os.path.exists(result):
+        os.unlink(result)
+    os.kill(pid, signal.SIGUSR1)
+    verdict = wait_file(result, 60, pid=pid)
+    if not verdict.startswith("ok"):
+        raise BenchError("restored PID %d found its memory corrupted: %s" % (pid, verdict))
+
+
 def run_bench(body, cleanup):
     """The frame every benchmark runs in: it becomes a child subreaper (so
     restored tasks are reparented to it and can be reaped), turns SIGTERM and

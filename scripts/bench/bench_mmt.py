@@ -45,7 +45,8 @@ import sys
 import tempfile
 import time
 
-from bench_core import PYTHON, REPO, BenchError, build_helper, percentile, Procs, log_tail, run_bench, wait_file
+from bench_core import (PYTHON, REPO, BenchError, build_helper, percentile, Procs, log_tail, run_bench,
+                        verify_memory, wait_file)
 
 try:
     from pycriu import rpc_pb2 as rpc
@@ -138,15 +139,6 @@ class Bench:
         self.procs.pids.add(pid)
         return ms, pid
 
-    def verify(self, pid, d):
-        result = os.path.join(d, "result")
-        if os.path.exists(result):
-            os.unlink(result)
-        os.kill(pid, signal.SIGUSR1)
-        verdict = wait_file(result, 60, pid=pid)
-        if not verdict.startswith("ok"):
-            raise BenchError("restored PID %d found its memory corrupted: %s" % (pid, verdict))
-
     def stop(self, pid):
         """Kills pid and waits until its PID is free again (a template
         instance is reaped by its holder, not by us)."""
@@ -183,7 +175,7 @@ class Bench:
         warm = [PYTHON, os.path.join(self.tmp, "warm.py"), "ready", "result"]
         d, img, _ = self.dump_and_convert(name, warm, pidns)
         hold_ms, pid = self.restore(d, img, name)
-        self.verify(pid, d)
+        verify_memory(pid, d)
         self.stop(pid)
         print("  first template restore (starts the holder): %.1f ms" % hold_ms)
         times = {"plain": [], "template": []}
@@ -194,7 +186,7 @@ class Bench:
                 ms, pid = self.restore(d, img, name if kind == "template" else None)
                 times[kind].append(ms)
                 if i in (0, self.args.runs - 1):
-                    self.verify(pid, d)
+                    verify_memory(pid, d)
                 self.stop(pid)
             if with_cold:
                 times["cold"].append(self.cold_start(d, warm, pidns))
@@ -249,7 +241,7 @@ class Bench:
                     ms, pid = self.rpc_restore(sock, imgfd, name if kind == "template" else None)
                     times[kind].append(ms)
                     if i == 0:
-                        self.verify(pid, d)
+                        verify_memory(pid, d)
                     self.stop(pid)
             os.close(imgfd)
         finally:
@@ -269,7 +261,7 @@ class Bench:
             name = "mem%d" % mib
             d, img, _ = self.dump_and_convert(name, [self.helper, "mem", str(mib), "ready", "result"])
             _, pid = self.restore(d, img, name)
-            self.verify(pid, d)
+            verify_memory(pid, d)
             self.stop(pid)
             t = []
             for _ in range(runs):
@@ -314,7 +306,7 @@ class Bench:
             for _ in range(n):
                 _, pid = self.restore(d, img, "shared" if kind == "template" else None)
                 pids.append(pid)
-            self.verify(pids[-1], d)  # before the writes change the pattern
+            verify_memory(pids[-1], d)  # before the writes change the pattern
             for pid in pids:
                 addr, size = self.anon_area(pid, mib << 20)
                 written += self.write_share(pid, addr, size)

@@ -48,7 +48,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from bench_core import PYTHON, BenchError, build_helper, percentile, log_tail, run_bench, wait_file  # noqa: E402
+from bench_core import (PYTHON, BenchError, build_helper, percentile, log_tail, run_bench,  # noqa: E402
+                        verify_memory, wait_file)
 
 try:
     from pycriu import rpc_pb2 as rpc
@@ -154,15 +155,6 @@ class Bench:
         p.wait(10)
         return p.pid, d, img
 
-    def verify(self, pid, d):
-        result = os.path.join(d, "result")
-        if os.path.exists(result):
-            os.unlink(result)
-        os.kill(pid, signal.SIGUSR1)
-        verdict = wait_file(result, 60, pid=pid)
-        if not verdict.startswith("ok"):
-            raise BenchError("restored PID %d found its memory corrupted: %s" % (pid, verdict))
-
     # ---- one restore each way; returns (ms, pid)
     def restore_req(self, imgfd, **opts):
         req = rpc.criu_req(type=rpc.RESTORE)
@@ -254,7 +246,7 @@ class Bench:
                     if not exists(pid):
                         raise BenchError("%s: the restored PID %d does not exist" % (w, pid))
                     if kind == "small" or i in (a.warmup, total - 1):
-                        self.verify(pid, d)
+                        verify_memory(pid, d)
                     os.kill(pid, signal.SIGKILL)
                     if w == "service-ko":
                         self.ko_reap(pid)
