@@ -321,6 +321,36 @@ Result<uint64_t> fingerprint(int dir_fd)
 	return all.value();
 }
 
+namespace
+{
+
+// "NAME.N" -> N; 0 for anything else in the pool (indexes, .tmp dirs, other names)
+uint64_t generation_of(const std::string &name, const std::string &entry)
+{
+	auto prefix = name + ".";
+	if (!entry.starts_with(prefix))
+		return 0;
+	auto gen = entry.substr(prefix.size());
+	if (gen.empty() || gen.size() > 18 || gen.find_first_not_of("0123456789") != std::string::npos)
+		return 0;
+	return strtoull(gen.c_str(), nullptr, 10);
+}
+
+// A deleted template's generation directory stays while its holder or
+// instances still use it, so a new template of that name must not reuse
+// its number: the rename would fail, and a late holder would serve the
+// wrong memory under a matching generation.
+uint64_t next_generation(const Pool &p, const std::string &name)
+{
+	auto old = read_index(p, name);
+	uint64_t last = old ? old->generation : 0;
+	for (auto &n : list_dir(p.dir))
+		last = std::max(last, generation_of(name, n));
+	return last + 1;
+}
+
+}  // namespace
+
 Status convert(const Pool &p, const std::string &name, const std::string &images_dir)
 {
 	if (auto st = check_name(name); !st)
@@ -334,8 +364,7 @@ Status convert(const Pool &p, const std::string &name, const std::string &images
 	Index ix;
 	ix.name = name;
 	ix.kind = p.kind;
-	auto old = read_index(p, name);
-	ix.generation = old ? old->generation + 1 : 1;
+	ix.generation = next_generation(p, name);
 	auto fp = fingerprint(src.get());
 	if (!fp)
 		return fail(fp.error());
@@ -374,14 +403,9 @@ Status convert(const Pool &p, const std::string &name, const std::string &images
 void collect_garbage(const Pool &p, const std::string &name)
 {
 	auto cur = read_index(p, name);
-	auto prefix = name + ".";
 	for (auto &n : list_dir(p.dir)) {
-		if (!n.starts_with(prefix) || n.ends_with(".tmpl") || n.ends_with(".tmp"))
-			continue;
-		auto gen = n.substr(prefix.size());
-		if (gen.empty() || gen.find_first_not_of("0123456789") != std::string::npos)
-			continue;
-		if (cur && std::to_string(cur->generation) == gen)
+		auto gen = generation_of(name, n);
+		if (!gen || (cur && cur->generation == gen))
 			continue;
 		auto dir = p.dir + "/" + n;
 		Fd lock(open((dir + "/.lock").c_str(), O_RDONLY | O_CLOEXEC));

@@ -6,6 +6,7 @@ and two nodes sharing one pool.
 Uses the zdtm harness (test_zdtm.py) for processes, criu runs and cleanup,
 and its session pool (mm_pool: a private dram pool under /dev/shm).
 """
+import fcntl
 import os
 import struct
 import subprocess
@@ -179,6 +180,35 @@ def test_reconvert_while_running(zdtm, mm_pool):
     gens = sorted(p.name for p in mm_pool.glob(tmpl + ".*") if p.is_dir())
     r.check(gens == [tmpl + ".2"], "the old generation stayed in the pool: %s" % gens)
     r.finish_task(pid2, "generation 2 instance")
+    r.ok = True
+
+
+def test_delete_and_convert_while_in_use(zdtm, mm_pool):
+    """a template deleted while its generation is still in use (the test
+    holds the generation's lock as a holder's worker does), then converted
+    again under the same name: the new template takes the next generation
+    number instead of colliding with the old directory; the old instance
+    passes, the next one comes from a new holder and passes"""
+    r = zdtm("mm_anon")
+    r.start()
+    imgdir = r.dump(r.pid)
+    r.reap_dumped()
+    tmpl = mm_template(r, imgdir)
+    pid = restore_instance(r, imgdir, tmpl, "old")
+    holder1 = holder_of(pid)
+    with open(mm_pool / (tmpl + ".1") / ".lock", "rb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        rc = subprocess.run([CRIU, "-L", str(MMT_PLUGIN_DIR), "mm-template", "delete", tmpl], capture_output=True)
+        r.check(rc.returncode == 0, "mm-template delete failed: %r" % rc.stderr)
+        r.check((mm_pool / (tmpl + ".1")).is_dir(), "a generation in use left the pool")
+        mm_template(r, imgdir, tmpl)
+    index = read_text(mm_pool / (tmpl + ".tmpl")) or ""
+    r.check("\ngeneration 2\n" in index, "the new template reused a generation in use:\n" + index)
+    r.finish_task(pid, "old instance")
+    r.out.unlink()
+    pid2 = restore_instance(r, imgdir, tmpl, "new")
+    r.check(holder_of(pid2) != holder1, "the new template was restored by the deleted one's holder")
+    r.finish_task(pid2, "new instance")
     r.ok = True
 
 
