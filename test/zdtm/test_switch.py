@@ -6,10 +6,12 @@ bridge and subnet of their own (zdtm-br0, 10.89.0.0/16), and destroys them
 at the end. HTTP requests are sent from inside the sandbox's network
 namespace (ip netns exec) to the sandbox's own address.
 """
+import fcntl
 import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -40,7 +42,9 @@ def pool(tmp_path, monkeypatch):
         shutil.copy(FUNCTIONS / f, deps / f)
     p = Pool(state, deps, "z%x" % (os.getpid() & 0xffff))
     yield p
-    for name in list(p.names):
+    # also those whose create failed halfway: all of this pool's
+    found = {e.name for e in state.iterdir() if not e.name.startswith(".")} if state.is_dir() else set()
+    for name in sorted(found | set(p.names)):
         subprocess.run([SANDBOX, "destroy", name], capture_output=True)
     subprocess.run(["umount", "-l", str(state)], capture_output=True)
     subprocess.run(["ip", "link", "del", "zdtm-br0"], capture_output=True)
@@ -55,6 +59,11 @@ class Pool:
         r = subprocess.run([SANDBOX] + [str(a) for a in args], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, "criu-sandbox %s: %s" % (" ".join(map(str, args)), r.stderr)
         return json.loads(r.stdout.strip().split("\n")[-1]) if r.stdout.strip() else None
+
+    def sandbox_lines(self, *args):
+        r = subprocess.run([SANDBOX] + [str(a) for a in args], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, "criu-sandbox %s: %s" % (" ".join(map(str, args)), r.stderr)
+        return r.stdout.strip().split("\n")
 
     def create(self, suffix):
         name = self.prefix + suffix
@@ -276,6 +285,54 @@ def test_repurpose_leaves_nothing(zdtm, pool, tmp_path):
     r.check(not seen["env"], "the environment survived")
     r.check(seen["fn"] == ["other.txt"], "the dependency directory is %s" % seen["fn"])
     r.ok = True
+
+
+def test_pool_concurrency(pool):
+    """six criu-sandbox create at once: each succeeds with an address of its
+    own, and from each a connection reaches the host through the bridge,
+    coming from that sandbox's address; a repurpose or destroy of a sandbox
+    that another command holds fails with one line and changes nothing"""
+    names = [pool.prefix + "c%d" % i for i in range(6)]
+    procs = [subprocess.Popen([SANDBOX, "create", n], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in names]
+    confs = []
+    for n, p in zip(names, procs):
+        out, err = p.communicate(timeout=60)
+        if p.returncode == 0:
+            pool.names.append(n)
+            confs.append(json.loads(out))
+        assert p.returncode == 0, "create %s: %s" % (n, err)
+    addresses = [c["address"] for c in confs]
+    assert len(set(addresses)) == len(names), "sandboxes share addresses: %s" % addresses
+    listed = [json.loads(line) for line in pool.sandbox_lines("list")]
+    assert sorted(c["name"] for c in listed) == sorted(names)
+    assert all(c["state"] == "idle" for c in listed), listed
+    gateway = "10.89.0.1"
+    with socket.socket() as srv:
+        srv.bind((gateway, 0))
+        srv.listen(8)
+        srv.settimeout(10)
+        for c in confs:
+            pool.in_netns(c["name"], "import socket; socket.create_connection((%r, %d), 5).close()"
+                          % (gateway, srv.getsockname()[1]))
+            conn, peer = srv.accept()
+            conn.close()
+            assert peer[0] == c["address"], "%s connected from %s, not %s" % (c["name"], peer[0], c["address"])
+    held = names[0]
+    mark = pool.upper(held) / "mark"
+    mark.write_text("x")
+    fd = os.open(pool.state / held, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        for cmd in ("repurpose", "destroy"):
+            r = subprocess.run([SANDBOX, cmd, held], capture_output=True, text=True, timeout=60)
+            err = r.stderr.strip().split("\n")
+            assert r.returncode == 1 and len(err) == 1 and "busy" in err[0], (cmd, r.returncode, r.stderr)
+        assert mark.exists() and (pool.state / held / "conf.json").exists(), "the held sandbox was changed"
+    finally:
+        os.close(fd)
+    pool.sandbox("repurpose", held)
+    assert not mark.exists(), "repurpose left the overlay's upper directory as it was"
 
 
 def test_switch_errors(zdtm, pool):
