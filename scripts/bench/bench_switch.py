@@ -2,7 +2,7 @@
 """Benchmark of switch restore: getting a ready sandbox fresh vs repurposing
 an idle one, and the whole start of a function both ways.
 
-    /usr/bin/python3 scripts/bench/bench_switch.py [--runs N]
+    /usr/bin/python3 scripts/bench/bench_switch.py [--runs N] [--concurrency N]
 
 The function is test/zdtm/functions/fn_http.py (a Python http.server
 function), started in a sandbox, warmed with one request, dumped (its
@@ -16,7 +16,10 @@ Then --runs (default 50) starts each way:
              limits) and restore into it; the previous function's overlay
              directories are deleted after the start, untimed, as a
              resident pool manager does it between starts;
-each with a plain restore and with --mm-template. Every start is checked
+each with a plain restore and with --mm-template. With --concurrency N,
+N workers (processes, each with sandboxes of its own) start at once, as
+on a loaded node, --runs/N starts each, and their latencies are pooled.
+Every start is checked
 by a request answered from inside the sandbox's network namespace (not
 timed). The sandbox pool manager is scripts/criu-sandbox, loaded as a
 module so that its operations are timed as a resident pool manager would
@@ -70,7 +73,6 @@ class Bench:
         os.makedirs(self.deps)
         shutil.copy(FN, self.deps)
         self.img = os.path.join(tmp, "img")
-        self.names = []
 
     def criu(self, args, what):
         t0 = time.perf_counter()
@@ -93,7 +95,6 @@ class Bench:
 
     def prepare(self):
         conf = self.sb.cmd_create("bsrc", self.deps)
-        self.names.append("bsrc")
         os.environ.update(FN_HOST="0.0.0.0", FN_PORT=str(PORT))
         res = self.sb.cmd_run("bsrc", ["/usr/bin/python3", "-I", "/fn/fn_http.py", "--out", "/tmp/out", "--pidfile",
                                        "/tmp/pid"])
@@ -110,7 +111,6 @@ class Bench:
         self.criu(["dump", "-t", str(pid), "-D", self.img] + ext, "criu dump")
         self.criu(["-L", PLUGIN_DIR, "convert", "-D", self.img, "--mm-template", "fn"], "criu convert")
         self.sb.destroy(self.sb.load("bsrc"))
-        self.names.remove("bsrc")
 
     def restore(self, name, tmpl):
         args = ["restore", "-d", "-D", self.img, "--switch", name]
@@ -118,40 +118,79 @@ class Bench:
             args += ["-L", PLUGIN_DIR, "--mm-template", "fn"]
         return self.criu(args, "criu restore --switch")
 
-    def run_way(self, way, tmpl):
+    def starts(self, way, tmpl, prefix, runs):
+        """runs starts one way, in sandboxes named prefix...; per start the
+        ms to get the sandbox ready and to have the function restored in it."""
         sbox, total = [], []
+        pooled = prefix + "pool"
         if way == "repurpose":
-            self.sb.cmd_create("bpool", self.deps)
-            self.names.append("bpool")
-        for i in range(self.args.runs):
+            self.sb.cmd_create(pooled, self.deps)
+        for i in range(runs):
             t0 = time.perf_counter()
             if way == "fresh":
-                name = "bf%d" % i
+                name = "%sf%d" % (prefix, i)
                 conf = self.sb.cmd_create(name, self.deps)
-                self.names.append(name)
             else:
-                name = "bpool"
+                name = pooled
                 conf = self.sb.cmd_repurpose(name, self.deps, keep_trash=True)
             t1 = time.perf_counter()
             self.restore(name, tmpl)
             t2 = time.perf_counter()
-            if way == "repurpose":  # as a resident pool manager does, once the start is answered
-                self.sb.remove_trash(name)
             sbox.append((t1 - t0) * 1e3)
             total.append((t2 - t0) * 1e3)
-            if i in (0, self.args.runs - 1) and self.call(conf).get("served") != 2:
+            if i in (0, runs - 1) and self.call(conf).get("served") != 2:
                 raise BenchError("the restored function does not answer from its checkpoint")
+            # untimed, as a resident pool manager does it between starts
             if way == "fresh":
                 self.sb.destroy(self.sb.load(name))
-                self.names.remove(name)
+            else:
+                self.sb.remove_trash(name)
         if way == "repurpose":
-            self.sb.destroy(self.sb.load("bpool"))
-            self.names.remove("bpool")
+            self.sb.destroy(self.sb.load(pooled))
+        return sbox, total
+
+    def run_way(self, way, tmpl):
+        """--concurrency workers, each a process with sandboxes of its own,
+        start at once; their latencies are pooled. Returns (sandbox ms,
+        whole start ms)."""
+        n = self.args.concurrency
+        runs = max(2, self.args.runs // n)
+        if n == 1:
+            return self.starts(way, tmpl, "b", runs)
+        workers = []
+        for w in range(n):
+            r, wr = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(r)
+                try:
+                    res = {"ok": self.starts(way, tmpl, "b%d" % w, runs)}
+                except Exception as e:  # noqa: B902 - reported by the parent
+                    res = {"error": str(e)}
+                with os.fdopen(wr, "w") as f:
+                    json.dump(res, f)
+                os._exit(0)
+            os.close(wr)
+            workers.append((pid, r))
+        sbox, total, errors = [], [], []
+        for pid, r in workers:
+            with os.fdopen(r) as f:
+                text = f.read()
+            os.waitpid(pid, 0)
+            res = json.loads(text) if text else {"error": "worker %d died" % pid}
+            if "error" in res:
+                errors.append(res["error"])
+            else:
+                sbox += res["ok"][0]
+                total += res["ok"][1]
+        if errors:
+            raise BenchError("; ".join(errors))
         return sbox, total
 
     def body(self):
         self.prepare()
-        print("criu: %s; %d starts per way" % (self.args.criu, self.args.runs), flush=True)
+        print("criu: %s; %d starts per way, %d at a time" % (self.args.criu, self.args.runs, self.args.concurrency),
+              flush=True)
         ok = True
         for tmpl in (False, True):
             label = "--mm-template" if tmpl else "plain restore"
@@ -170,7 +209,10 @@ class Bench:
         print("\nGoal (with --mm-template, the fast path) %s." % ("met" if ok else "not met"))
 
     def cleanup(self):
-        for name in list(self.names):
+        state = os.environ["CRIU_SANDBOX_DIR"]
+        for name in sorted(os.listdir(state)) if os.path.isdir(state) else []:
+            if name.startswith("."):
+                continue
             try:
                 self.sb.destroy(self.sb.load(name))
             except Exception as e:  # noqa: B902 - cleanup goes on
@@ -184,10 +226,14 @@ class Bench:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=50, help="starts per way (default 50)")
+    ap.add_argument("--concurrency", type=int, default=1,
+                    help="starts at once, each worker with sandboxes of its own (default 1)")
     ap.add_argument("--criu", default=os.path.join(REPO, "criu", "criu"), help="criu binary")
     args = ap.parse_args()
     if args.runs < 2:
         ap.error("--runs must be at least 2")
+    if not 1 <= args.concurrency <= 32:
+        ap.error("--concurrency must be 1..32")
     if os.geteuid() != 0:
         sys.exit("bench: run me as root")
     procs = Procs()
