@@ -827,7 +827,7 @@ const char *step_name(int s)
 				      "set_robust_list",
 				      "rseq",
 				      "sigaltstack",
-				      "credentials",
+				      "restoring credentials",
 				      "queueing a signal",
 				      "prctl",
 				      "creating a POSIX timer"};
@@ -860,6 +860,8 @@ private:
 	Status unmap_region(pid_t pid, const ChildReport &rep);
 	Status set_thread_state(pid_t tid, const CoreEntry &c);
 	const TaskImages *zombie(pid_t pid) const;
+	const TaskImages *task(pid_t vpid) const;
+	Status check_leader(const TaskImages &ti);
 
 	TreeImages &tree_;
 	int report_fd_;
@@ -875,6 +877,23 @@ const TaskImages *Tracer::zombie(pid_t pid) const
 		if (ti.zombie && ti.pid == pid)
 			return &ti;
 	return nullptr;
+}
+
+const TaskImages *Tracer::task(pid_t vpid) const
+{
+	for (auto &ti : tree_.tasks)
+		if (!ti.zombie && ti.pid == vpid)
+			return &ti;
+	return nullptr;
+}
+
+Status Tracer::check_leader(const TaskImages &ti)
+{
+	TRY(drain_reports());
+	auto it = reports_.find(ti.pid);
+	if (it == reports_.end())
+		return Error{strfmt("PID %d stopped without reporting", ti.pid)};
+	return check_records(ti, it->second);
 }
 
 Status Tracer::drain_reports()
@@ -934,6 +953,10 @@ Status Tracer::on_stop(pid_t t, int status, size_t &trapped)
 		// a new task or thread, or its first stop
 	} else if (sig == SIGTRAP) {
 		trapped++;
+		// A leader traps last, unless its blob failed before making the
+		// other threads, which then never come: look at its records now.
+		if (const TaskImages *ti = task(inner(t)); ti && outer(ti->pid) == t)
+			TRY(check_leader(*ti));
 		return {};
 	} else if (sig == SIGCHLD) {
 		// from zombie children, whose SIGCHLD the parent got before the dump

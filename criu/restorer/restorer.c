@@ -103,9 +103,10 @@ static void trap(void)
 /* Record what failed and stop: the tracer reads the record at the trap. */
 static void __attribute__((noreturn)) fail(struct rst_thread *t, int step, long ret, uint64_t addr)
 {
-	t->err_step = step;
 	t->err_errno = (int32_t)-ret;
 	t->err_addr = addr;
+	/* last: the leader polls it (see threads_pending) */
+	__atomic_store_n(&t->err_step, step, __ATOMIC_SEQ_CST);
 	for (;;) {
 		trap();
 		sys_exit_group(1);
@@ -376,6 +377,19 @@ static void create_threads(struct rst_args *a, struct rst_thread *lead)
 	}
 }
 
+/* Until every other thread is done or failed: a failed one never counts
+ * itself done, and the tracer learns of the failure only once the leader
+ * traps too. */
+static int threads_pending(struct rst_args *a)
+{
+	if (__atomic_load_n(&a->threads_done, __ATOMIC_SEQ_CST) == (int32_t)a->nr_threads - 1)
+		return 0;
+	for (uint32_t i = 1; i < a->nr_threads; i++)
+		if (__atomic_load_n(&a->threads[i].err_step, __ATOMIC_SEQ_CST))
+			return 0;
+	return 1;
+}
+
 void rst_main(struct rst_args *a)
 {
 	struct rst_thread *lead = &a->threads[0];
@@ -404,7 +418,7 @@ void rst_main(struct rst_args *a)
 		int sig = *(int32_t *)a->shared_signals[i].raw;
 		CHECK(lead, RST_SIGQUEUE, sys_rt_sigqueueinfo(lead->tid, sig, a->shared_signals[i].raw), sig);
 	}
-	while (__atomic_load_n(&a->threads_done, __ATOMIC_SEQ_CST) != (int32_t)a->nr_threads - 1)
+	while (threads_pending(a))
 		sys_sched_yield();
 	sys_prctl(PR_SET_DUMPABLE, (uint64_t)a->dumpable, 0, 0, 0);
 	for (;;) {

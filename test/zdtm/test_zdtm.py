@@ -1836,6 +1836,54 @@ def test_err_restore_tree_child_fails(zdtm):
     r.ok = True
 
 
+@pytest.mark.parametrize("who", ["thread", "leader"])
+def test_err_restore_blob_fails(zdtm, who):
+    """tree_threads with one image edited with crit so that the restorer
+    blob fails in a task: in a non-leader thread of the root (its permitted
+    capabilities emptied: capset fails), or in a child's leader before it
+    makes its threads (an anonymous VMA without MAP_ANONYMOUS: mmap fails). Restore
+    must not wait for threads that never come: it fails at once with one
+    line naming the thread and the step, and no task is left"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("tree_threads", timeout=60)
+    r.start()
+    imgdir = r.dump(r.pid)
+    r.reap_dumped()
+
+    def crit(args, data=None):
+        return subprocess.run([CRIT] + args, input=data, capture_output=True, text=True, check=True).stdout
+    tasks = json.loads(crit(["decode", "-i", str(imgdir / "pstree.img")]))["entries"]
+    if who == "thread":
+        root = next(t for t in tasks if t["pid"] == r.pid)
+        victim = next(tid for tid in root["threads"] if tid != r.pid)
+        img = imgdir / ("core-%d.img" % victim)
+        core = json.loads(crit(["decode", "-i", str(img)]))
+        creds = core["entries"][0]["thread_core"]["creds"]
+        r.check(any(creds["cap_eff"]), "the thread has no effective capabilities to lose")
+        creds["cap_prm"] = [0] * len(creds["cap_prm"])
+        crit(["encode", "-o", str(img)], json.dumps(core))
+        step = "restoring credentials"
+    else:
+        child = next(t for t in tasks if t["pid"] != r.pid and len(t["threads"]) > 1)
+        victim = child["pid"]
+        img = imgdir / ("mm-%d.img" % victim)
+        mm = json.loads(crit(["decode", "-i", str(img)]))
+        anon = next(v for v in mm["entries"][0]["vmas"] if v["flags"] == 0x22)  # MAP_PRIVATE | MAP_ANONYMOUS
+        anon["flags"] = 0x02
+        crit(["encode", "-o", str(img)], json.dumps(mm))
+        step = "mapping a VMA"
+    rc = r.criu("blob-fail", ["restore", "-D", imgdir, "-d", "-o", "blob-fail.log", "-v4"],
+                log=imgdir / "blob-fail.log")
+    lines = _check_failed_cleanly(r, rc, "blob-fail", "restore with a failing %s" % who)
+    r.check(len(lines) == 1, "expected one error line, got %s" % lines)
+    r.check(any("thread %d" % victim in l and step in l for l in lines),
+            "the error does not name thread %d and '%s': %s" % (victim, step, lines))
+    for pid in [r.pid] + sorted(r.tree):
+        _no_task_left(r, pid, "the failed restore")
+    r.ok = True
+
+
 def test_err_restore_mapped_file_changed(zdtm):
     """a file the task maps grew after the dump: restore refuses it with an
     error naming the file, and leaves no task behind"""
