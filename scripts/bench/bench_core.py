@@ -104,7 +104,7 @@ class Procs:
     @staticmethod
     def alive(pid):
         try:
-            with open("/proc/%d/stat" % pid) as f:
+            with open("/proc/%d/stat" % pid, errors="replace") as f:
                 state = f.read().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             return False

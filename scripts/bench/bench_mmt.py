@@ -66,7 +66,7 @@ def pss_kib(pid):
 
 
 def parent_of(pid):
-    with open("/proc/%d/stat" % pid) as f:
+    with open("/proc/%d/stat" % pid, errors="replace") as f:
         return int(f.read().rsplit(")", 1)[1].split()[1])
 
 

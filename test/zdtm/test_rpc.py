@@ -66,7 +66,7 @@ RESTORE_SCRIPTS = ["pre-restore", "post-restore", "post-resume"]
 
 def proc_ppid(pid):
     try:
-        with open("/proc/%d/stat" % pid) as f:
+        with open("/proc/%d/stat" % pid, errors="replace") as f:
             data = f.read()
     except OSError:
         return None

@@ -153,7 +153,7 @@ def command_for(name):
 def proc_starttime(pid):
     """starttime (field 22 of /proc/PID/stat) or None if there is no such process."""
     try:
-        with open("/proc/%d/stat" % pid) as f:
+        with open("/proc/%d/stat" % pid, errors="replace") as f:
             data = f.read()
     except (FileNotFoundError, ProcessLookupError):
         return None
@@ -167,7 +167,7 @@ def proc_state(pid):
     """(state letter, TracerPid) from /proc/PID/status, or (None, None)."""
     state = tracer = None
     try:
-        with open("/proc/%d/status" % pid) as f:
+        with open("/proc/%d/status" % pid, errors="replace") as f:
             for line in f:
                 if line.startswith("State:"):
                     state = line.split()[1]
@@ -181,7 +181,7 @@ def proc_state(pid):
 def proc_ids(pid):
     """(session id, process group id, tty_nr) from /proc/PID/stat, or (None, None, None)."""
     try:
-        with open("/proc/%d/stat" % pid) as f:
+        with open("/proc/%d/stat" % pid, errors="replace") as f:
             data = f.read()
     except OSError:
         return None, None, None
@@ -296,10 +296,8 @@ def reap_zombie_children():
     for ent in os.listdir("/proc"):
         if not ent.isdigit():
             continue
-        try:
-            with open("/proc/%s/stat" % ent) as f:
-                data = f.read()
-        except OSError:
+        data = read_text("/proc/%s/stat" % ent)  # a comm may be any bytes
+        if not data:
             continue
         rest = data[data.rindex(")") + 2:].split()
         if rest[0] == "Z" and int(rest[1]) == me:
