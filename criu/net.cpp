@@ -19,6 +19,7 @@
 #include "log.h"
 #include "magic.h"
 #include "netdev.pb-c.h"
+#include "sysctl.h"
 
 namespace criu
 {
@@ -412,11 +413,6 @@ std::vector<const char *> ip_args(const IpImage &im, const char *verb)
 	return args;
 }
 
-bool has_ipv6()
-{
-	return access("/proc/sys/net/ipv6", F_OK) == 0;
-}
-
 Status save_ip_images(const ImageDir &dir, uint32_t id)
 {
 	for (auto &im : kIpImages) {
@@ -566,11 +562,14 @@ Status dump_netns(const ImageDir &dir, uint32_t id)
 		e.has_address = !l.mac.empty();
 		e.address.len = l.mac.size();
 		e.address.data = reinterpret_cast<uint8_t *>(l.mac.data());
+		auto confs = DevConfs::read(l.name);
+		confs.fill(e);
 		TRY(w->write(&e.base));
 		pr_info("net device %s (ifindex %d, %s) saved\n", l.name.c_str(), l.index,
 			*t == ND_TYPE__VETH ? "veth" : "loopback");
 	}
 	TRY(w->close());
+	TRY(dump_netns_confs(dir, id));
 	return save_ip_images(dir, id);
 }
 
@@ -613,10 +612,13 @@ Result<OwnNetns> OwnNetns::enter(const ImageDir &dir, uint32_t id, const std::ve
 	auto own = Rtnl::open();
 	if (!own)
 		return own.error();
+	// before the devices: they take "default" when made
+	TRY(restore_netns_confs(dir, id));
 	for (auto &d : *devs) {
 		if (d->type == ND_TYPE__VETH)
 			TRY(create_veth(*own, *host, n.back_.get(), *d, pair_for(veths, d->name), n.created_));
 		TRY(configure_link(*own, *d));
+		TRY(restore_dev_confs(*d));
 	}
 	TRY(restore_ip_images(dir, id, *own));
 	return n;

@@ -5,14 +5,17 @@
 // netdev-ID.img (name, ifindex, MTU, flags, MAC); addresses, routes and
 // rules as CRIU saves them, the raw output of `ip addr save`,
 // `ip route save`, `ip -6 route save` and `ip rule save` (ifaddr-,
-// route-, route6- and rule-ID.img, images without a magic). Any other
+// route-, route6- and rule-ID.img, images without a magic); the net
+// sysctls with them (sysctl.h). Any other
 // device (bridge, tun, macvlan, both ends of a veth pair, ...) is refused
 // naming the PID and the device, before anything is seized.
 // Restore: criu moves into a new net namespace and makes lo and every veth
 // again with its ifindex, name, MTU, MAC and flags, the peer in criu's own
 // namespace, named by --veth-pair IN=OUT[@BRIDGE] (or --external
 // veth[IN]:OUT[@BRIDGE]) or else by the kernel (unique, logged), and put
-// into BRIDGE (up) if one is given; then the addresses, routes and rules.
+// into BRIDGE (up) if one is given; the sysctls (the namespace's before
+// the devices are made, each device's after); then the addresses, routes
+// and rules.
 // A restore that fails deletes the pairs it made: nothing is left on the
 // host.
 #pragma once

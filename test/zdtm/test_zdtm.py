@@ -1424,6 +1424,55 @@ def test_namespaces(zdtm, name, kinds):
     r.ok = True
 
 
+NET_SYSCTLS = {  # path under /proc/sys/net, value set in the tree's namespace (none is a new netns's default)
+    "ipv4/conf/all/forwarding": "1",
+    "ipv4/conf/default/rp_filter": "2",
+    "ipv4/conf/lo/accept_local": "1",
+    "ipv4/conf/lo/accept_redirects": "0",
+    "ipv6/conf/default/hop_limit": "33",
+    "ipv6/conf/default/stable_secret": "2001:0db8:0000:0000:0000:0000:0000:5eed",
+    "ipv6/conf/lo/mtu": "1400",
+    "unix/max_dgram_qlen": "77",
+}
+
+
+def test_netns_sysctls(zdtm):
+    """ns_net with net sysctls changed in its net namespace (ipv4/ipv6 all,
+    default and lo, a string one, net.unix): netns-ID.img and the lo entry
+    hold them (crit decodes them), and the restored namespace has every
+    one again, not the new namespace's defaults; the test passes"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("ns_net", timeout=90)
+    wrapper = start_in_namespaces(r, ["pid", "net"])
+
+    def in_netns(pid, script):
+        p = subprocess.run(["nsenter", "-t", str(pid), "-n", "sh", "-c", script], capture_output=True, text=True,
+                           timeout=30)
+        r.check(p.returncode == 0, "nsenter %d: %s" % (pid, p.stderr))
+        return p.stdout
+    in_netns(r.pid, " && ".join("echo %s > /proc/sys/net/%s" % (v, k) for k, v in NET_SYSCTLS.items()))
+    read_all = " && ".join("cat /proc/sys/net/%s" % k for k in NET_SYSCTLS)
+    r.check(in_netns(r.pid, read_all).split() == list(NET_SYSCTLS.values()), "the sysctls were not set")
+    imgdir = r.dump(r.pid)
+    wrapper.wait(timeout=r.remaining(10))
+    check_images(imgdir)
+    netns = sorted(imgdir.glob("netns-*.img"))
+    r.check(len(netns) == 1, "images hold %s, not one netns image" % [p.name for p in netns])
+    rpid = r.dir / "restore.pid"
+    rc = r.criu("restore", ["restore", "-d", "-D", imgdir, "--pidfile", rpid, "-o", "restore.log", "-v4"],
+                log=imgdir / "restore.log")
+    r.check(rc == 0, "criu restore exited with %s" % rc)
+    pid = int(read_text(rpid).strip())
+    r.track(pid)
+    r.check(ns_inode(pid, "net") != ns_inode(os.getpid(), "net"), "the restored tree is in criu's net namespace")
+    got = dict(zip(NET_SYSCTLS, in_netns(pid, read_all).split()))
+    r.check(got == NET_SYSCTLS, "restored sysctls differ: %s" % {k: (v, NET_SYSCTLS[k]) for k, v in got.items()
+                                                               if v != NET_SYSCTLS[k]})
+    r.finish_task(pid)
+    r.ok = True
+
+
 def running(exe):
     """PIDs running the program exe."""
     pids = set()
