@@ -1,4 +1,5 @@
-"""Random damage to real dumps: whatever the images say, `criu restore`
+"""Random damage to real dumps (threads, unix sockets, zombies, POSIX timers,
+pid+uts and pid+net namespaces): whatever the images say, `criu restore`
 either restores or fails with one line on stderr and an exit code below
 128, within its timeout, and leaves no task of the tree behind.
 
@@ -86,7 +87,8 @@ def run_case(r, imgdir, work, img, data):
 
 
 @pytest.mark.parametrize("name,kinds", [("tree_threads", None), ("socket_unix00", None), ("tree_zombie", None),
-                                        ("posix_timers", None), ("ns_pid_uts", ("pid", "uts"))])
+                                        ("posix_timers", None), ("ns_pid_uts", ("pid", "uts")),
+                                        ("ns_net", ("pid", "net"))])
 def test_fuzz_images(zdtm, name, kinds):
     r = zdtm(name, timeout=max(120, CASES * 2))
     if kinds:
