@@ -201,6 +201,31 @@ std::string tmpfs_image(uint32_t dev)
 	return strfmt("tmpfs-dev-%u.tar.gz.img", dev);
 }
 
+// A detached copy of the tmpfs mount alone (open_tree, which only clones
+// mounts of the caller's namespace: criu steps into the task's for it).
+// Through it tar sees the tmpfs's own files: not the mounts over its
+// directories and files, whose files would otherwise be saved in their
+// place (a file bound from the same tmpfs even as a hard link).
+Result<Fd> tmpfs_view(pid_t pid, const std::string &mountpoint)
+{
+	Fd back(open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC)), cwd(open(".", O_PATH | O_CLOEXEC));
+	Fd ns(open(strfmt("/proc/%d/ns/mnt", pid).c_str(), O_RDONLY | O_CLOEXEC));
+	// (opened here: the task's namespace has another /proc)
+	Fd rootfd(open(strfmt("/proc/%d/root", pid).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+	if (!back.valid() || !cwd.valid() || !ns.valid() || !rootfd.valid())
+		return sys_error("can't open the mount namespaces and root of criu and PID %d", pid);
+	if (setns(ns.get(), CLONE_NEWNS) < 0)
+		return sys_error("can't enter the mount namespace of PID %d", pid);
+	auto rel = mountpoint == "/" ? std::string(".") : mountpoint.substr(1);
+	Fd view(open_tree(rootfd.get(), rel.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW));
+	int err = errno;
+	if (setns(back.get(), CLONE_NEWNS) < 0 || fchdir(cwd.get()) < 0)
+		return sys_error("can't return to criu's mount namespace");
+	if (!view.valid())
+		return Error{strfmt("can't take a view of the tmpfs at %s: %s", mountpoint.c_str(), strerror(err))};
+	return view;
+}
+
 Status dump_tmpfs(const ImageDir &dir, pid_t pid, const MountInfo &m)
 {
 	// through the task's root: the path walks its mounts
@@ -211,13 +236,16 @@ Status dump_tmpfs(const ImageDir &dir, pid_t pid, const MountInfo &m)
 	if (major(st.st_dev) != m.major || minor(st.st_dev) != m.minor)
 		return Error{strfmt("the tmpfs at %s is covered by another mount: its files can't be saved",
 				    m.mountpoint.c_str())};
+	auto view = tmpfs_view(pid, m.mountpoint);
+	if (!view)
+		return view.error();
 	auto name = tmpfs_image(m.kdev());
 	Fd out(openat(dir.fd(), name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
 	if (!out.valid())
 		return sys_error("can't create %s", name.c_str());
 	auto st2 = run_tool({"tar", "--create", "--gzip", "--no-unquote", "--no-wildcards", "--one-file-system",
 			     "--preserve-permissions", "--sparse", "--numeric-owner", "--xattrs", "--xattrs-include=*",
-			     "--directory", path, "."},
+			     "--directory", strfmt("/proc/%d/fd/%d", getpid(), view->get()), "."},
 			    -1, out.get());
 	if (!st2)
 		return Error{strfmt("can't save the files of the tmpfs at %s: %s", m.mountpoint.c_str(),

@@ -5,12 +5,16 @@
 // first. Each mount must be one of:
 //  - the root mount: its files are the root filesystem given with --root at
 //    restore (as CRIU's --root);
-//  - a bind of a directory of a mount saved before it (the same superblock);
+//  - a bind of a directory or file of a mount saved before it (the same
+//    superblock);
 //  - a filesystem criu makes anew: proc, sysfs, devpts, mqueue, overlay (its
 //    lowerdir/upperdir/workdir must be paths the tree sees) and tmpfs, whose
-//    files go into tmpfs-dev-DEV.tar.gz.img (GNU tar, as CRIU's);
-//  - an external mount, named at dump with --external mnt[MOUNTPOINT]:KEY and
-//    bound from the host with --external mnt[KEY]:PATH at restore.
+//    own files go into tmpfs-dev-DEV.tar.gz.img (GNU tar, as CRIU's), read
+//    through a detached copy of that mount alone: what other mounts hide is
+//    saved, what they put over its files is not;
+//  - an external mount (a directory or a file), named at dump with
+//    --external mnt[MOUNTPOINT]:KEY and bound from the host with
+//    --external mnt[KEY]:PATH at restore.
 // Anything else (a disk, cgroupfs, devtmpfs, a bind from outside the tree's
 // root) is refused naming the PID and the mountpoint. Every mount comes back
 // private: shared and slave propagation is not kept.

@@ -42,7 +42,8 @@ import pytest
 
 from test_zdtm import (CRIU, NOCR, TMPROOT, ZDTM_DIR, _check_job_ids, _finish_shell_job,  # noqa: F401
                        _no_task_left, _start_shell_job, _wait_running_untraced, built, check_images, check_pong,
-                       host_dir, mount_table, ping_through, proc_starttime, proc_state, read_text,
+                       host_dir, mount_table, ns_mnt_binds, ns_mnt_externals, ping_through, proc_starttime,
+                       proc_state, read_text,
                        start_in_namespaces, start_ns_veth, subreaper, tail,
                        wait_popen, wait_status_str, zdtm)
 
@@ -696,10 +697,10 @@ def test_rpc_root_external_mount(zdtm, host_dir):
     (r.dir / "ext_src").write_text(str(host_dir))
     wrapper = start_in_namespaces(r, ("pid", "mount"))
     before = sorted(mount_table(r.pid))
-    imgdir, resp = rpc_dump(r, svc.connect(), external=["mnt[%s/m/ext]:extdir" % r.dir])
+    imgdir, resp = rpc_dump(r, svc.connect(), external=ns_mnt_externals(r)[1::2])
     r.check(resp.success, "RPC dump failed: %s" % resp_error(resp))
     r.check(wrapper.wait(timeout=r.remaining(10)) != 0, "unshare: its child was not killed")
-    resp = rpc_restore(r, svc.connect(), imgdir, root="/", external=["mnt[extdir]:%s" % host_dir])
+    resp = rpc_restore(r, svc.connect(), imgdir, root="/", external=ns_mnt_binds(host_dir)[1::2])
     r.check(resp.success, "RPC restore failed: %s" % resp_error(resp))
     pid = resp.restore.pid
     r.track(pid)

@@ -1504,6 +1504,16 @@ def host_dir():
     shutil.rmtree(d, ignore_errors=True)
 
 
+def ns_mnt_externals(r):
+    """ns_mnt's external mounts at dump: the host directory and file."""
+    return ["--external", "mnt[%s/m/ext]:extdir" % r.dir, "--external", "mnt[%s/m/hosts]:hosts" % r.dir]
+
+
+def ns_mnt_binds(host_dir):
+    """Where they come from at restore."""
+    return ["--external", "mnt[extdir]:%s" % host_dir, "--external", "mnt[hosts]:%s" % (host_dir / "hello")]
+
+
 @pytest.mark.parametrize("kinds,mmt", [(("pid", "mount"), False), (("pid", "mount", "net", "uts", "ipc"), False),
                                        (("pid", "mount", "net", "uts", "ipc"), True)],
                          ids=["pid-mnt", "container", "container-mmt"])
@@ -1524,9 +1534,8 @@ def test_mount_namespace(request, zdtm, host_dir, kinds, mmt):
     (r.dir / "ext_src").write_text(str(host_dir))
     wrapper = start_in_namespaces(r, kinds)
     before = mount_table(r.pid)
-    r.check(len(before) == 9, "the test's mounts: %s" % before)
-    ext = "mnt[%s/m/ext]:extdir" % r.dir
-    imgdir = r.dump(r.pid, ["--external", ext])
+    r.check(len(before) == 12, "the test's mounts: %s" % before)
+    imgdir = r.dump(r.pid, ns_mnt_externals(r))
     r.check(wrapper.wait(timeout=r.remaining(10)) != 0, "unshare: its child was not killed")
     check_images(imgdir)
     r.check(list(imgdir.glob("tmpfs-dev-*.tar.gz.img")), "no tmpfs image")
@@ -1537,9 +1546,9 @@ def test_mount_namespace(request, zdtm, host_dir, kinds, mmt):
     instances = []
     for i in range(2):
         rpid = r.dir / ("restore-%d.pid" % i)
-        rc = r.criu("restore-%d" % i, ["restore", "-d", "-D", imgdir, "--pidfile", rpid, "--root", "/",
-                                       "--external", "mnt[extdir]:%s" % host_dir, "-o", "restore-%d.log" % i,
-                                       "-v4"] + extra, log=imgdir / ("restore-%d.log" % i))
+        rc = r.criu("restore-%d" % i, ["restore", "-d", "-D", imgdir, "--pidfile", rpid, "--root", "/", "-o",
+                                       "restore-%d.log" % i, "-v4"] + ns_mnt_binds(host_dir) + extra,
+                    log=imgdir / ("restore-%d.log" % i))
         r.check(rc == 0, "criu restore %d exited with %s" % (i, rc))
         pid = int(read_text(rpid).strip())
         r.track(pid)
@@ -1576,7 +1585,7 @@ def test_mount_namespace_errors(zdtm, host_dir):
     r.check(res.returncode == 1 and len(lines) == 1, "dump without --external: %s" % (res,))
     r.check(str(r.pid) in lines[0] and "%s/m/ext" % r.dir in lines[0] and "--external" in lines[0], lines[0])
     r.check(proc_state(r.pid)[1] == 0, "the test is still traced")
-    imgdir = r.dump(r.pid, ["--external", "mnt[%s/m/ext]:extdir" % r.dir, "-R"])
+    imgdir = r.dump(r.pid, ns_mnt_externals(r) + ["-R"])
     for args, want in (([], "--root"), (["--root", "/"], "--external mnt[extdir]:PATH"),
                        (["--root", str(bad)], "--root")):
         before = running(STATIC / "ns_mnt")

@@ -13,6 +13,11 @@
  *   D/m/ovl            overlay: lower D/m/lower, upper and work on the tmpfs
  *   D/m/ext            a bind of a host directory (named in D/ext_src),
  *                      dumped as an external mount
+ *   D/m/hosts          a bind of the host file hello in that directory (as
+ *                      a runtime binds /etc/resolv.conf), external too
+ *   D/m/tmp/sub/bound.txt  a bind of the file D/m/tmp/data.txt
+ *   D/m/tmp/covered    a tmpfs over a directory of the first tmpfs that
+ *                      holds under.txt: the file stays there, hidden
  * with files open on the tmpfs and the overlay and its cwd in the overlay.
  * After restore (into a new mount namespace) all of it must be there with
  * its contents, flags and sizes, proc must be its own pid namespace's, and
@@ -72,14 +77,18 @@ static void pivot(void)
 
 	if (test_read_file(at("ext_src"), ext, sizeof(ext)) <= 0)
 		fail("no ext_src");
-	for (const char *d = "m\0m/tmp\0m/lower\0m/ovl\0m/bind\0m/ext\0newroot\0"; *d; d += strlen(d) + 1)
+	for (const char *d = "m\0m/tmp\0m/lower\0m/ovl\0m/bind\0m/ext\0m/peek\0newroot\0"; *d; d += strlen(d) + 1)
 		if (mkdir(at(d), 0755) && errno != EEXIST)
 			fail("mkdir %s: %m", d);
 	put(at("m/lower/lower.txt"), "lower");
+	put(at("m/hosts"), "");
 	TEST_SYS(mount("/", root, NULL, MS_BIND, NULL));
-	char target[8192];
+	char target[8192], src[2048];
 	snprintf(target, sizeof(target), "%s%s", root, at("m/ext"));
 	TEST_SYS(mount(ext, target, NULL, MS_BIND, NULL));
+	snprintf(target, sizeof(target), "%s%s", root, at("m/hosts"));
+	snprintf(src, sizeof(src), "%s/hello", ext);
+	TEST_SYS(mount(src, target, NULL, MS_BIND, NULL));
 	TEST_SYS(chdir(root));
 	TEST_SYS(syscall(SYS_pivot_root, ".", "."));
 	TEST_SYS(umount2(".", MNT_DETACH));
@@ -108,6 +117,12 @@ static void setup(void)
 	TEST_SYS(chmod(at("m/tmp/sub"), 0700));
 	TEST_SYS(symlink("sub/inner.txt", at("m/tmp/link")));
 	TEST_SYS(link(at("m/tmp/data.txt"), at("m/tmp/hard.txt")));
+	put(at("m/tmp/sub/bound.txt"), "");
+	TEST_SYS(mount(at("m/tmp/data.txt"), at("m/tmp/sub/bound.txt"), NULL, MS_BIND, NULL));
+	TEST_SYS(mkdir(at("m/tmp/covered"), 0755));
+	put(at("m/tmp/covered/under.txt"), "under");
+	TEST_SYS(mount("zdtm-over", at("m/tmp/covered"), "tmpfs", 0, "size=64k"));
+	put(at("m/tmp/covered/over.txt"), "over");
 	TEST_SYS(mount(at("m/tmp/sub"), at("m/bind"), NULL, MS_BIND, NULL));
 	TEST_SYS(mount(NULL, at("m/bind"), NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, NULL));
 	char opts[16384];
@@ -201,6 +216,18 @@ static void check_files(int tmp_fd, int ovl_fd)
 	if (open(at("m/bind/new"), O_WRONLY | O_CREAT, 0644) >= 0 || errno != EROFS)
 		fail("m/bind is writable");
 	expect(at("m/ext/hello"), "from the host");
+	expect(at("m/hosts"), "from the host");
+	expect(at("m/tmp/sub/bound.txt"), "tmpfs data");
+	expect(at("m/tmp/covered/over.txt"), "over");
+	if (!access(at("m/tmp/covered/under.txt"), F_OK))
+		fail("the tmpfs over m/tmp/covered is gone");
+	/* the first tmpfs alone (a bind without its submounts): what is under */
+	TEST_SYS(mount(at("m/tmp"), at("m/peek"), NULL, MS_BIND, NULL));
+	expect(at("m/peek/covered/under.txt"), "under");
+	if (!access(at("m/peek/covered/over.txt"), F_OK))
+		fail("over.txt is in the first tmpfs");
+	expect(at("m/peek/sub/bound.txt"), "");
+	TEST_SYS(umount(at("m/peek")));
 	if (getcwd(buf, sizeof(buf)) == NULL || strcmp(buf, at("m/ovl")))
 		fail("cwd is not %s", at("m/ovl"));
 	put("again.txt", "written after restore");
