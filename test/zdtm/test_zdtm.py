@@ -1859,6 +1859,18 @@ def test_err_corrupt_images(env00_images, kind):
         len(problems), ncases, "\n".join(problems))
 
 
+def crit_load(img):
+    """An image as crit decodes it (JSON, raw numbers)."""
+    return json.loads(subprocess.run([CRIT, "decode", "-i", str(img)], capture_output=True, text=True,
+                                     check=True).stdout)
+
+
+def crit_store(img, obj):
+    """img encoded by crit from obj (as crit_load gives it)."""
+    subprocess.run([CRIT, "encode", "-o", str(img)], input=json.dumps(obj), capture_output=True, text=True,
+                   check=True)
+
+
 def test_err_restore_tree_child_fails(zdtm):
     """a tree whose last task fails in the middle of its restore (its cwd,
     edited with crit, is the executable: chdir fails in the task, after
@@ -1871,15 +1883,12 @@ def test_err_restore_tree_child_fails(zdtm):
     imgdir = r.dump(r.pid)
     r.reap_dumped()
     leaf = max(r.tree)  # forked last: its parent and the root exist when it fails
-
-    def crit(args, data=None):
-        return subprocess.run([CRIT] + args, input=data, capture_output=True, text=True, check=True).stdout
-    ids = json.loads(crit(["decode", "-i", str(imgdir / ("ids-%d.img" % leaf))]))["entries"][0]
-    mm = json.loads(crit(["decode", "-i", str(imgdir / ("mm-%d.img" % leaf))]))["entries"][0]
+    ids = crit_load(imgdir / ("ids-%d.img" % leaf))["entries"][0]
+    mm = crit_load(imgdir / ("mm-%d.img" % leaf))["entries"][0]
     fs_img = imgdir / ("fs-%d.img" % ids["fs_id"])
-    fs = json.loads(crit(["decode", "-i", str(fs_img)]))
+    fs = crit_load(fs_img)
     fs["entries"][0]["cwd_id"] = mm["exe_file_id"]
-    crit(["encode", "-o", str(fs_img)], json.dumps(fs))
+    crit_store(fs_img, fs)
     rpid = r.dir / "tree-fail.pid"
     rc = r.criu("tree-fail", ["restore", "-D", imgdir, "-d", "--pidfile", rpid, "-o", "tree-fail.log", "-v4"],
                 log=imgdir / "tree-fail.log")
@@ -1906,28 +1915,25 @@ def test_err_restore_blob_fails(zdtm, who):
     r.start()
     imgdir = r.dump(r.pid)
     r.reap_dumped()
-
-    def crit(args, data=None):
-        return subprocess.run([CRIT] + args, input=data, capture_output=True, text=True, check=True).stdout
-    tasks = json.loads(crit(["decode", "-i", str(imgdir / "pstree.img")]))["entries"]
+    tasks = crit_load(imgdir / "pstree.img")["entries"]
     if who == "thread":
         root = next(t for t in tasks if t["pid"] == r.pid)
         victim = next(tid for tid in root["threads"] if tid != r.pid)
         img = imgdir / ("core-%d.img" % victim)
-        core = json.loads(crit(["decode", "-i", str(img)]))
+        core = crit_load(img)
         creds = core["entries"][0]["thread_core"]["creds"]
         r.check(any(creds["cap_eff"]), "the thread has no effective capabilities to lose")
         creds["cap_prm"] = [0] * len(creds["cap_prm"])
-        crit(["encode", "-o", str(img)], json.dumps(core))
+        crit_store(img, core)
         step = "restoring credentials"
     else:
         child = next(t for t in tasks if t["pid"] != r.pid and len(t["threads"]) > 1)
         victim = child["pid"]
         img = imgdir / ("mm-%d.img" % victim)
-        mm = json.loads(crit(["decode", "-i", str(img)]))
+        mm = crit_load(img)
         anon = next(v for v in mm["entries"][0]["vmas"] if v["flags"] == 0x22)  # MAP_PRIVATE | MAP_ANONYMOUS
         anon["flags"] = 0x02
-        crit(["encode", "-o", str(img)], json.dumps(mm))
+        crit_store(img, mm)
         step = "mapping a VMA"
     rc = r.criu("blob-fail", ["restore", "-D", imgdir, "-d", "-o", "blob-fail.log", "-v4"],
                 log=imgdir / "blob-fail.log")
