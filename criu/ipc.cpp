@@ -24,8 +24,6 @@ namespace criu
 namespace
 {
 
-constexpr size_t kMaxMsg = 1 << 20;
-
 union semun {
 	int val;
 	semid_ds *buf;
@@ -208,7 +206,7 @@ Status dump_msg(const ImageDir &dir, uint32_t id)
 	auto w = ImageWriter::create(dir, strfmt("ipcns-msg-%u.img", id), IPCNS_MSG_MAGIC);
 	if (!w)
 		return w.error();
-	std::vector<char> buf(sizeof(long) + kMaxMsg);
+	std::vector<char> buf;	// grown to the largest queue's msg_qbytes, which bounds its messages
 	for (auto &m : *objs) {
 		IpcMsgEntry e = IPC_MSG_ENTRY__INIT;
 		IpcDescEntry d = desc_of(m, "msqid");
@@ -219,8 +217,11 @@ Status dump_msg(const ImageDir &dir, uint32_t id)
 		e.qbytes = ds.msg_qbytes;
 		e.qnum = ds.msg_qnum;
 		TRY(w->write(&e.base));
+		if (e.qnum && buf.size() < sizeof(long) + ds.msg_qbytes)
+			buf.resize(sizeof(long) + ds.msg_qbytes);
 		for (uint32_t i = 0; i < e.qnum; i++) {
-			ssize_t n = msgrcv((int)d.id, buf.data(), kMaxMsg, i, MSG_COPY | IPC_NOWAIT | MSG_NOERROR);
+			// no MSG_NOERROR: a message cut short would be saved as if whole
+			ssize_t n = msgrcv((int)d.id, buf.data(), buf.size() - sizeof(long), i, MSG_COPY | IPC_NOWAIT);
 			if (n < 0)
 				return sys_error("can't copy message %u of queue %u", i, d.id);
 			IpcMsg msg = IPC_MSG__INIT;
@@ -355,12 +356,57 @@ Status restore_sem(const ImageDir &dir, uint32_t id)
 	return {};
 }
 
+// One queue and its messages, its owner last.
+Status restore_queue(ImageReader &r, const IpcMsgEntry &q, std::vector<char> &buf)
+{
+	TRY(set_next_id("msg", q.desc->id));
+	int msqid = msgget((key_t)q.desc->key, IPC_CREAT | IPC_EXCL | (q.desc->mode & 0777));
+	TRY(check_id("message queue", msqid, q.desc->id));
+	msqid_ds ds{};
+	if (msgctl(msqid, IPC_STAT, &ds) < 0)
+		return sys_error("can't stat message queue %d", msqid);
+	if (ds.msg_qbytes != q.qbytes)
+		return Error{strfmt("message queue %u holds %lu bytes, not %u", q.desc->id,
+				    (unsigned long)ds.msg_qbytes, q.qbytes)};
+	for (uint32_t i = 0; i < q.qnum; i++) {
+		auto m = r.next<IpcMsg>(ipc_msg__descriptor);
+		if (!m)
+			return m.error();
+		if (!*m || (*m)->msize > q.qbytes)
+			return Error{
+			    strfmt("message queue %u: message %u is missing or bigger than the queue", q.desc->id, i)};
+		auto data = r.take_raw(round_up((*m)->msize, 8));
+		if (!data)
+			return data.error();
+		long type = (long)(*m)->mtype;
+		if (buf.size() < sizeof(long) + (*m)->msize)
+			buf.resize(sizeof(long) + (*m)->msize);
+		memcpy(buf.data(), &type, sizeof(long));
+		memcpy(buf.data() + sizeof(long), data->data(), (*m)->msize);
+		if (msgsnd(msqid, buf.data(), (*m)->msize, IPC_NOWAIT) < 0)
+			return sys_error("can't queue message %u of queue %d", i, msqid);
+	}
+	set_owner(ds.msg_perm, *q.desc);
+	if (msgctl(msqid, IPC_SET, &ds) < 0)
+		return sys_error("can't set the owner of message queue %d", msqid);
+	return {};
+}
+
+// A new queue's size is kernel.msgmnb, and IPC_SET past msgmnb needs
+// CAP_SYS_RESOURCE, which root in a container often lacks: msgmnb is made
+// each queue's size while the queue is made, filled and given its owner,
+// then set back to the namespace's own value (restored by restore_vars).
 Status restore_msg(const ImageDir &dir, uint32_t id)
 {
 	auto r = ImageReader::open(dir, strfmt("ipcns-msg-%u.img", id), IPCNS_MSG_MAGIC, true);
 	if (!r)
 		return r.error();
-	std::vector<char> buf(sizeof(long) + kMaxMsg);
+	auto mnb = read_sysctl("kernel/msgmnb");
+	if (!mnb)
+		return mnb.error();
+	// grown to the largest message: most namespaces have no queue, and a
+	// buffer of the largest possible one would cost its page faults
+	std::vector<char> buf;
 	for (;;) {
 		auto e = r->next<IpcMsgEntry>(ipc_msg_entry__descriptor);
 		if (!e)
@@ -368,35 +414,16 @@ Status restore_msg(const ImageDir &dir, uint32_t id)
 		if (!*e)
 			break;
 		const IpcMsgEntry &q = **e;
-		TRY(set_next_id("msg", q.desc->id));
-		int msqid = msgget((key_t)q.desc->key, IPC_CREAT | IPC_EXCL | (q.desc->mode & 0777));
-		TRY(check_id("message queue", msqid, q.desc->id));
-		// The queue may hold more than the default limit: set it first.
-		msqid_ds ds{};
-		if (msgctl(msqid, IPC_STAT, &ds) < 0)
-			return sys_error("can't stat message queue %d", msqid);
-		ds.msg_qbytes = q.qbytes;
-		if (msgctl(msqid, IPC_SET, &ds) < 0)
-			return sys_error("can't set the size of message queue %d", msqid);
-		for (uint32_t i = 0; i < q.qnum; i++) {
-			auto m = r->next<IpcMsg>(ipc_msg__descriptor);
-			if (!m)
-				return m.error();
-			if (!*m || (*m)->msize > kMaxMsg)
-				return Error{
-				    strfmt("message queue %u: message %u is missing or too big", q.desc->id, i)};
-			auto data = r->take_raw(round_up((*m)->msize, 8));
-			if (!data)
-				return data.error();
-			long type = (long)(*m)->mtype;
-			memcpy(buf.data(), &type, sizeof(long));
-			memcpy(buf.data() + sizeof(long), data->data(), (*m)->msize);
-			if (msgsnd(msqid, buf.data(), (*m)->msize, IPC_NOWAIT) < 0)
-				return sys_error("can't queue message %u of queue %d", i, msqid);
+		bool resize = q.qbytes != *mnb;
+		if (resize)
+			TRY(write_sysctl("kernel/msgmnb", std::to_string(q.qbytes)));
+		auto st = restore_queue(*r, q, buf);
+		if (resize) {
+			auto back = write_sysctl("kernel/msgmnb", std::to_string(*mnb));
+			if (st && !back)
+				st = back;
 		}
-		set_owner(ds.msg_perm, *q.desc);
-		if (msgctl(msqid, IPC_SET, &ds) < 0)
-			return sys_error("can't set the owner of message queue %d", msqid);
+		TRY(st);
 	}
 	return {};
 }
