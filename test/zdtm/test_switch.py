@@ -333,6 +333,16 @@ def test_pool_concurrency(pool):
         os.close(fd)
     pool.sandbox("repurpose", held)
     assert not mark.exists(), "repurpose left the overlay's upper directory as it was"
+    # a threaded manager can't make namespaces in itself: a clear error, the sandbox unchanged
+    code = ("import importlib.machinery as m, importlib.util as u, threading, time\n"
+            "l = m.SourceFileLoader('sb', %r); mod = u.module_from_spec(u.spec_from_loader('sb', l))\n"
+            "l.exec_module(mod)\n"
+            "threading.Thread(target=time.sleep, args=(5,), daemon=True).start()\n"
+            "try:\n    mod.cmd_repurpose(%r)\nexcept mod.SandboxError as e:\n    print(e)\n") % (SANDBOX, held)
+    r = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True, timeout=60)
+    assert "single-threaded" in r.stdout, (r.stdout, r.stderr)
+    assert all(os.path.ismount(pool.state / held / "ns" / k) for k in ("mnt", "uts", "ipc")), \
+        "the refused repurpose unbound the sandbox's namespaces"
 
 
 def test_switch_errors(zdtm, pool):
