@@ -34,6 +34,25 @@ def call(port, n, timeout=10, host="127.0.0.1"):
     return json.loads(data), body
 
 
+def wait_connections_closed(r, port):
+    """Until no socket on local port other than the listener is held by a
+    process: the server closes a request's connection only once it sees the
+    client's FIN (Node.js keeps it alive until then), and criu refuses
+    established connections, as CRIU does without --tcp-established."""
+    while True:
+        held = []
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in (read_text(table) or "").splitlines()[1:]:
+                f = line.split()
+                local_port, state, inode = int(f[1].rsplit(":", 1)[1], 16), f[3], f[9]
+                if local_port == port and state != "0A" and inode != "0":
+                    held.append((state, inode))
+        if not held:
+            return
+        r.check(r.remaining() > 5, "connections on port %d stay open: %s" % (port, held))
+        time.sleep(0.01)
+
+
 def check_answer(port, n, served, host="127.0.0.1"):
     ans, body = call(port, n, host=host)
     assert ans["sum_sq"] == sum(i * i for i in range(n)), ans
@@ -66,6 +85,7 @@ def test_http_function(fn_run, name):
     r.start()
     port = int((r.dir / "port").read_text())
     check_answer(port, 1000, served=1)  # warm-up
+    wait_connections_closed(r, port)
     imgdir = r.dump(r.pid)
     r.reap_dumped()
     check_images(imgdir)
