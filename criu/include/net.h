@@ -15,7 +15,8 @@
 // veth[IN]:OUT[@BRIDGE]) or else by the kernel (unique, logged), and put
 // into BRIDGE (up) if one is given; the sysctls (the namespace's before
 // the devices are made, each device's after); then the addresses, routes
-// and rules.
+// and rules, the images' rtnetlink messages sent back as requests (what
+// the kernel made already is left as it is).
 // A restore that fails deletes the pairs it made: nothing is left on the
 // host.
 #pragma once
