@@ -18,6 +18,7 @@
 #include "magic.h"
 #include "mnt.pb-c.h"
 #include "sandbox.h"
+#include "tar.h"
 
 namespace criu
 {
@@ -253,12 +254,27 @@ Status dump_tmpfs(const ImageDir &dir, pid_t pid, const MountInfo &m)
 	return {};
 }
 
+// Plain archives (tar.h) in criu itself; the others, or one criu could not
+// extract (emptied again first), by tar(1).
 Status restore_tmpfs(int images, uint32_t dev, const std::string &target)
 {
 	auto name = tmpfs_image(dev);
 	Fd in(openat(images, name.c_str(), O_RDONLY | O_CLOEXEC));
 	if (!in.valid())
 		return sys_error("can't open %s", name.c_str());
+	struct stat sb;
+	if (fstat(in.get(), &sb) == 0 && sb.st_size <= (1 << 20)) {
+		auto gz = read_file(strfmt("/proc/self/fd/%d", in.get()), 1 << 20);
+		Fd dir(open(target.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+		auto done = gz && dir.valid() ? extract_plain_tar_gz(*gz, dir.get(), name)
+					      : Result<bool>(Error{"can't read it"});
+		if (done && *done)
+			return {};
+		if (!done) {
+			pr_warn("%s: %s; tar extracts it instead\n", name.c_str(), done.error().msg.c_str());
+			TRY(run_tool({"find", target, "-mindepth", "1", "-delete"}, -1, -1));
+		}
+	}
 	auto st = run_tool({"tar", "--extract", "--gzip", "--no-unquote", "--no-wildcards", "--preserve-permissions",
 			    "--numeric-owner", "--xattrs", "--xattrs-include=*", "--directory", target},
 			   in.get(), -1);

@@ -2,7 +2,7 @@
 # Installs every Debian package the build, the tests and the demo need.
 # Idempotent: when everything is present it only checks, in well under a second.
 set -eu
-PKGS="g++ make pkg-config protobuf-c-compiler libprotobuf-c-dev libcap-dev
+PKGS="g++ make pkg-config protobuf-c-compiler libprotobuf-c-dev libcap-dev zlib1g-dev
       python3 python3-pytest python3-protobuf criu procps iproute2 binutils nodejs"
 missing=""
 for p in $PKGS; do

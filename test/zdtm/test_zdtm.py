@@ -1534,7 +1534,7 @@ def test_mount_namespace(request, zdtm, host_dir, kinds, mmt):
     (r.dir / "ext_src").write_text(str(host_dir))
     wrapper = start_in_namespaces(r, kinds)
     before = mount_table(r.pid)
-    r.check(len(before) == 12, "the test's mounts: %s" % before)
+    r.check(len(before) == 13, "the test's mounts: %s" % before)
     imgdir = r.dump(r.pid, ns_mnt_externals(r))
     r.check(wrapper.wait(timeout=r.remaining(10)) != 0, "unshare: its child was not killed")
     check_images(imgdir)

@@ -18,6 +18,10 @@
  *   D/m/tmp/sub/bound.txt  a bind of the file D/m/tmp/data.txt
  *   D/m/tmp/covered    a tmpfs over a directory of the first tmpfs that
  *                      holds under.txt: the file stays there, hidden
+ *   D/m/plain          a tmpfs with what criu extracts itself (no hard
+ *                      link): a 150-character name, a setuid file of
+ *                      another owner, a symlink, a FIFO, a 0700 directory
+ *                      with a file, modification times
  * with files open on the tmpfs and the overlay and its cwd in the overlay.
  * After restore (into a new mount namespace) all of it must be there with
  * its contents, flags and sizes, proc must be its own pid namespace's, and
@@ -77,7 +81,8 @@ static void pivot(void)
 
 	if (test_read_file(at("ext_src"), ext, sizeof(ext)) <= 0)
 		fail("no ext_src");
-	for (const char *d = "m\0m/tmp\0m/lower\0m/ovl\0m/bind\0m/ext\0m/peek\0newroot\0"; *d; d += strlen(d) + 1)
+	for (const char *d = "m\0m/tmp\0m/lower\0m/ovl\0m/bind\0m/ext\0m/peek\0m/plain\0newroot\0"; *d;
+	     d += strlen(d) + 1)
 		if (mkdir(at(d), 0755) && errno != EEXIST)
 			fail("mkdir %s: %m", d);
 	put(at("m/lower/lower.txt"), "lower");
@@ -92,6 +97,57 @@ static void pivot(void)
 	TEST_SYS(chdir(root));
 	TEST_SYS(syscall(SYS_pivot_root, ".", "."));
 	TEST_SYS(umount2(".", MNT_DETACH));
+	TEST_SYS(chdir("/"));
+}
+
+static char long_name[160];
+
+static void setup_plain(void)
+{
+	struct timespec ts[2] = {{0, UTIME_OMIT}, {981173106, 123456789}};
+
+	memset(long_name, 'L', 150);
+	TEST_SYS(mount("zdtm-plain", at("m/plain"), "tmpfs", 0, "size=64k,mode=0750"));
+	TEST_SYS(chdir(at("m/plain")));
+	put(long_name, "long");
+	put("suid", "suid");
+	TEST_SYS(chown("suid", 1000, 1001));
+	TEST_SYS(chmod("suid", 04750));
+	TEST_SYS(symlink("../plain/suid", "link"));
+	TEST_SYS(mkfifo("fifo", 0640));
+	TEST_SYS(mkdir("private", 0700));
+	put("private/inner", "inner");
+	TEST_SYS(utimensat(AT_FDCWD, "private/inner", ts, 0));
+	TEST_SYS(utimensat(AT_FDCWD, "private", ts, 0));
+	TEST_SYS(chdir("/"));
+}
+
+static void check_plain(void)
+{
+	struct stat st;
+	char buf[64];
+
+	TEST_SYS(chdir(at("m/plain")));
+	expect(long_name, "long");
+	expect("private/inner", "inner");
+	TEST_SYS(stat("suid", &st));
+	if (st.st_uid != 1000 || st.st_gid != 1001 || (st.st_mode & 07777) != 04750)
+		fail("m/plain/suid: %d:%d mode %o", st.st_uid, st.st_gid, st.st_mode & 07777);
+	if (readlink("link", buf, sizeof(buf)) != 13 || memcmp(buf, "../plain/suid", 13))
+		fail("m/plain/link is not the symlink it was");
+	TEST_SYS(lstat("fifo", &st));
+	if (!S_ISFIFO(st.st_mode) || (st.st_mode & 07777) != 0640)
+		fail("m/plain/fifo: mode %o", st.st_mode);
+	TEST_SYS(stat("private", &st));
+	if ((st.st_mode & 07777) != 0700 || st.st_mtim.tv_sec != 981173106 || st.st_mtim.tv_nsec != 123456789)
+		fail("m/plain/private: mode %o mtime %ld.%09ld", st.st_mode & 07777, (long)st.st_mtim.tv_sec,
+		     st.st_mtim.tv_nsec);
+	TEST_SYS(stat("private/inner", &st));
+	if (st.st_mtim.tv_sec != 981173106 || st.st_mtim.tv_nsec != 123456789)
+		fail("m/plain/private/inner has another mtime");
+	TEST_SYS(stat(".", &st));
+	if ((st.st_mode & 07777) != 0750)
+		fail("m/plain has mode %o", st.st_mode & 07777);
 	TEST_SYS(chdir("/"));
 }
 
@@ -124,6 +180,7 @@ static void setup(void)
 	TEST_SYS(mount("zdtm-over", at("m/tmp/covered"), "tmpfs", 0, "size=64k"));
 	put(at("m/tmp/covered/over.txt"), "over");
 	TEST_SYS(mount(at("m/tmp/sub"), at("m/bind"), NULL, MS_BIND, NULL));
+	setup_plain();
 	TEST_SYS(mount(NULL, at("m/bind"), NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, NULL));
 	char opts[16384];
 	snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s", at("m/lower"), at("m/tmp/upper"),
@@ -257,5 +314,6 @@ int main(int argc, char **argv)
 
 	check_mounts();
 	check_files(tmp_fd, ovl_fd);
+	check_plain();
 	pass();
 }
