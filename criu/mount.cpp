@@ -237,16 +237,20 @@ Status dump_tmpfs(const ImageDir &dir, pid_t pid, const MountInfo &m)
 	if (major(st.st_dev) != m.major || minor(st.st_dev) != m.minor)
 		return Error{strfmt("the tmpfs at %s is covered by another mount: its files can't be saved",
 				    m.mountpoint.c_str())};
+	// an unbindable mount can't be copied: its files are read through the
+	// task's root then, with what is mounted over them
 	auto view = tmpfs_view(pid, m.mountpoint);
-	if (!view)
-		return view.error();
+	if (view)
+		path = strfmt("/proc/%d/fd/%d", getpid(), view->get());
+	else
+		pr_warn("%s; its files are read with what other mounts put over them\n", view.error().msg.c_str());
 	auto name = tmpfs_image(m.kdev());
 	Fd out(openat(dir.fd(), name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
 	if (!out.valid())
 		return sys_error("can't create %s", name.c_str());
 	auto st2 = run_tool({"tar", "--create", "--gzip", "--no-unquote", "--no-wildcards", "--one-file-system",
 			     "--preserve-permissions", "--sparse", "--numeric-owner", "--xattrs", "--xattrs-include=*",
-			     "--directory", strfmt("/proc/%d/fd/%d", getpid(), view->get()), "."},
+			     "--directory", path, "."},
 			    -1, out.get());
 	if (!st2)
 		return Error{strfmt("can't save the files of the tmpfs at %s: %s", m.mountpoint.c_str(),
