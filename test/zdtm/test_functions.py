@@ -119,6 +119,7 @@ def test_http_function_in_container(fn_run):
     r.check([m[0] for m in mounts] == ["/", "/dev", "/dev/shm", "/proc", "/run"], "container mounts %s" % mounts)
     imgdir = r.dump(r.pid)
     r.check(v.wrapper.wait(timeout=r.remaining(10)) != 0, "unshare: its child was not killed")
+    v.drop_host_end()
     check_images(imgdir)
     for i in range(3):
         out = "zo%s%d" % (v.tag, i)
@@ -139,9 +140,6 @@ def test_http_function_in_container(fn_run):
         check_answer(8080, 5000 + i, served=2, host=addr)
         check_answer(8080, 7, served=3, host=addr)
         r.finish_task(pid, "restored function %d" % (i + 1))
-        # The next instance has the same address and MAC: the peer of this
-        # one goes now, as a platform would delete it, not when the kernel
-        # gets round to freeing the dead namespace (until then the bridge
-        # may still send the address's packets there, and get a reset).
+        # the next instance has the same address and MAC (see drop_host_end)
         subprocess.run(["ip", "link", "del", out], capture_output=True)
     r.ok = True

@@ -858,6 +858,7 @@ def test_rpc_veths(zdtm):
     v.names.append(out)
     imgdir = r.dump(r.pid)
     r.check(v.wrapper.wait(timeout=r.remaining(10)) != 0, "unshare: its child was not killed")
+    v.drop_host_end()
     svc = Service(r)
     resp = rpc_restore(r, svc.connect(), imgdir,
                        veths=[rpc.criu_veth_pair(if_in="eth0", if_out="%s@%s" % (out, v.bridge))])
