@@ -17,6 +17,7 @@
 #include "ipc-var.pb-c.h"
 #include "log.h"
 #include "magic.h"
+#include "sysctl.h"
 
 namespace criu
 {
@@ -79,25 +80,6 @@ IpcDescEntry desc_of(std::map<std::string, uint64_t> &m, const char *id_col)
 	d.uid = (uint32_t)m["uid"], d.gid = (uint32_t)m["gid"];
 	d.cuid = (uint32_t)m["cuid"], d.cgid = (uint32_t)m["cgid"];
 	return d;
-}
-
-Result<uint64_t> read_sysctl(const char *name)
-{
-	auto t = read_file(strfmt("/proc/sys/%s", name));
-	if (!t)
-		return t.error();
-	auto v = parse_u64(std::string(split(*t, '\n')[0]));
-	if (!v)
-		return Error{strfmt("/proc/sys/%s: not a number", name)};
-	return *v;
-}
-
-Status write_sysctl(const char *name, const std::string &value)
-{
-	Fd fd(::open(strfmt("/proc/sys/%s", name).c_str(), O_WRONLY | O_CLOEXEC));
-	if (!fd.valid())
-		return sys_error("can't open /proc/sys/%s", name);
-	return write_all(fd.get(), value.data(), value.size(), strfmt("/proc/sys/%s", name));
 }
 
 Status dump_vars(const ImageDir &dir, uint32_t id)

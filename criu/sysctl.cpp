@@ -216,6 +216,25 @@ Status write_conf(const char *proto, const std::string &target, std::span<const 
 
 }  // namespace
 
+Result<uint64_t> read_sysctl(const char *name)
+{
+	auto t = read_file(strfmt("/proc/sys/%s", name));
+	if (!t)
+		return t.error();
+	auto v = parse_u64(std::string(split(*t, '\n')[0]));
+	if (!v)
+		return Error{strfmt("/proc/sys/%s: not a number", name)};
+	return *v;
+}
+
+Status write_sysctl(const char *name, const std::string &value)
+{
+	Fd fd(::open(strfmt("/proc/sys/%s", name).c_str(), O_WRONLY | O_CLOEXEC));
+	if (!fd.valid())
+		return sys_error("can't open /proc/sys/%s", name);
+	return write_all(fd.get(), value.data(), value.size(), strfmt("/proc/sys/%s", name));
+}
+
 bool has_ipv6()
 {
 	return access("/proc/sys/net/ipv6", F_OK) == 0;

@@ -57,36 +57,15 @@ Result<std::optional<std::string>> inflate_gz(const std::string &gz, const std::
 	return std::optional<std::string>(std::move(out));
 }
 
-// A number in base 8 or 10, NUL- or space-terminated (GNU's base-256
-// numbers are not); nullopt if it is not one or overflows.
-std::optional<uint64_t> number(const char *f, size_t n, unsigned base)
-{
-	uint64_t v = 0;
-	size_t i = 0;
-	while (i < n && f[i] == ' ')
-		i++;
-	size_t digits = 0;
-	for (; i < n && f[i] >= '0' && f[i] < (char)('0' + base); i++, digits++) {
-		if (v > (UINT64_MAX - 9) / base)
-			return std::nullopt;
-		v = v * base + (f[i] - '0');
-	}
-	for (; i < n; i++)
-		if (f[i] != ' ' && f[i] != '\0')
-			return std::nullopt;
-	if (!digits)
-		return std::nullopt;
-	return v;
-}
-
+// A header's octal field: digits between spaces, NUL-terminated (GNU's
+// base-256 numbers are not octal).
 std::optional<uint64_t> octal(const char *f, size_t n)
 {
-	return number(f, n, 8);
-}
-
-std::optional<uint64_t> octal_or_decimal(const std::string &s, unsigned base)
-{
-	return number(s.data(), s.size(), base);
+	std::string_view v(f, strnlen(f, n));
+	v.remove_prefix(std::min(v.find_first_not_of(' '), v.size()));
+	auto last = v.find_last_not_of(' ');
+	v = v.substr(0, last == std::string_view::npos ? 0 : last + 1);
+	return parse_u64(v, 8);
 }
 
 struct Entry {
@@ -105,7 +84,7 @@ struct Entry {
 std::optional<timespec> pax_time(const std::string &v)
 {
 	auto dot = v.find('.');
-	auto sec = octal_or_decimal(v.substr(0, dot), 10);
+	auto sec = parse_u64(v.substr(0, dot));
 	if (!sec)
 		return std::nullopt;
 	timespec ts{(time_t)*sec, 0};
@@ -135,7 +114,7 @@ std::optional<Pax> parse_pax(std::string_view d)
 		auto sp = d.find(' ');
 		if (sp == std::string_view::npos)
 			return std::nullopt;
-		auto len = octal_or_decimal(std::string(d.substr(0, sp)), 10);
+		auto len = parse_u64(d.substr(0, sp));
 		if (!len || *len <= sp + 1 || *len > d.size() || d[*len - 1] != '\n')
 			return std::nullopt;
 		auto rec = d.substr(sp + 1, *len - sp - 2);
@@ -153,7 +132,7 @@ std::optional<Pax> parse_pax(std::string_view d)
 		} else if (key == "path" || key == "linkpath") {
 			(key == "path" ? p.path : p.linkpath) = val;
 		} else if (key == "size" || key == "uid" || key == "gid") {
-			auto n = octal_or_decimal(val, 10);
+			auto n = parse_u64(val);
 			if (!n)
 				return std::nullopt;
 			(key == "size" ? p.size : key == "uid" ? p.uid : p.gid) = n;

@@ -1,4 +1,5 @@
-// The sysctls of a net namespace the tree owns, as CRIU keeps them:
+// Sysctls: reading and writing one, and those of a net namespace the tree
+// owns, as CRIU keeps them:
 // net.ipv4.conf.{all,default}.* and net.ipv6.conf.{all,default}.* and
 // net.unix.max_dgram_qlen in netns-ID.img, each device's
 // net.ipv{4,6}.conf.DEV.* in its netdev-ID.img entry. An entry's position
@@ -22,6 +23,10 @@
 
 namespace criu
 {
+
+// /proc/sys/NAME of criu's namespaces ("kernel/msgmnb"): a number, or set.
+Result<uint64_t> read_sysctl(const char *name);
+Status write_sysctl(const char *name, const std::string &value);
 
 bool has_ipv6();
 
