@@ -87,7 +87,7 @@ void usage()
 	       "  criu dump -t PID -D DIR [<options>]\n"
 	       "  criu restore -D DIR [<options>]\n"
 	       "  criu check\n"
-	       "  criu service [--address PATH] [--daemon] [--pidfile FILE]\n"
+	       "  criu service [--address PATH] [--daemon] [--pidfile FILE] [--prepare N]\n"
 	       "  criu swrk FD\n"
 	       "  criu convert -D DIR --mm-template NAME [--mem-pool dram|dax] [--dax-device PATH]\n"
 	       "  criu mm-template list|delete NAME|hold NAME\n"
@@ -106,6 +106,8 @@ void usage()
 	       "  --inherit-fd fd[N]:RES   restore the file RES (pipe[INODE] or a path) as criu's fd N\n"
 	       "  --address PATH           service socket (default criu_service.socket)\n"
 	       "  --daemon                 service: detach into the background\n"
+	       "  --prepare N              service: after a restore, prepare the next one of the same\n"
+	       "                           images (their memory read ahead), for N directories at most\n"
 	       "  -L|--libdir DIR          plugin directory (default " PLUGIN_DIR ")\n"
 	       "  --external net[INODE]:KEY|mnt[INODE]:KEY\n"
 	       "                           dump: that namespace of the tree is not saved (external)\n"
@@ -168,6 +170,7 @@ bool parse_options(int argc, char **argv, Options &o)
 		kSwitch,
 		kRoot,
 		kVethPair,
+		kPrepare,
 		kUnsup
 	};
 	// clang-format off
@@ -184,6 +187,7 @@ bool parse_options(int argc, char **argv, Options &o)
 		{"pidfile", required_argument, nullptr, kPidfile},
 		{"address", required_argument, nullptr, kAddress},
 		{"daemon", no_argument, nullptr, kDaemon},
+		{"prepare", required_argument, nullptr, kPrepare},
 		{"inherit-fd", required_argument, nullptr, kInheritFd},
 		{"mm-template", required_argument, nullptr, kMmTemplate},
 		{"mem-pool", required_argument, nullptr, kMemPool},
@@ -266,6 +270,17 @@ bool parse_options(int argc, char **argv, Options &o)
 		case kDaemon:
 			o.daemon = true;
 			break;
+		case kPrepare: {
+			auto n = parse_u64(optarg);
+			if (!n || *n > 64) {
+				fprintf(stderr,
+					"Error: --prepare wants a number of image directories (0..64), not '%s'\n",
+					optarg);
+				return false;
+			}
+			o.prepare = *n;
+			break;
+		}
 		case kInheritFd: {
 			// fd[N]:resource
 			int fd, n = 0;

@@ -1240,6 +1240,30 @@ Result<pid_t> trace_tree(const Options &o, TreeImages &tree, const ImageDir &dir
 	return pid;
 }
 
+// ------------------------------------------------------ images read ahead
+
+// A spare of the service (spare.h) reads the images of the restore it
+// prepares ahead, and the restore takes them if it is of that directory
+// with that memory held (the spare checked that no file changed since).
+struct ReadAhead {
+	dev_t dev;
+	ino_t ino;
+	std::vector<HeldRange> held;
+	TreeImages tree;
+};
+std::optional<ReadAhead> g_read_ahead;
+
+Result<TreeImages> read_or_take(const ImageDir &dir, const ImageDir &pages, const std::vector<HeldRange> &held)
+{
+	struct stat st;
+	std::optional<ReadAhead> ahead = std::exchange(g_read_ahead, std::nullopt);
+	if (!ahead || fstat(dir.fd(), &st) < 0 || st.st_dev != ahead->dev || st.st_ino != ahead->ino ||
+	    held != ahead->held)
+		return read_images(dir, pages, held);
+	ahead->tree.pages = &pages;
+	return std::move(ahead->tree);
+}
+
 // ------------------------------------------ a root task made ahead of time
 
 // A template's spare worker makes the root task of its next restore before
@@ -1377,7 +1401,7 @@ Result<pid_t> restore_task(const Options &o)
 			return t.error();
 		tmpl = std::move(*t);
 	}
-	auto tree = read_images(*dir, tmpl ? *tmpl : *dir, o.held);
+	auto tree = read_or_take(*dir, tmpl ? *tmpl : *dir, o.held);
 	if (!tree)
 		return tree.error();
 	auto ext = read_external_ns(*dir);
@@ -1463,6 +1487,21 @@ Result<pid_t> restore_task(const Options &o)
 	if (netns)
 		netns->keep();
 	return pid;
+}
+
+Status read_images_ahead(int images_dir_fd, const std::vector<HeldRange> &held)
+{
+	struct stat st;
+	auto dir = ImageDir::from_fd(images_dir_fd, "the images to read ahead");
+	if (!dir)
+		return dir.error();
+	if (fstat(dir->fd(), &st) < 0)
+		return sys_error("can't stat the images to read ahead");
+	auto tree = read_images(*dir, *dir, held);
+	if (!tree)
+		return tree.error();
+	g_read_ahead.emplace(ReadAhead{st.st_dev, st.st_ino, held, std::move(*tree)});
+	return {};
 }
 
 Result<bool> prepare_root(const std::vector<HeldRange> &held, int images_dir_fd)

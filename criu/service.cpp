@@ -7,9 +7,12 @@
 // (and swrk) serves one request, or more while they set keep_open, as
 // libcriu expects: criu_restore_child() waits for swrk to exit before it
 // closes the socket. Only root peers (SO_PEERCRED) are served: others get
-// an error response.
+// an error response. With --prepare N, spares made ahead serve restores of
+// the image directories restored last (spare.h).
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -23,6 +26,7 @@
 #include "plugin.h"
 #include "rpc.pb-c.h"
 #include "sandbox.h"
+#include "spare.h"
 
 #ifndef CRIU_VERSION_MAJOR
 #define CRIU_VERSION_MAJOR 3
@@ -53,6 +57,7 @@ public:
 		return {};
 	}
 	pid_t peer_pid() const { return peer_pid_; }
+	int fd() const { return fd_.get(); }
 	uid_t peer_uid() const { return peer_uid_; }
 
 	// nullptr at the end of the connection.
@@ -153,12 +158,18 @@ Status refuse_unsupported(const CriuOpts &o)
 class Worker
 {
 public:
-	Worker(Connection &c, const Options &base, bool swrk) : c_(c), base_(base), swrk_(swrk) {}
+	Worker(Connection &c, const Options &base, bool swrk, SparePool *spares = nullptr, HeldMemory *held = nullptr)
+	    : c_(c), base_(base), swrk_(swrk), spares_(spares), held_(held)
+	{
+	}
 
-	// Serves one request, or more while they ask for keep_open.
-	int serve();
+	// Serves one request (first, if the worker had it already), or more
+	// while they ask for keep_open.
+	int serve(PbPtr<CriuReq> first = {});
 
 private:
+	bool handed_over(const CriuReq &req);
+	Status restore(const CriuReq &req, CriuResp &r);
 	Result<Options> options(const CriuReq &req);
 	Status template_options(Options &o, const CriuOpts &ro);
 	Status handle(const CriuReq &req);
@@ -167,7 +178,17 @@ private:
 	Connection &c_;
 	const Options &base_;
 	bool swrk_;
+	SparePool *spares_;
+	HeldMemory *held_;  // a spare's memory, for its first restore
 };
+
+// A worker looks for the spare of its first request's images; nothing
+// carried by the request but the images matters to the spare.
+bool Worker::handed_over(const CriuReq &req)
+{
+	return req.type == CRIU_REQ_TYPE__RESTORE && req.opts && !req.opts->mm_template &&
+	       spares_->hand_over(strfmt("/proc/%d/fd/%d", c_.peer_pid(), req.opts->images_dir_fd), c_.fd(), req);
+}
 
 Result<Options> Worker::options(const CriuReq &req)
 {
@@ -219,6 +240,10 @@ Result<Options> Worker::options(const CriuReq &req)
 		o.root = ro.root;
 	if (ro.mm_template)
 		TRY(template_options(o, ro));
+	else if (held_ && held_->serves(o.images_dir)) {
+		o.held = held_->ranges;
+		o.pages_dir_fd = held_->dir_fd;
+	}
 	return o;
 }
 
@@ -266,6 +291,35 @@ Status Worker::notify_client(const std::string &script, pid_t pid)
 	return {};
 }
 
+Status Worker::restore(const CriuReq &req, CriuResp &r)
+{
+	auto o = options(req);
+	if (!o)
+		return o.error();
+	log::init(o->verbosity, o->log_file.empty() ? "" : o->work_dir + "/" + o->log_file, o->log_pid);
+	plugins::set_options(&*o);
+	auto pid = o->mm_template.empty() ? restore_task(*o) : restore_from_template(*o);
+	plugins::set_options(&base_);
+	for (auto &[key, fd] : o->inherit_fds)
+		::close(fd);
+	Status st;
+	if (pid) {
+		if (spares_ && o->mm_template.empty())
+			spares_->restored(o->images_dir);
+		CriuRestoreResp rr = CRIU_RESTORE_RESP__INIT;
+		rr.pid = *pid;
+		r.restore = &rr;
+		st = c_.send_resp(r);
+	}
+	if (held_) {
+		// Once only, after the answer: the root then has the only copy
+		// of the memory (until then, a page it writes is copied).
+		held_->release();
+		held_ = nullptr;
+	}
+	return pid ? st : pid.error();
+}
+
 Status Worker::handle(const CriuReq &req)
 {
 	CriuResp r = CRIU_RESP__INIT;
@@ -282,23 +336,8 @@ Status Worker::handle(const CriuReq &req)
 		r.dump = &d;
 		return c_.send_resp(r);
 	}
-	case CRIU_REQ_TYPE__RESTORE: {
-		auto o = options(req);
-		if (!o)
-			return o.error();
-		log::init(o->verbosity, o->log_file.empty() ? "" : o->work_dir + "/" + o->log_file, o->log_pid);
-		plugins::set_options(&*o);
-		auto pid = o->mm_template.empty() ? restore_task(*o) : restore_from_template(*o);
-		plugins::set_options(&base_);
-		for (auto &[key, fd] : o->inherit_fds)
-			::close(fd);
-		if (!pid)
-			return pid.error();
-		CriuRestoreResp rr = CRIU_RESTORE_RESP__INIT;
-		rr.pid = *pid;
-		r.restore = &rr;
-		return c_.send_resp(r);
-	}
+	case CRIU_REQ_TYPE__RESTORE:
+		return restore(req, r);
 	case CRIU_REQ_TYPE__CHECK:
 		if (!check_kernel(nullptr))
 			return Error{"kernel lacks features dump or restore need (run criu check)"};
@@ -337,7 +376,7 @@ Status Worker::handle(const CriuReq &req)
 	}
 }
 
-int Worker::serve()
+int Worker::serve(PbPtr<CriuReq> first)
 {
 	if (auto st = c_.identify(); !st) {
 		pr_err("%s\n", st.error().msg.c_str());
@@ -351,8 +390,8 @@ int Worker::serve()
 		(void)send_error(c_, req && *req ? (*req)->type : CRIU_REQ_TYPE__EMPTY, msg);
 		return 1;
 	}
-	for (;;) {
-		auto req = c_.recv_req();
+	for (bool looked = held_ != nullptr;; looked = true) {
+		auto req = first ? Result<PbPtr<CriuReq>>(std::move(first)) : c_.recv_req();
 		if (!req) {
 			// a malformed message gets an answer; the connection goes on
 			pr_err("%s\n", req.error().msg.c_str());
@@ -361,6 +400,8 @@ int Worker::serve()
 			continue;
 		}
 		if (!*req)
+			return 0;
+		if (spares_ && !looked && handed_over(**req))
 			return 0;
 		bool keep = (*req)->has_keep_open && (*req)->keep_open;
 		if (auto st = handle(**req); !st) {
@@ -388,7 +429,7 @@ Result<int> listen_on(const std::string &path)
 	if (path.size() >= sizeof(sa.sun_path))
 		return Error{"service address too long: " + path};
 	strcpy(sa.sun_path, path.c_str());
-	Fd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+	Fd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
 	if (!fd.valid())
 		return sys_error("can't create the service socket");
 	unlink(path.c_str());
@@ -402,6 +443,67 @@ Result<int> listen_on(const std::string &path)
 		return sys_error("can't listen on %s", path.c_str());
 	return fd.release();
 }
+
+// The next connection's worker, forked ahead: it waits in accept()
+// itself, so that a client does not wait for a fork. It tells the main
+// process once it took a connection (or the main process sees it die),
+// and the main process forks the next one.
+class Acceptor
+{
+public:
+	bool ready() const { return ctl_.valid(); }
+	int fd() const { return ctl_.get(); }
+	void gone() { ctl_.reset(); }
+
+	void start(int listener, SparePool &spares, const Options &o)
+	{
+		int sv[2];
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+			pr_err("can't make a worker's socket: %s\n", strerror(errno));
+			return;
+		}
+		Fd mine(sv[0]), its(sv[1]);
+		pid_t pid = fork();
+		if (pid < 0) {
+			pr_err("can't fork a worker: %s\n", strerror(errno));
+			return;
+		}
+		if (pid == 0) {
+			mine.reset();
+			default_signals({SIGTERM, SIGINT, SIGCHLD});
+			spares.in_worker();
+			prctl(PR_SET_NAME, "criu-idle");
+			_exit(serve_next(listener, std::move(its), spares, o));
+		}
+		ctl_ = std::move(mine);
+	}
+
+private:
+	static int serve_next(int listener, Fd ctl, SparePool &spares, const Options &o)
+	{
+		constexpr char kTook = 'A';
+		for (;;) {
+			pollfd fds[2] = {{listener, POLLIN, 0}, {ctl.get(), POLLIN, 0}};
+			if (poll(fds, 2, -1) < 0 && errno != EINTR)
+				return 1;
+			if (fds[1].revents)
+				return 0;  // the service stopped
+			// (the listener does not block: another may have taken it)
+			int cfd = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+			if (cfd < 0)
+				continue;
+			(void)send(ctl.get(), &kTook, 1, MSG_NOSIGNAL);
+			ctl.reset();
+			::close(listener);
+			prctl(PR_SET_NAME, "criu");
+			Connection c(cfd);
+			Worker w(c, o, false, &spares);
+			return w.serve();
+		}
+	}
+
+	Fd ctl_;  // the main process's end
+};
 
 }  // namespace
 
@@ -444,32 +546,47 @@ int cmd_service(const Options &o)
 	sa.sa_handler = on_term;
 	sigaction(SIGTERM, &sa, nullptr);
 	sigaction(SIGINT, &sa, nullptr);
+	// caught only while waiting in ppoll(): a stop that comes meanwhile
+	// is not lost between the check of g_stop and the wait
+	sigset_t stop, waiting;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigprocmask(SIG_BLOCK, &stop, &waiting);
+	sigdelset(&waiting, SIGTERM);
+	sigdelset(&waiting, SIGINT);
 	struct sigaction chld {
 	};
 	chld.sa_handler = SIG_DFL;
 	chld.sa_flags = SA_NOCLDWAIT;  // workers are reaped by the kernel
 	sigaction(SIGCHLD, &chld, nullptr);
+	SparePool spares(o.prepare, listener.get(),
+			 [&o](SparePool &pool, int fd, PbPtr<CriuReq> first, HeldMemory &held) {
+				 Connection c(fd);
+				 Worker w(c, o, false, &pool, &held);
+				 return w.serve(std::move(first));
+			 });
+	if (auto st = spares.open(); !st) {
+		pr_err("%s\n", st.error().msg.c_str());
+		return 1;
+	}
 	pr_info("Serving on %s\n", path.c_str());
+	Acceptor next;
 	while (!g_stop) {
-		int cfd = accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
-		if (cfd < 0) {
+		if (!next.ready())
+			next.start(listener.get(), spares, o);
+		std::vector<pollfd> fds{{next.fd(), POLLIN, 0}};
+		spares.add_pollfds(fds);
+		// (without a worker ready, try again soon)
+		timespec soon{0, 100 * 1000 * 1000};
+		if (ppoll(fds.data(), fds.size(), next.ready() ? nullptr : &soon, &waiting) < 0) {
 			if (errno != EINTR)
-				pr_warn("accept on %s: %s\n", path.c_str(), strerror(errno));
+				pr_warn("poll on %s: %s\n", path.c_str(), strerror(errno));
 			continue;
 		}
-		pid_t pid = fork();
-		if (pid == 0) {
-			listener.reset();
-			signal(SIGTERM, SIG_DFL);
-			signal(SIGINT, SIG_DFL);
-			signal(SIGCHLD, SIG_DFL);
-			Connection c(cfd);
-			Worker w(c, o, false);
-			_exit(w.serve());
-		}
-		if (pid < 0)
-			pr_err("can't fork a worker: %s\n", strerror(errno));
-		::close(cfd);
+		spares.handle(&fds[1]);
+		if (fds[0].revents)
+			next.gone();
 	}
 	unlink(path.c_str());
 	pr_info("Service on %s stopped\n", path.c_str());

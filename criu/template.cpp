@@ -68,7 +68,7 @@ void collapse(const MemPlan &m, const rst_vma &v)
 
 }  // namespace
 
-Result<std::vector<HeldRange>> hold_template(const ImageDir &images, const ImageDir &pages, bool *collision)
+Result<std::vector<HeldRange>> hold_template(const ImageDir &images, const ImageDir &pages, bool huge, bool *collision)
 {
 	*collision = false;
 	auto tree = read_pstree(images);
@@ -112,7 +112,7 @@ Result<std::vector<HeldRange>> hold_template(const ImageDir &images, const Image
 		}
 		held.push_back({v.start, v.end});
 		TRY(fill(*plan, v, pages_fd.get()));
-		if (!fid)
+		if (huge && !fid)
 			collapse(*plan, v);
 	}
 	pr_info("Holding %zu VMAs of PID %d\n", held.size(), root);
@@ -154,7 +154,7 @@ extern "C" __attribute__((visibility("default"))) int criu_template_hold(int ima
 		return -EBADF;
 	}
 	bool collision;
-	auto r = hold_template(*images, *pages, &collision);
+	auto r = hold_template(*images, *pages, true, &collision);
 	if (!r) {
 		set_err(err, errlen, r.error().msg);
 		return collision ? -EEXIST : -EINVAL;

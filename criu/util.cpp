@@ -3,8 +3,10 @@
 #include "log.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <charconv>
@@ -103,6 +105,62 @@ Status read_all(int fd, void *buf, size_t len, const std::string &what)
 	return {};
 }
 
+Status send_fds(int sock, const void *buf, size_t len, const std::vector<int> &fds, int flags)
+{
+	iovec iov{const_cast<void *>(buf), len};
+	msghdr mh{};
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	std::vector<char> ctl(CMSG_SPACE(sizeof(int) * fds.size()));
+	if (!fds.empty()) {
+		mh.msg_control = ctl.data();
+		mh.msg_controllen = ctl.size();
+		cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+		memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+	}
+	ssize_t n;
+	do
+		n = sendmsg(sock, &mh, flags | MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)len)
+		return n < 0 ? sys_error("can't send a message with %zu fds", fds.size())
+			     : Error{"a message with fds was sent in part"};
+	return {};
+}
+
+Result<size_t> recv_fds(int sock, std::string &buf, size_t max_len, std::vector<Fd> &fds, size_t max_fds, int flags)
+{
+	buf.resize(max_len + 1);
+	iovec iov{buf.data(), buf.size()};
+	msghdr mh{};
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	std::vector<char> ctl(CMSG_SPACE(sizeof(int) * max_fds));
+	mh.msg_control = ctl.data();
+	mh.msg_controllen = ctl.size();
+	ssize_t n;
+	do
+		n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return sys_error("can't receive a message with fds");
+	fds.clear();
+	for (cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+				int fd;
+				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+				fds.emplace_back(fd);
+			}
+	buf.resize(n);
+	if ((size_t)n > max_len || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+		return Error{strfmt("a message of %zd bytes (%zu fds at most) was cut", n, max_fds)};
+	return (size_t)n;
+}
+
 std::vector<std::string_view> split(std::string_view s, char sep)
 {
 	std::vector<std::string_view> out;
@@ -192,6 +250,17 @@ Status run_tool(const std::vector<std::string> &argv, int in_fd, int out_fd)
 	return Error{strfmt("`%s` failed (%s %d)%s%.300s", cmd.c_str(), WIFEXITED(status) ? "exit status" : "signal",
 			    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), said.empty() ? "" : ": ",
 			    said.c_str())};
+}
+
+void default_signals(std::initializer_list<int> sigs)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	for (int s : sigs) {
+		signal(s, SIG_DFL);
+		sigaddset(&set, s);
+	}
+	sigprocmask(SIG_UNBLOCK, &set, nullptr);
 }
 
 }  // namespace criu

@@ -17,6 +17,7 @@ namespace criu
 // A range of memory a template holder already has in place (mm-templates).
 struct HeldRange {
 	uint64_t start, end;
+	bool operator==(const HeldRange &) const = default;
 };
 
 // --veth-pair IN=OUT[@BRIDGE]: the restored veth IN has its peer OUT in
@@ -41,6 +42,7 @@ struct Options {
 	std::vector<std::pair<std::string, int>> inherit_fds;  // resource -> fd
 	std::string address;				       // service --address
 	bool daemon = false;				       // service --daemon
+	size_t prepare = 0;				       // service --prepare N
 	int swrk_fd = -1;				       // swrk FD
 	std::string libdir;				       // -L: plugin directory
 	std::vector<std::string> args;			       // the command and its arguments
@@ -85,6 +87,9 @@ Status dump_task(const Options &o);
 Result<pid_t> restore_task(const Options &o);
 // restore_task() and --pidfile.
 Result<pid_t> restore_and_record(const Options &o);
+// In a spare of the service (spare.h): the images of the next restore, read
+// now; a restore of that directory with that memory held takes them.
+Status read_images_ahead(int images_dir_fd, const std::vector<HeldRange> &held);
 // In a template's spare worker (see template.h): the root task of the next
 // restore, made before the request comes.
 // false: this tree is restored the ordinary way (it has no pid namespace

@@ -17,11 +17,13 @@ namespace criu
 {
 
 // Maps the root task's private VMAs that have pages (anonymous or file
-// backed) at their dumped addresses in this process, fills them from the
-// pages images in pages, and collapses the anonymous ones into huge pages
-// where possible (so that a fork copies page tables per 2 MiB). A VMA
-// whose range is taken in this process fails with *collision set: the
-// holder re-executes itself to get another layout.
-Result<std::vector<HeldRange>> hold_template(const ImageDir &images, const ImageDir &pages, bool *collision);
+// backed) at their dumped addresses in this process and fills them from
+// the pages images in pages. With huge, the anonymous ones are collapsed
+// into huge pages where possible (so that a fork copies page tables per
+// 2 MiB: a template's memory is shared by many instances, for one the
+// extra memory is not worth it). A VMA whose range is taken in this
+// process fails with *collision set: the holder re-executes itself to get
+// another layout.
+Result<std::vector<HeldRange>> hold_template(const ImageDir &images, const ImageDir &pages, bool huge, bool *collision);
 
 }  // namespace criu

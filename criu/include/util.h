@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -134,10 +135,21 @@ Status read_all(int fd, void *buf, size_t len, const std::string &what);
 std::vector<std::string_view> split(std::string_view s, char sep);
 std::optional<uint64_t> parse_u64(std::string_view s, int base = 10);
 
+// One packet on a unix socket with fds attached (SCM_RIGHTS). recv_fds
+// returns the packet's size (0: the peer is gone) and the fds, close-on-exec;
+// a packet with more than max_fds fds or more than max_len bytes is an error.
+Status send_fds(int sock, const void *buf, size_t len, const std::vector<int> &fds, int flags = 0);
+Result<size_t> recv_fds(int sock, std::string &buf, size_t max_len, std::vector<Fd> &fds, size_t max_fds,
+			int flags = 0);
+
 // Runs a helper program (found in PATH, else in the sbin and bin
 // directories) to completion with in_fd and out_fd as its stdin and stdout
 // (-1: /dev/null). What it writes on stderr goes to the log (debug); an
 // error carries the command, its exit status and that text.
 Status run_tool(const std::vector<std::string> &argv, int in_fd, int out_fd);
+
+// In a child of a process that catches or blocks these signals: their
+// default dispositions, unblocked.
+void default_signals(std::initializer_list<int> sigs);
 
 }  // namespace criu

@@ -82,6 +82,10 @@ def children_of(ppid):
     return sorted(kids)
 
 
+def comm(pid):
+    return (read_text("/proc/%d/comm" % pid) or "").strip()
+
+
 def wchan(pid):
     return (read_text("/proc/%d/wchan" % pid) or "?").strip() or "?"
 
@@ -137,9 +141,15 @@ class Service:
         return Rpc.connect(self.r, self.path)
 
     def workers(self):
-        """The service's children: one worker per connection being served
-        (and the tasks a worker restored until it exits)."""
-        return children_of(self.pid)
+        """The service's busy children: one worker per connection being
+        served (and the tasks a worker restored until it exits); not the
+        worker forked ahead for the next connection (criu-idle) nor the
+        spares of --prepare (criu-spare)."""
+        return [p for p in children_of(self.pid) if comm(p) not in ("criu-idle", "criu-spare")]
+
+    def spares(self):
+        """The spares of --prepare: (pid, images directory) of each."""
+        return [(p, os.readlink("/proc/%d/cwd" % p)) for p in children_of(self.pid) if comm(p) == "criu-spare"]
 
     def wait_idle(self, timeout=RPC_TIMEOUT):
         """Until no worker is left."""

@@ -1,0 +1,308 @@
+#include "spare.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "log.h"
+#include "template.h"
+
+namespace criu
+{
+
+namespace
+{
+
+constexpr size_t kMaxTake = 128 << 10;	// worker -> spare: the request (a socket buffer's worth)
+
+constexpr char kReady = 'R', kFailed = 'F';  // spare -> main
+constexpr char kTaken = 'T', kStale = 'S';   // spare -> worker
+constexpr char kRestored = 'D';		     // inbox
+
+sockaddr_un abstract(const std::string &name, socklen_t *len)
+{
+	sockaddr_un sa{};
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path + 1, name.data(), std::min(name.size(), sizeof(sa.sun_path) - 1));
+	*len = offsetof(sockaddr_un, sun_path) + 1 + std::min(name.size(), sizeof(sa.sun_path) - 1);
+	return sa;
+}
+
+// A root peer: a spare restores as root for whoever hands it a request.
+bool root_peer(int fd)
+{
+	ucred cr{};
+	socklen_t len = sizeof(cr);
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.uid == 0;
+}
+
+// Every entry of the directory by name, inode, size, mtime and ctime: a
+// file rewritten or replaced since changes it (ctime can't be set back).
+Result<std::string> dir_stamp(int dir_fd)
+{
+	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return sys_error("can't open the image directory");
+	std::unique_ptr<DIR, int (*)(DIR *)> d(fdopendir(fd), closedir);
+	if (!d) {
+		::close(fd);
+		return sys_error("can't read the image directory");
+	}
+	std::vector<std::string> lines;
+	while (dirent *e = readdir(d.get())) {
+		struct stat st;
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (fstatat(dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return sys_error("can't stat %s of the image directory", e->d_name);
+		lines.push_back(strfmt("%s %lu %lld %lld.%09ld %lld.%09ld", e->d_name, (unsigned long)st.st_ino,
+				       (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+				       (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec));
+	}
+	std::sort(lines.begin(), lines.end());
+	std::string s;
+	for (auto &l : lines)
+		s += l + "\n";
+	return s;
+}
+
+std::string fd_path(int fd)
+{
+	char buf[PATH_MAX];
+	ssize_t n = readlink(strfmt("/proc/self/fd/%d", fd).c_str(), buf, sizeof(buf) - 1);
+	return n > 0 ? std::string(buf, n) : strfmt("fd %d", fd);
+}
+
+}  // namespace
+
+bool HeldMemory::serves(const std::string &path) const
+{
+	struct stat st;
+	return dir_fd >= 0 && stat(path.c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+void HeldMemory::release()
+{
+	for (auto &r : ranges)
+		munmap((void *)r.start, r.end - r.start);
+	ranges.clear();
+	dir_fd = -1;
+}
+
+SparePool::SparePool(size_t max, int listener_fd, ServeFn serve)
+    : max_(max), service_(getpid()), listener_(listener_fd), serve_(std::move(serve))
+{
+}
+
+Status SparePool::open()
+{
+	if (!max_)
+		return {};
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return sys_error("can't make the spares' inbox");
+	inbox_rd_.reset(sv[0]);
+	inbox_wr_.reset(sv[1]);
+	return {};
+}
+
+std::string SparePool::name(dev_t dev, ino_t ino) const
+{
+	return strfmt("criu-spare/%d/%lx:%lx", service_, (unsigned long)dev, (unsigned long)ino);
+}
+
+void SparePool::add_pollfds(std::vector<pollfd> &fds) const
+{
+	if (!max_)
+		return;
+	fds.push_back({inbox_rd_.get(), POLLIN, 0});
+	for (auto &s : spares_)
+		fds.push_back({s.ctl.get(), POLLIN, 0});
+}
+
+void SparePool::handle(const pollfd *fds)
+{
+	if (!max_)
+		return;
+	// Spares first: one that served a restore is gone before the inbox
+	// asks for its successor.
+	for (size_t i = spares_.size(); i-- > 0;) {
+		short ev = fds[1 + i].revents;
+		char c = 0;
+		if ((ev & POLLIN) && recv(spares_[i].ctl.get(), &c, 1, MSG_DONTWAIT) == 1 && c == kFailed)
+			failed_.insert({spares_[i].dev, spares_[i].ino});
+		if (c == kFailed || (ev & (POLLHUP | POLLERR)))
+			spares_.erase(spares_.begin() + i);
+	}
+	if (!(fds[0].revents & POLLIN))
+		return;
+	for (;;) {
+		std::string buf;
+		std::vector<Fd> got;
+		auto n = recv_fds(inbox_rd_.get(), buf, 1, got, 1, MSG_DONTWAIT);
+		if (!n || *n == 0)
+			return;
+		if (buf[0] == kRestored && got.size() == 1)
+			want(std::move(got[0]));
+	}
+}
+
+void SparePool::want(Fd dir)
+{
+	struct stat st;
+	if (fstat(dir.get(), &st) < 0 || failed_.count({st.st_dev, st.st_ino}))
+		return;
+	for (auto &s : spares_)
+		if (s.dev == st.st_dev && s.ino == st.st_ino) {
+			s.used = ++clock_;
+			return;
+		}
+	if (spares_.size() >= max_) {
+		auto lru = std::min_element(spares_.begin(), spares_.end(),
+					    [](const Spare &a, const Spare &b) { return a.used < b.used; });
+		pr_info("Dropping the spare of the least recently restored images\n");
+		spares_.erase(lru);
+	}
+	start(std::move(dir), st.st_dev, st.st_ino);
+}
+
+void SparePool::start(Fd dir, dev_t dev, ino_t ino)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		pr_warn("can't make a spare's socket: %s\n", strerror(errno));
+		return;
+	}
+	Fd mine(sv[0]), its(sv[1]);
+	pid_t pid = fork();
+	if (pid < 0) {
+		pr_warn("can't fork a spare: %s\n", strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		default_signals({SIGTERM, SIGINT, SIGCHLD});
+		::close(listener_);
+		in_worker();
+		mine.reset();
+		prctl(PR_SET_NAME, "criu-spare");
+		run(std::move(its), std::move(dir), dev, ino);
+	}
+	spares_.push_back({dev, ino, std::move(mine), ++clock_});
+}
+
+void SparePool::run(Fd ctl, Fd dir, dev_t dev, ino_t ino)
+{
+	std::string path = fd_path(dir.get());
+	auto fail = [&](const std::string &why) {
+		pr_warn("can't prepare the next restore of %s (not tried again): %s\n", path.c_str(), why.c_str());
+		(void)send(ctl.get(), &kFailed, 1, MSG_NOSIGNAL);
+		_exit(1);
+	};
+	// Listening before the memory is in: a worker that comes meanwhile waits.
+	Fd lsn(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+	socklen_t alen;
+	sockaddr_un sa = abstract(name(dev, ino), &alen);
+	if (!lsn.valid() || bind(lsn.get(), reinterpret_cast<sockaddr *>(&sa), alen) < 0 || listen(lsn.get(), 16) < 0)
+		fail(strfmt("can't listen on @%s: %s", name(dev, ino).c_str(), strerror(errno)));
+	auto stamp = dir_stamp(dir.get());
+	auto images = ImageDir::from_fd(dir.get(), path);
+	bool collision = false;
+	auto ranges = !stamp	? Result<std::vector<HeldRange>>(stamp.error())
+		      : !images ? Result<std::vector<HeldRange>>(images.error())
+				: hold_template(*images, *images, false, &collision);
+	if (!ranges)
+		fail(ranges.error().msg);
+	if (auto st = read_images_ahead(dir.get(), *ranges); !st)
+		fail(st.error().msg);
+	pr_info("Prepared the next restore of %s: %zu VMAs of memory in place\n", path.c_str(), ranges->size());
+	(void)send(ctl.get(), &kReady, 1, MSG_NOSIGNAL);
+	for (;;) {
+		pollfd fds[2] = {{ctl.get(), POLLIN, 0}, {lsn.get(), POLLIN, 0}};
+		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+			_exit(1);
+		if (fds[0].revents)
+			_exit(0);  // dropped, or the service ended
+		if (!(fds[1].revents & POLLIN))
+			continue;
+		Fd conn(accept4(lsn.get(), nullptr, nullptr, SOCK_CLOEXEC));
+		std::string buf;
+		std::vector<Fd> got;
+		if (!conn.valid() || !root_peer(conn.get()))
+			continue;
+		auto n = recv_fds(conn.get(), buf, kMaxTake, got, 1);
+		if (!n || got.size() != 1)
+			continue;
+		auto now = dir_stamp(dir.get());
+		auto *req = criu_req__unpack(nullptr, *n, reinterpret_cast<uint8_t *>(buf.data()));
+		bool fresh = req && now && *now == *stamp;
+		char answer = fresh ? kTaken : kStale;
+		if (send(conn.get(), &answer, 1, MSG_NOSIGNAL) != 1 || !fresh) {
+			if (req)
+				criu_req__free_unpacked(req, nullptr);
+			if (!fresh) {
+				pr_info("The images of %s changed since they were prepared: their spare ends\n",
+					path.c_str());
+				_exit(0);
+			}
+			continue;  // the worker is gone
+		}
+		// later comers find nobody listening and restore themselves
+		lsn.reset();
+		ctl.reset();
+		pr_info("Restoring %s with the memory prepared for it\n", path.c_str());
+		prctl(PR_SET_NAME, "criu");
+		HeldMemory held{std::move(*ranges), dir.get(), dev, ino};
+		_exit(serve_(*this, got[0].release(), PbPtr<CriuReq>(req), held));
+	}
+}
+
+void SparePool::in_worker()
+{
+	inbox_rd_.reset();
+	spares_.clear();
+}
+
+bool SparePool::hand_over(const std::string &images_dir, int conn_fd, const CriuReq &req) const
+{
+	struct stat st;
+	if (!max_ || stat(images_dir.c_str(), &st) < 0)
+		return false;
+	std::string buf(criu_req__get_packed_size(&req), '\0');
+	if (buf.size() > kMaxTake)
+		return false;
+	criu_req__pack(&req, reinterpret_cast<uint8_t *>(buf.data()));
+	Fd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+	socklen_t alen;
+	sockaddr_un sa = abstract(name(st.st_dev, st.st_ino), &alen);
+	if (!s.valid() || connect(s.get(), reinterpret_cast<sockaddr *>(&sa), alen) < 0)
+		return false;  // no spare for these images
+	if (!send_fds(s.get(), buf.data(), buf.size(), {conn_fd}))
+		return false;
+	// A spare still reading its images answers once it holds them; one
+	// that is dropped or ends meanwhile closes the connection.
+	char c = 0;
+	ssize_t n;
+	do
+		n = recv(s.get(), &c, 1, 0);
+	while (n < 0 && errno == EINTR);
+	return n == 1 && c == kTaken;
+}
+
+void SparePool::restored(const std::string &images_dir) const
+{
+	if (!max_)
+		return;
+	Fd dir(::open(images_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	// never blocks the restore's answer: a full inbox loses the wish
+	if (dir.valid())
+		(void)send_fds(inbox_wr_.get(), &kRestored, 1, {dir.get()}, MSG_DONTWAIT);
+}
+
+}  // namespace criu
