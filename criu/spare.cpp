@@ -22,9 +22,11 @@ namespace
 
 constexpr size_t kMaxTake = 128 << 10;	// worker -> spare: the request (a socket buffer's worth)
 
-constexpr char kReady = 'R', kFailed = 'F';  // spare -> main
-constexpr char kTaken = 'T', kStale = 'S';   // spare -> worker
-constexpr char kRestored = 'D';		     // inbox
+// spare -> main; kGone comes before the spare answers a worker, so that
+// main forgets it before that worker's restore asks for a successor
+constexpr char kReady = 'R', kFailed = 'F', kGone = 'G';
+constexpr char kTaken = 'T', kStale = 'S';  // spare -> worker
+constexpr char kRestored = 'D';		    // inbox
 
 sockaddr_un abstract(const std::string &name, socklen_t *len)
 {
@@ -138,7 +140,7 @@ void SparePool::handle(const pollfd *fds)
 		char c = 0;
 		if ((ev & POLLIN) && recv(spares_[i].ctl.get(), &c, 1, MSG_DONTWAIT) == 1 && c == kFailed)
 			failed_.insert({spares_[i].dev, spares_[i].ino});
-		if (c == kFailed || (ev & (POLLHUP | POLLERR)))
+		if (c == kFailed || c == kGone || (ev & (POLLHUP | POLLERR)))
 			spares_.erase(spares_.begin() + i);
 	}
 	if (!(fds[0].revents & POLLIN))
@@ -205,11 +207,19 @@ void SparePool::run(Fd ctl, Fd dir, dev_t dev, ino_t ino)
 		(void)send(ctl.get(), &kFailed, 1, MSG_NOSIGNAL);
 		_exit(1);
 	};
-	// Listening before the memory is in: a worker that comes meanwhile waits.
+	// Listening before the memory is in: a worker that comes meanwhile
+	// waits. A dropped predecessor may still hold the name for a moment.
 	Fd lsn(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
 	socklen_t alen;
 	sockaddr_un sa = abstract(name(dev, ino), &alen);
-	if (!lsn.valid() || bind(lsn.get(), reinterpret_cast<sockaddr *>(&sa), alen) < 0 || listen(lsn.get(), 16) < 0)
+	int r = -1;
+	for (int tries = 0; lsn.valid() && tries < 100; tries++) {
+		r = bind(lsn.get(), reinterpret_cast<sockaddr *>(&sa), alen);
+		if (r == 0 || errno != EADDRINUSE)
+			break;
+		usleep(10000);
+	}
+	if (r < 0 || listen(lsn.get(), 16) < 0)
 		fail(strfmt("can't listen on @%s: %s", name(dev, ino).c_str(), strerror(errno)));
 	auto stamp = dir_stamp(dir.get());
 	auto images = ImageDir::from_fd(dir.get(), path);
@@ -242,20 +252,21 @@ void SparePool::run(Fd ctl, Fd dir, dev_t dev, ino_t ino)
 		auto now = dir_stamp(dir.get());
 		auto *req = criu_req__unpack(nullptr, *n, reinterpret_cast<uint8_t *>(buf.data()));
 		bool fresh = req && now && *now == *stamp;
-		char answer = fresh ? kTaken : kStale;
-		if (send(conn.get(), &answer, 1, MSG_NOSIGNAL) != 1 || !fresh) {
-			if (req)
-				criu_req__free_unpacked(req, nullptr);
-			if (!fresh) {
-				pr_info("The images of %s changed since they were prepared: their spare ends\n",
-					path.c_str());
-				_exit(0);
-			}
-			continue;  // the worker is gone
+		if (!fresh) {
+			pr_info("The images of %s changed since they were prepared: their spare ends\n", path.c_str());
+			lsn.reset();  // (the name is free for a successor)
+			(void)send(ctl.get(), &kGone, 1, MSG_NOSIGNAL);
+			(void)send(conn.get(), &kStale, 1, MSG_NOSIGNAL);
+			_exit(0);
 		}
-		// later comers find nobody listening and restore themselves
+		// Gone for main and for later comers (nobody listens: they restore
+		// themselves), then taken. If the worker went away meanwhile, its
+		// client gets no answer: as if the worker had failed.
+		(void)send(ctl.get(), &kGone, 1, MSG_NOSIGNAL);
 		lsn.reset();
 		ctl.reset();
+		if (send(conn.get(), &kTaken, 1, MSG_NOSIGNAL) != 1)
+			_exit(1);
 		pr_info("Restoring %s with the memory prepared for it\n", path.c_str());
 		prctl(PR_SET_NAME, "criu");
 		HeldMemory held{std::move(*ranges), dir.get(), dev, ino};

@@ -42,8 +42,9 @@ import pytest
 
 from test_zdtm import (CRIU, NOCR, TMPROOT, ZDTM_DIR, _check_job_ids, _finish_shell_job,  # noqa: F401
                        _no_task_left, _start_shell_job, _wait_running_untraced, built, check_images, check_pong,
+                       descendants,
                        host_dir, mount_table, ns_mnt_binds, ns_mnt_externals, ping_through, proc_starttime,
-                       proc_state, read_text,
+                       proc_state, read_text, reap_zombie_children,
                        start_in_namespaces, start_ns_veth, subreaper, tail,
                        wait_popen, wait_status_str, zdtm)
 
@@ -148,8 +149,23 @@ class Service:
         return [p for p in children_of(self.pid) if comm(p) not in ("criu-idle", "criu-spare")]
 
     def spares(self):
-        """The spares of --prepare: (pid, images directory) of each."""
-        return [(p, os.readlink("/proc/%d/cwd" % p)) for p in children_of(self.pid) if comm(p) == "criu-spare"]
+        """The names (@criu-spare/SERVICE/DEV:INO) the service's spares of
+        --prepare listen on."""
+        prefix = "@criu-spare/%d/" % self.pid
+        lines = (read_text("/proc/net/unix") or "").splitlines()[1:]
+        return sorted({ln.split()[-1] for ln in lines if ln.split()[-1].startswith(prefix)})
+
+    def spare_name(self, imgdir):
+        st = os.stat(imgdir)
+        return "@criu-spare/%d/%x:%x" % (self.pid, st.st_dev, st.st_ino)
+
+    def wait_spare(self, imgdir, timeout=RPC_TIMEOUT):
+        """Until the spare of imgdir listens (it may still be reading)."""
+        end = time.monotonic() + timeout
+        while self.spare_name(imgdir) not in self.spares():
+            self.r.check(time.monotonic() < end, "no spare of %s after %ds (spares: %s)\n%s" % (
+                imgdir, timeout, self.spares(), tail(self.log)))
+            time.sleep(0.005)
 
     def wait_idle(self, timeout=RPC_TIMEOUT):
         """Until no worker is left."""
@@ -294,7 +310,11 @@ def resp_error(resp):
 
 
 def rpc_dump(r, conn, imgdir=None, answer=None, **opts):
-    """DUMP r.pid into imgdir (a new one by default); returns (imgdir, response)."""
+    """DUMP r.pid into imgdir (a new one by default); returns (imgdir, response).
+    As Run.dump, notes the tree below r.pid."""
+    r.tree = descendants(r.pid)
+    for child in r.tree:
+        r.track(child)
     imgdir = imgdir or r.new_imgdir()
     fd = open_dir(imgdir)
     try:
@@ -1171,4 +1191,154 @@ def test_rpc_service_daemon(zdtm):
     r.check(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, "the daemon ended with %s" %
             wait_status_str(status))
     r.check(not os.path.lexists(sock), "the daemon left its socket behind")
+    r.ok = True
+
+
+# ---------------------------------------------------------------- --prepare
+
+
+def _prepared_service(r):
+    """A service with --prepare 1 logging at -v3 to DIR/prepared.log."""
+    log = r.dir / "prepared.log"
+    return Service(r, ["--prepare", "1", "-v3", "-o", str(log)]), log
+
+
+def _served(log):
+    """How many restores a spare served so far."""
+    return (read_text(log) or "").count("with the memory prepared for it")
+
+
+def _anon_shared_dirty(pid):
+    """kB of the task's anonymous memory that another process maps too."""
+    total, anon = 0, False
+    for line in (read_text("/proc/%d/smaps" % pid) or "").splitlines():
+        key, _, val = line.partition(":")
+        if key == "Anonymous":
+            anon = int(val.split()[0]) > 0
+        elif key == "Shared_Dirty" and anon:
+            total += int(val.split()[0])
+    return total
+
+
+@pytest.mark.parametrize("name", ["heap00", "mm_anon", "maps_sparse", "mprotect00", "tree_shm", "fpu_threads"])
+def test_rpc_prepared(zdtm, name):
+    """criu service --prepare 1: the first RESTORE of a dump is ordinary;
+    meanwhile a spare reads the images and the root's memory, and serves
+    the next RESTORE of that directory (the service's log says so), three
+    times in a row; every instance passes; a single-process task's
+    anonymous memory is its own once the spare is gone (no Shared_Dirty);
+    when the service stops its spare ends and stops listening"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm(name, timeout=90)
+    svc, log = _prepared_service(r)
+    r.start()
+    imgdir = dump_ok(r, svc.connect())
+    for i in range(4):
+        if i:
+            svc.wait_spare(imgdir)
+        pid = restore_ok(r, svc.connect(), imgdir)
+        r.check(_served(log) == i,
+                "restore %d: %d restores served by a spare so far, expected %d\n%s" % (i, _served(log), i,
+                                                                                         tail(log)))
+        svc.wait_idle()
+        if not r.tree:
+            r.check(_anon_shared_dirty(pid) == 0, "restore %d: %d kB of the task's anonymous memory is "
+                    "mapped by another process too" % (i, _anon_shared_dirty(pid)))
+        r.out.unlink(missing_ok=True)
+        r.finish_task(pid, "instance %d" % i)
+        while any(proc_starttime(p) is not None for p in r.tree):  # its PIDs free for the next
+            r.check(time.monotonic() < r.deadline, "the tree of instance %d is still there" % i)
+            reap_zombie_children()
+            time.sleep(0.005)
+    svc.wait_spare(imgdir)
+    spare = svc.spare_name(imgdir)
+    svc.stop()
+    end = time.monotonic() + 10
+    while spare in svc.spares():
+        r.check(time.monotonic() < end, "the spare still listens 10s after the service stopped")
+        time.sleep(0.005)
+    r.ok = True
+
+
+def test_rpc_prepared_changed_and_dropped(zdtm):
+    """--prepare 1 with the images of a spare replaced by another dump (same
+    directory, another process): the spare sees the change and ends, the
+    restore is ordinary and brings back the new dump's task; with two
+    directories restored in turn only the last one's spare lives"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r1 = zdtm("heap00", timeout=90)
+    r2 = zdtm("env00", timeout=90)
+    svc, log = _prepared_service(r1)
+    r1.start()
+    imgdir = dump_ok(r1, svc.connect())
+    r1.finish_task(restore_ok(r1, svc.connect(), imgdir))
+    svc.wait_spare(imgdir)
+    # another process's dump in the same directory
+    for f in os.listdir(imgdir):
+        os.unlink(os.path.join(imgdir, f))
+    r2.start()
+    dump_ok(r2, svc.connect(), imgdir=imgdir)
+    pid = restore_ok(r2, svc.connect(), imgdir)
+    r1.check(_served(log) == 0, "a spare served images that changed since it read them\n%s" % tail(log))
+    r1.check("changed since they were prepared" in (read_text(log) or ""),
+             "the spare did not notice the change:\n%s" % tail(log))
+    r2.finish_task(pid)
+    # two directories: the newest one's spare replaces the other
+    r3 = zdtm("mm_anon", timeout=90)
+    r3.start()
+    other = dump_ok(r3, svc.connect())
+    svc.wait_spare(imgdir)
+    r3.finish_task(restore_ok(r3, svc.connect(), other))
+    svc.wait_spare(other)
+    end = time.monotonic() + 10
+    while svc.spares() != [svc.spare_name(other)]:
+        r1.check(time.monotonic() < end, "spares %s, expected only %s's" % (svc.spares(), other))
+        time.sleep(0.005)
+    r2.out.unlink(missing_ok=True)
+    r2.finish_task(restore_ok(r2, svc.connect(), imgdir), "the dropped spare's images")
+    r1.check(_served(log) == 0, "a dropped spare served a restore\n%s" % tail(log))
+    svc.stop()
+    r1.ok = r2.ok = r3.ok = True
+
+
+NONROOT_SPARE = r"""
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect("\0" + sys.argv[1])
+mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+socket.send_fds(s, [bytes.fromhex(sys.argv[2])], [theirs.fileno()])
+s.settimeout(10)
+try:
+    answer = s.recv(16)
+except OSError as e:
+    answer = b"error"
+print(os.getuid(), answer.hex() or "-")
+"""
+
+
+def test_rpc_prepared_nonroot_peer(zdtm):
+    """a uid 65534 process that finds a spare's abstract socket and hands it
+    a RESTORE request is not served (no answer, the connection closes); the
+    spare then serves the next root request"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("heap00", timeout=90)
+    svc, log = _prepared_service(r)
+    r.start()
+    imgdir = dump_ok(r, svc.connect())
+    r.finish_task(restore_ok(r, svc.connect(), imgdir))
+    svc.wait_spare(imgdir)
+    req = make_req(rpc.RESTORE, images_dir_fd=0).SerializeToString()
+    p = subprocess.run(["/usr/bin/python3", "-I", "-c", NONROOT_SPARE, svc.spare_name(imgdir)[1:], req.hex()],
+                       user=65534, group=65534, extra_groups=[], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30, cwd="/")
+    r.check(p.returncode == 0, "the uid 65534 client failed (%d): %s" % (p.returncode, p.stderr.decode()[-2000:]))
+    uid, answer = p.stdout.decode().split()
+    r.check(uid == "65534" and answer in ("-", "6572726f72"), "the uid %s peer got the answer %s" % (uid, answer))
+    r.out.unlink(missing_ok=True)
+    r.finish_task(restore_ok(r, svc.connect(), imgdir))
+    r.check(_served(log) == 1, "the spare did not serve root after refusing uid 65534\n%s" % tail(log))
+    svc.stop()
     r.ok = True
