@@ -302,22 +302,16 @@ Status Worker::restore(const CriuReq &req, CriuResp &r)
 	plugins::set_options(&base_);
 	for (auto &[key, fd] : o->inherit_fds)
 		::close(fd);
-	Status st;
-	if (pid) {
-		if (spares_ && o->mm_template.empty())
-			spares_->restored(o->images_dir);
-		CriuRestoreResp rr = CRIU_RESTORE_RESP__INIT;
-		rr.pid = *pid;
-		r.restore = &rr;
-		st = c_.send_resp(r);
-	}
-	if (held_) {
-		// Once only, after the answer: the root then has the only copy
-		// of the memory (until then, a page it writes is copied).
-		held_->release();
-		held_ = nullptr;
-	}
-	return pid ? st : pid.error();
+	if (!pid)
+		return pid.error();
+	if (spares_ && o->mm_template.empty())
+		spares_->restored(o->images_dir);
+	CriuRestoreResp rr = CRIU_RESTORE_RESP__INIT;
+	rr.pid = *pid;
+	r.restore = &rr;
+	auto st = c_.send_resp(r);
+	r.restore = nullptr;
+	return st;
 }
 
 Status Worker::handle(const CriuReq &req)
@@ -404,7 +398,15 @@ int Worker::serve(PbPtr<CriuReq> first)
 		if (spares_ && !looked && handed_over(**req))
 			return 0;
 		bool keep = (*req)->has_keep_open && (*req)->keep_open;
-		if (auto st = handle(**req); !st) {
+		auto st = handle(**req);
+		if (held_) {
+			// A spare's memory serves its first request only. Dropped
+			// after the answer: the root then has the only copy (until
+			// then, a page it writes is copied).
+			held_->release();
+			held_ = nullptr;
+		}
+		if (!st) {
 			pr_err("%s\n", st.error().msg.c_str());
 			if (!send_error(c_, (*req)->type, st.error().msg))
 				return 1;
@@ -578,7 +580,7 @@ int cmd_service(const Options &o)
 		std::vector<pollfd> fds{{next.fd(), POLLIN, 0}};
 		spares.add_pollfds(fds);
 		// (without a worker ready, try again soon)
-		timespec soon{0, 100 * 1000 * 1000};
+		timespec soon{0, 100'000'000};
 		if (ppoll(fds.data(), fds.size(), next.ready() ? nullptr : &soon, &waiting) < 0) {
 			if (errno != EINTR)
 				pr_warn("poll on %s: %s\n", path.c_str(), strerror(errno));
