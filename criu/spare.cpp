@@ -244,15 +244,18 @@ void SparePool::run(Fd ctl, Fd dir, dev_t dev, ino_t ino)
 		Fd conn(accept4(lsn.get(), nullptr, nullptr, SOCK_CLOEXEC));
 		std::string buf;
 		std::vector<Fd> got;
-		if (!conn.valid() || !root_peer(conn.get()))
+		timeval patience{5, 0};	 // a worker sends at once; nobody else keeps us
+		if (!conn.valid() || !root_peer(conn.get()) ||
+		    setsockopt(conn.get(), SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof(patience)) < 0)
 			continue;
 		auto n = recv_fds(conn.get(), buf, kMaxTake, got, 1);
 		if (!n || got.size() != 1)
 			continue;
+		PbPtr<CriuReq> req(criu_req__unpack(nullptr, *n, reinterpret_cast<uint8_t *>(buf.data())));
+		if (!req)
+			continue;
 		auto now = dir_stamp(dir.get());
-		auto *req = criu_req__unpack(nullptr, *n, reinterpret_cast<uint8_t *>(buf.data()));
-		bool fresh = req && now && *now == *stamp;
-		if (!fresh) {
+		if (!now || *now != *stamp) {
 			pr_info("The images of %s changed since they were prepared: their spare ends\n", path.c_str());
 			lsn.reset();  // (the name is free for a successor)
 			(void)send(ctl.get(), &kGone, 1, MSG_NOSIGNAL);
@@ -270,7 +273,7 @@ void SparePool::run(Fd ctl, Fd dir, dev_t dev, ino_t ino)
 		pr_info("Restoring %s with the memory prepared for it\n", path.c_str());
 		prctl(PR_SET_NAME, "criu");
 		HeldMemory held{std::move(*ranges), dir.get(), dev, ino};
-		_exit(serve_(*this, got[0].release(), PbPtr<CriuReq>(req), held));
+		_exit(serve_(*this, got[0].release(), std::move(req), held));
 	}
 }
 
