@@ -304,13 +304,14 @@ Status Worker::restore(const CriuReq &req, CriuResp &r)
 		::close(fd);
 	if (!pid)
 		return pid.error();
-	if (spares_ && o->mm_template.empty())
-		spares_->restored(o->images_dir);
 	CriuRestoreResp rr = CRIU_RESTORE_RESP__INIT;
 	rr.pid = *pid;
 	r.restore = &rr;
 	auto st = c_.send_resp(r);
 	r.restore = nullptr;
+	// after the answer: the next spare's reading is off this restore's path
+	if (spares_ && o->mm_template.empty())
+		spares_->restored(o->images_dir);
 	return st;
 }
 
