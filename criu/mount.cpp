@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -30,7 +31,7 @@ struct MountInfo {
 	uint32_t id = 0, parent = 0;
 	unsigned major = 0, minor = 0;
 	std::string root, mountpoint, mnt_opts, fstype, source, super_opts;
-	bool propagates = false;  // shared or slave
+	uint32_t shared = 0, master = 0;  // peer group ids (0: none)
 	uint32_t kdev() const { return major << 20 | minor; }
 };
 
@@ -99,8 +100,14 @@ Result<MountInfo> parse_mount_line(std::string_view line)
 	m.root = unescape(f[3]);
 	m.mountpoint = unescape(f[4]);
 	m.mnt_opts = f[5];
-	for (auto it = f.begin() + 6; it != dash; ++it)
-		m.propagates |= it->starts_with("shared:") || it->starts_with("master:");
+	for (auto it = f.begin() + 6; it != dash; ++it) {
+		auto colon = it->find(':');
+		auto n = colon == std::string_view::npos ? std::nullopt : parse_u64(it->substr(colon + 1));
+		if (n && it->starts_with("shared:"))
+			m.shared = *n;
+		else if (n && it->starts_with("master:"))
+			m.master = *n;
+	}
 	m.fstype = dash[1];
 	m.source = unescape(dash[2]);
 	m.super_opts = dash[3];
@@ -367,6 +374,10 @@ Status write_mount(ImageWriter &w, const MountInfo &m, const std::optional<std::
 		e.has_ext_mount = e.ext_mount = true;
 		e.ext_key = const_cast<char *>(key->c_str());
 	}
+	e.has_shared_id = m.shared != 0;
+	e.shared_id = m.shared;
+	e.has_master_id = m.master != 0;
+	e.master_id = m.master;
 	return w.write(&e.base);
 }
 
@@ -384,9 +395,6 @@ Status dump_mounts(const ImageDir &dir, uint32_t id, pid_t pid, const std::vecto
 	std::set<uint32_t> filled;  // tmpfs superblocks whose files are saved
 	for (auto &m : *mounts) {
 		auto key = external_value(externals, m.mountpoint);
-		if (m.propagates)
-			pr_warn("PID %d: the mount at %s propagates (shared or slave); it is restored private\n", pid,
-				m.mountpoint.c_str());
 		if (&m != &(*mounts)[0] && !key && m.fstype == "tmpfs" && filled.insert(m.kdev()).second)
 			TRY(dump_tmpfs(dir, pid, m));
 		TRY(write_mount(*w, m, key));
@@ -446,6 +454,8 @@ Status OwnMntns::load(const ImageDir &dir, uint32_t id, const Options &o)
 		m.flags = (*e)->flags;
 		m.sb_flags = (*e)->sb_flags;
 		m.external = (*e)->ext_mount;
+		m.shared = (*e)->shared_id;
+		m.master = (*e)->master_id;
 		auto parent = by_id.find((*e)->parent_mnt_id);
 		if (mounts_.empty() != (parent == by_id.end()))
 			return Error{strfmt("%s: mount %u at %s comes before its parent", r->name().c_str(), m.id,
@@ -533,10 +543,15 @@ Status OwnMntns::make(const Mount &m, const std::string &prefix) const
 Status OwnMntns::build()
 {
 	timespec t0 = now();
-	for (auto &m : mounts_) {
+	roots_.resize(mounts_.size());
+	for (size_t i = 0; i < mounts_.size(); i++) {
+		auto &m = mounts_[i];
 		if (m.late)
 			continue;
 		TRY(make(m, staging_));
+		roots_[i].reset(::open((staging_ + m.mountpoint).c_str(), O_PATH | O_CLOEXEC));
+		if (!roots_[i].valid())
+			return sys_error("can't open the mount at %s", m.mountpoint.c_str());
 		pr_debug("mounted %s %s at %s%s\n", m.fstype.c_str(),
 			 m.from.empty() ? m.source.c_str() : m.from.c_str(), m.mountpoint.c_str(),
 			 m.from.empty() ? "" : " (bind)");
@@ -548,8 +563,100 @@ Status OwnMntns::build()
 		return sys_error("can't pivot into the new root %s", staging_.c_str());
 	if (umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
 		return sys_error("can't detach criu's root after pivot_root");
+	// after the pivot: a shared root can't be pivoted into
+	TRY(propagate());
+	roots_.clear();
 	pr_info("Mount namespace: %zu mounts made in %.3f ms, %zu wait for the tree's namespaces\n",
 		mounts_.size() - late_.size(), ms_since(t0), late_.size());
+	return {};
+}
+
+namespace
+{
+
+Status set_group(int from, int to, const std::string &what)
+{
+	if (move_mount(from, "", to, "", MOVE_MOUNT_SET_GROUP | MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		return sys_error("can't put the mount at %s into its peer group", what.c_str());
+	return {};
+}
+
+Status set_propagation(int fd, uint64_t type, const std::string &what)
+{
+	mount_attr a{};
+	a.propagation = type;
+	if (mount_setattr(fd, "", AT_EMPTY_PATH, &a, sizeof(a)) < 0)
+		return sys_error("can't make the mount at %s %s", what.c_str(),
+				 type == MS_SHARED ? "shared" : "a slave");
+	return {};
+}
+
+}  // namespace
+
+// The made mount of dev whose root holds the roots of all of dev's mounts:
+// a peer group can be copied from it to any of them.
+Result<size_t> OwnMntns::widest(uint32_t dev) const
+{
+	for (size_t i = 0; i < mounts_.size(); i++) {
+		auto &w = mounts_[i];
+		if (w.dev == dev && roots_[i].valid() && std::all_of(mounts_.begin(), mounts_.end(), [&](auto &m) {
+			    return m.dev != dev || m.late || is_under(m.root, w.root);
+		    }))
+			return i;
+	}
+	return Error{strfmt("no mount of device %u:%u holds all the others", dev >> 20, dev & 0xfffff)};
+}
+
+// The dump's peer groups among the tree's mounts, with new numbers. Each
+// group gets a detached copy of the widest mount of its filesystem, made
+// a slave of the group's master first if that is a group of the tree, then
+// shared; its members join it (MOVE_MOUNT_SET_GROUP takes the group and
+// the master). A slave that is no peer joins its master's group and is
+// made a slave. The copies go when their fds close; the groups stay.
+Status OwnMntns::propagate()
+{
+	std::map<uint32_t, std::vector<size_t>> groups;
+	for (size_t i = 0; i < mounts_.size(); i++)
+		if (mounts_[i].shared && !mounts_[i].late)
+			groups[mounts_[i].shared].push_back(i);
+	std::map<uint32_t, Fd> made;
+	std::function<Status(uint32_t)> make_group = [&](uint32_t g) -> Status {
+		if (made.count(g))
+			return {};
+		const Mount &first = mounts_[groups[g].front()];
+		auto w = widest(first.dev);
+		if (!w)
+			return Error{
+			    strfmt("peer group %u (%s): %s", g, first.mountpoint.c_str(), w.error().msg.c_str())};
+		Fd copy(open_tree(roots_[*w].get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH));
+		if (!copy.valid())
+			return sys_error("can't copy the mount at %s", mounts_[*w].mountpoint.c_str());
+		if (first.master && groups.count(first.master)) {
+			TRY(make_group(first.master));
+			TRY(set_group(made[first.master].get(), copy.get(), "a copy of " + first.mountpoint));
+			TRY(set_propagation(copy.get(), MS_SLAVE, "a copy of " + first.mountpoint));
+		}
+		TRY(set_propagation(copy.get(), MS_SHARED, "a copy of " + first.mountpoint));
+		for (size_t i : groups[g])
+			TRY(set_group(copy.get(), roots_[i].get(), mounts_[i].mountpoint));
+		made[g] = std::move(copy);
+		return {};
+	};
+	for (auto &[g, members] : groups)
+		TRY(make_group(g));
+	for (size_t i = 0; i < mounts_.size(); i++) {
+		const Mount &m = mounts_[i];
+		bool late = m.late && (m.shared || m.master);
+		if (late || (m.master && !groups.count(m.master)))
+			pr_warn("the mount at %s is restored without its %s (peer group %u)\n", m.mountpoint.c_str(),
+				late ? "propagation" : "master, which is not in the tree", late ? m.shared : m.master);
+		if (m.late || m.shared || !m.master || !groups.count(m.master))
+			continue;
+		TRY(set_group(made[m.master].get(), roots_[i].get(), m.mountpoint));
+		TRY(set_propagation(roots_[i].get(), MS_SLAVE, m.mountpoint));
+	}
+	if (!made.empty())
+		pr_info("Mount namespace: %zu peer groups made again\n", made.size());
 	return {};
 }
 

@@ -16,8 +16,12 @@
 //    --external mnt[MOUNTPOINT]:KEY and bound from the host with
 //    --external mnt[KEY]:PATH at restore.
 // Anything else (a disk, cgroupfs, devtmpfs, a bind from outside the tree's
-// root) is refused naming the PID and the mountpoint. Every mount comes back
-// private: shared and slave propagation is not kept.
+// root) is refused naming the PID and the mountpoint. Peer groups and
+// masters (shared and slave propagation) are saved as CRIU does
+// (shared_id, master_id) and made again among the tree's mounts once they
+// all exist, so that nothing propagates while the tree is built; a master
+// outside the tree (the host's) is not kept: such a mount comes back
+// without it, and so does a proc or mqueue made in the tree's namespaces.
 //
 // Restore: criu unshares a mount namespace, builds the tree in a staging
 // directory and pivots into it, so that the files and sockets it opens for
@@ -64,6 +68,7 @@ public:
 	// One mount to make, as the images describe it.
 	struct Mount {
 		uint32_t id = 0, dev = 0;
+		uint32_t shared = 0, master = 0;  // the dump's peer group ids
 		std::string mountpoint, root, fstype, source, options;
 		unsigned long flags = 0, sb_flags = 0;
 		bool external = false;
@@ -76,8 +81,11 @@ private:
 	Status resolve(Mount &m, const std::string &key, const Options &o);
 	Status make(const Mount &m, const std::string &prefix) const;
 	Status build();
+	Status propagate();
+	Result<size_t> widest(uint32_t dev) const;
 	Status make_late() const;
 	std::vector<Mount> mounts_;
+	std::vector<Fd> roots_;	    // of mounts_ once made (O_PATH at their roots)
 	std::vector<size_t> late_;  // indexes into mounts_, in order
 	bool temp_proc_ = false;    // criu's own proc on the tree's /proc meanwhile
 	bool own_pid_ = false, own_ipc_ = false;

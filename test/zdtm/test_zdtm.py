@@ -1495,6 +1495,28 @@ def mount_table(pid):
     return out
 
 
+def propagation_shape(pid):
+    """{mountpoint: (peer group, master)} of /proc/PID/mountinfo, the
+    kernel's group numbers replaced by their order of first appearance (a
+    restore makes new ones), outside groups (masters no mount of pid's
+    is a peer of) as "outside"."""
+    fields = {}
+    for line in read_text("/proc/%d/mountinfo" % pid).splitlines():
+        f = line.split()
+        opt = dict(o.split(":", 1) for o in f[6:f.index("-")] if ":" in o)
+        fields[f[4]] = (opt.get("shared"), opt.get("master"))
+    inside = {sh for sh, _ in fields.values() if sh}
+    labels = {}
+
+    def label(g):
+        if g is None:
+            return None
+        if g not in inside:
+            return "outside"
+        return labels.setdefault(g, len(labels))
+    return {mp: (label(sh), label(ma)) for mp, (sh, ma) in fields.items()}
+
+
 @pytest.fixture
 def host_dir():
     """A directory of the host's (on /dev/shm, a filesystem the test's
@@ -1534,7 +1556,9 @@ def test_mount_namespace(request, zdtm, host_dir, kinds, mmt):
     (r.dir / "ext_src").write_text(str(host_dir))
     wrapper = start_in_namespaces(r, kinds)
     before = mount_table(r.pid)
-    r.check(len(before) == 13, "the test's mounts: %s" % before)
+    r.check(len(before) == 16, "the test's mounts: %s" % before)
+    shape = propagation_shape(r.pid)
+    r.check(sum(1 for sh, _ in shape.values() if sh is not None) == 2, "the test's peer groups: %s" % shape)
     imgdir = r.dump(r.pid, ns_mnt_externals(r))
     r.check(wrapper.wait(timeout=r.remaining(10)) != 0, "unshare: its child was not killed")
     check_images(imgdir)
@@ -1556,6 +1580,8 @@ def test_mount_namespace(request, zdtm, host_dir, kinds, mmt):
             r.check(ns_inode(pid, kind) != ns_inode(os.getpid(), kind), "instance %d shares our %s ns" % (i, kind))
         after = mount_table(pid)
         r.check(sorted(after) == sorted(before), "instance %d has the mounts\n%s\nnot\n%s" % (i, after, before))
+        r.check(propagation_shape(pid) == shape, "instance %d has the propagation\n%s\nnot\n%s" % (
+            i, propagation_shape(pid), shape))
         instances.append(pid)
     r.check(ns_inode(instances[0], "mnt") != ns_inode(instances[1], "mnt"), "the instances share mounts")
     r.check(not list(Path("/tmp").glob(".criu-root.*")), "criu left staging directories in /tmp")

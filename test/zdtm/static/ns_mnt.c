@@ -22,6 +22,11 @@
  *                      link): a 150-character name, a setuid file of
  *                      another owner, a symlink, a FIFO, a 0700 directory
  *                      with a file, modification times
+ *   D/m/pa             a shared tmpfs; D/m/pb a bind of its directory sub
+ *                      (a peer), D/m/ps a bind of it made a slave: after
+ *                      restore pa and pb are peers of one group, ps its
+ *                      slave, and a mount under pa/sub shows in pb and ps,
+ *                      one under ps nowhere else
  * with files open on the tmpfs and the overlay and its cwd in the overlay.
  * After restore (into a new mount namespace) all of it must be there with
  * its contents, flags and sizes, proc must be its own pid namespace's, and
@@ -76,15 +81,15 @@ static void expect(const char *path, const char *text)
 
 static void pivot(void)
 {
-	const char *root = at("newroot");
-	char ext[1024];
+	char root[sizeof(dir) + 64], ext[1024];
 
 	if (test_read_file(at("ext_src"), ext, sizeof(ext)) <= 0)
 		fail("no ext_src");
-	for (const char *d = "m\0m/tmp\0m/lower\0m/ovl\0m/bind\0m/ext\0m/peek\0m/plain\0newroot\0"; *d;
+	for (const char *d = "m\0m/tmp\0m/lower\0m/ovl\0m/bind\0m/ext\0m/peek\0m/plain\0m/pa\0m/pb\0m/ps\0newroot\0"; *d;
 	     d += strlen(d) + 1)
 		if (mkdir(at(d), 0755) && errno != EEXIST)
 			fail("mkdir %s: %m", d);
+	snprintf(root, sizeof(root), "%s", at("newroot")); /* (at()'s buffers are reused) */
 	put(at("m/lower/lower.txt"), "lower");
 	put(at("m/hosts"), "");
 	TEST_SYS(mount("/", root, NULL, MS_BIND, NULL));
@@ -151,6 +156,68 @@ static void check_plain(void)
 	TEST_SYS(chdir("/"));
 }
 
+static void setup_propagation(void)
+{
+	TEST_SYS(mount("zdtm-prop", at("m/pa"), "tmpfs", 0, "size=64k"));
+	TEST_SYS(mkdir(at("m/pa/sub"), 0755));
+	TEST_SYS(mkdir(at("m/pa/slave"), 0755));
+	TEST_SYS(mount(NULL, at("m/pa"), NULL, MS_SHARED, NULL));
+	TEST_SYS(mount(at("m/pa/sub"), at("m/pb"), NULL, MS_BIND, NULL));
+	TEST_SYS(mount(at("m/pa"), at("m/ps"), NULL, MS_BIND, NULL));
+	TEST_SYS(mount(NULL, at("m/ps"), NULL, MS_SLAVE, NULL));
+}
+
+/* The shared:N and master:N of the mount at path (-1: no such mount). */
+static void propagation_of(const char *path, long *shared, long *master)
+{
+	char line[8192];
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+
+	if (!f)
+		fail("/proc/self/mountinfo: %m");
+	*shared = *master = -1;
+	while (fgets(line, sizeof(line), f)) {
+		char mp[4096], *p;
+
+		if (sscanf(line, "%*d %*d %*s %*s %4095s", mp) != 1 || strcmp(mp, path))
+			continue;
+		*shared = *master = 0;
+		p = strstr(line, " shared:");
+		if (p && p < strstr(line, " - "))
+			*shared = atol(p + 8);
+		p = strstr(line, " master:");
+		if (p && p < strstr(line, " - "))
+			*master = atol(p + 8);
+	}
+	fclose(f);
+}
+
+static void check_propagation(void)
+{
+	long as, am, bs, bm, ss, sm, x, y;
+
+	propagation_of(at("m/pa"), &as, &am);
+	propagation_of(at("m/pb"), &bs, &bm);
+	propagation_of(at("m/ps"), &ss, &sm);
+	if (as <= 0 || bs != as || am || bm || ss || sm != as)
+		fail("propagation: pa shared:%ld master:%ld, pb %ld/%ld, ps %ld/%ld", as, am, bs, bm, ss, sm);
+	TEST_SYS(mkdir(at("m/pa/sub/probe"), 0755));
+	TEST_SYS(mount("zdtm-probe", at("m/pa/sub/probe"), "tmpfs", 0, "size=16k"));
+	propagation_of(at("m/pb/probe"), &x, &y);
+	if (x < 0)
+		fail("a mount under pa/sub does not show in its peer pb");
+	propagation_of(at("m/ps/sub/probe"), &x, &y);
+	if (x < 0)
+		fail("a mount under pa/sub does not show in its slave ps");
+	TEST_SYS(umount(at("m/pa/sub/probe")));
+	TEST_SYS(rmdir(at("m/pa/sub/probe")));
+	TEST_SYS(mount("zdtm-probe", at("m/ps/slave"), "tmpfs", 0, "size=16k"));
+	propagation_of(at("m/pa/slave"), &x, &y);
+	if (x >= 0)
+		fail("a mount under the slave ps shows in its master pa");
+	TEST_SYS(umount(at("m/ps/slave")));
+}
+
 static void setup(void)
 {
 	TEST_SYS(mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
@@ -181,6 +248,7 @@ static void setup(void)
 	put(at("m/tmp/covered/over.txt"), "over");
 	TEST_SYS(mount(at("m/tmp/sub"), at("m/bind"), NULL, MS_BIND, NULL));
 	setup_plain();
+	setup_propagation();
 	TEST_SYS(mount(NULL, at("m/bind"), NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, NULL));
 	char opts[16384];
 	snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s", at("m/lower"), at("m/tmp/upper"),
@@ -309,11 +377,13 @@ int main(int argc, char **argv)
 	ovl_fd = TEST_SYS(open(at("m/ovl/lower.txt"), O_RDONLY));
 	TEST_SYS(chdir(at("m/ovl")));
 	check_mounts();
+	check_propagation();
 	test_daemon();
 	test_waitsig();
 
 	check_mounts();
 	check_files(tmp_fd, ovl_fd);
 	check_plain();
+	check_propagation();
 	pass();
 }
