@@ -419,6 +419,7 @@ Result<OwnMntns> OwnMntns::enter(const ImageDir &dir, uint32_t id, const Options
 	n.cwd_.reset(::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	if (!n.back_.valid() || !n.cwd_.valid())
 		return sys_error("can't open criu's mount namespace");
+	TRY(n.copy_host_mounts());
 	if (unshare(CLONE_NEWNS) < 0)
 		return sys_error("can't create a mount namespace");
 	if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0)
@@ -510,14 +511,45 @@ Status OwnMntns::resolve(Mount &m, const std::string &key, const Options &o)
 }
 
 // m at prefix + its mountpoint; prefix + m.from is a bind's source.
-Status OwnMntns::make(const Mount &m, const std::string &prefix) const
+// A mount of the host's whose master is a peer group outside the tree
+// (none of the tree's mounts is its peer), and that is no peer itself.
+bool OwnMntns::slave_of_host(const Mount &m) const
+{
+	return m.external && m.master && !m.shared &&
+	       std::none_of(mounts_.begin(), mounts_.end(), [&](auto &o) { return o.shared == m.master; });
+}
+
+// In the host's mount namespace still: a copy of the host's mount is in
+// its peer group, which binds made in criu's private namespace would not be.
+Status OwnMntns::copy_host_mounts()
+{
+	host_.resize(mounts_.size());
+	for (size_t i = 0; i < mounts_.size(); i++) {
+		if (!slave_of_host(mounts_[i]))
+			continue;
+		host_[i].reset(open_tree(AT_FDCWD, mounts_[i].from.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+		if (!host_[i].valid())
+			return sys_error("can't copy the host's mount of %s", mounts_[i].from.c_str());
+	}
+	return {};
+}
+
+Status OwnMntns::make(const Mount &m, const std::string &prefix, int host_copy) const
 {
 	auto target = prefix + m.mountpoint;
 	const char *t = target.c_str();
-	if (!m.from.empty()) {
+	if (host_copy >= 0) {
+		// a slave before anything is mounted under it: nothing goes back
+		if (move_mount(host_copy, "", AT_FDCWD, t, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+			return sys_error("can't attach the host's %s at %s", m.from.c_str(), m.mountpoint.c_str());
+		if (mount(nullptr, t, nullptr, MS_SLAVE, nullptr) < 0)
+			return sys_error("can't make %s a slave of the host's mount", m.mountpoint.c_str());
+	} else if (!m.from.empty()) {
 		auto src = m.external ? m.from : prefix + m.from;
 		if (mount(src.c_str(), t, nullptr, MS_BIND, nullptr) < 0)
 			return sys_error("can't bind %s to %s", src.c_str(), m.mountpoint.c_str());
+	}
+	if (!m.from.empty()) {
 		if (mount(nullptr, t, nullptr, MS_REMOUNT | MS_BIND | m.flags, nullptr) < 0)
 			return sys_error("can't set the flags %#lx of %s", m.flags, m.mountpoint.c_str());
 		return {};
@@ -548,7 +580,8 @@ Status OwnMntns::build()
 		auto &m = mounts_[i];
 		if (m.late)
 			continue;
-		TRY(make(m, staging_));
+		TRY(make(m, staging_, host_[i].get()));
+		host_[i].reset();
 		roots_[i].reset(::open((staging_ + m.mountpoint).c_str(), O_PATH | O_CLOEXEC));
 		if (!roots_[i].valid())
 			return sys_error("can't open the mount at %s", m.mountpoint.c_str());
@@ -647,7 +680,7 @@ Status OwnMntns::propagate()
 	for (size_t i = 0; i < mounts_.size(); i++) {
 		const Mount &m = mounts_[i];
 		bool late = m.late && (m.shared || m.master);
-		if (late || (m.master && !groups.count(m.master)))
+		if (late || (m.master && !groups.count(m.master) && !slave_of_host(m)))
 			pr_warn("the mount at %s is restored without its %s (peer group %u)\n", m.mountpoint.c_str(),
 				late ? "propagation" : "master, which is not in the tree", late ? m.shared : m.master);
 		if (m.late || m.shared || !m.master || !groups.count(m.master))

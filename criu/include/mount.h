@@ -19,9 +19,13 @@
 // root) is refused naming the PID and the mountpoint. Peer groups and
 // masters (shared and slave propagation) are saved as CRIU does
 // (shared_id, master_id) and made again among the tree's mounts once they
-// all exist, so that nothing propagates while the tree is built; a master
-// outside the tree (the host's) is not kept: such a mount comes back
-// without it, and so does a proc or mqueue made in the tree's namespaces.
+// all exist, so that nothing propagates while the tree is built. A master
+// outside the tree (the host's, as a runtime's rslave root or volume has)
+// is kept for the mounts criu takes from the host (the root and external
+// mounts) when they are no peers: each is a copy of the host's mount, taken
+// before criu leaves the host's mount namespace, made a slave at once. Any
+// other mount comes back without such a master, and so does a proc or
+// mqueue made in the tree's namespaces.
 //
 // Restore: criu unshares a mount namespace, builds the tree in a staging
 // directory and pivots into it, so that the files and sockets it opens for
@@ -79,13 +83,16 @@ public:
 private:
 	Status load(const ImageDir &dir, uint32_t id, const Options &o);
 	Status resolve(Mount &m, const std::string &key, const Options &o);
-	Status make(const Mount &m, const std::string &prefix) const;
+	Status make(const Mount &m, const std::string &prefix, int host_copy = -1) const;
+	bool slave_of_host(const Mount &m) const;
+	Status copy_host_mounts();
 	Status build();
 	Status propagate();
 	Result<size_t> widest(uint32_t dev) const;
 	Status make_late() const;
 	std::vector<Mount> mounts_;
 	std::vector<Fd> roots_;	    // of mounts_ once made (O_PATH at their roots)
+	std::vector<Fd> host_;	    // copies of the host's mounts for slave_of_host() ones
 	std::vector<size_t> late_;  // indexes into mounts_, in order
 	bool temp_proc_ = false;    // criu's own proc on the tree's /proc meanwhile
 	bool own_pid_ = false, own_ipc_ = false;

@@ -1592,6 +1592,61 @@ def test_mount_namespace(request, zdtm, host_dir, kinds, mmt):
     r.ok = True
 
 
+@pytest.fixture
+def host_shared_dir():
+    """A tmpfs of the host's (on /dev/shm), made shared, as a volume whose
+    later mounts a runtime lets propagate into its containers; unmounted
+    and removed afterwards."""
+    d = Path(tempfile.mkdtemp(prefix="zdtm-shared-", dir="/dev/shm"))
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "zdtm-shared", str(d)], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(d)], check=True)
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)])
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_mount_namespace_host_master(zdtm, host_shared_dir):
+    """ns_mnt in a mount namespace made with propagation slave (as runc's
+    rslave): its external binds of a shared host directory are slaves of the
+    host's peer group; after restore they still are (a copy of the host's
+    mount, made a slave), so a mount the host makes later in that directory
+    shows in the container, and one the container makes does not reach the
+    host; the tree's own groups are made again too"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("ns_mnt", timeout=90)
+    host = host_shared_dir
+    (host / "hello").write_text("from the host")
+    (r.dir / "ext_src").write_text(str(host))
+    wrapper = start_in_namespaces(r, ("pid", "mount", "propagation=slave"))
+    shape = propagation_shape(r.pid)
+    ext, hosts = str(r.dir / "m" / "ext"), str(r.dir / "m" / "hosts")
+    r.check(shape[ext] == shape[hosts] == (None, "outside"), "the external binds' propagation: %s" % shape)
+    imgdir = r.dump(r.pid, ns_mnt_externals(r))
+    r.check(wrapper.wait(timeout=r.remaining(10)) != 0, "unshare: its child was not killed")
+    rpid = r.dir / "restore.pid"
+    rc = r.criu("restore", ["restore", "-d", "-D", imgdir, "--pidfile", rpid, "--root", "/", "-o", "restore.log",
+                            "-v4"] + ns_mnt_binds(host), log=imgdir / "restore.log")
+    r.check(rc == 0, "criu restore exited with %s" % rc)
+    pid = int(read_text(rpid).strip())
+    r.track(pid)
+    r.check(propagation_shape(pid) == shape, "the restored propagation\n%s\nnot\n%s" % (propagation_shape(pid),
+                                                                                        shape))
+    (host / "later").mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "zdtm-later", str(host / "later")], check=True)
+    try:
+        inside = [mp for mp, _, _ in mount_table(pid)]
+        r.check(ext + "/later" in inside, "a mount the host made later is not in the container: %s" % inside)
+    finally:
+        subprocess.run(["umount", str(host / "later")], check=True)
+    r.finish_task(pid)
+    r.check(not any(p.endswith("/m/pa") for p, _, _ in mount_table(os.getpid())),
+            "the container's mounts reached the host")
+    r.ok = True
+
+
 def test_mount_namespace_errors(zdtm, host_dir):
     """images of a private root: a restore without --root, or without the
     external mount's --external, fails with one line naming what is missing
