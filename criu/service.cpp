@@ -304,14 +304,17 @@ Status Worker::restore(const CriuReq &req, CriuResp &r)
 		::close(fd);
 	if (!pid)
 		return pid.error();
+	Fd dir;
+	if (spares_ && o->mm_template.empty())
+		dir.reset(::open(o->images_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	CriuRestoreResp rr = CRIU_RESTORE_RESP__INIT;
 	rr.pid = *pid;
 	r.restore = &rr;
 	auto st = c_.send_resp(r);
 	r.restore = nullptr;
 	// after the answer: the next spare's reading is off this restore's path
-	if (spares_ && o->mm_template.empty())
-		spares_->restored(o->images_dir);
+	if (spares_)
+		spares_->restored(std::move(dir));
 	return st;
 }
 
@@ -460,25 +463,16 @@ public:
 
 	void start(int listener, SparePool &spares, const Options &o)
 	{
-		int sv[2];
-		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-			pr_err("can't make a worker's socket: %s\n", strerror(errno));
+		auto child = fork_linked("criu-idle");
+		if (!child) {
+			pr_err("%s\n", child.error().msg.c_str());
 			return;
 		}
-		Fd mine(sv[0]), its(sv[1]);
-		pid_t pid = fork();
-		if (pid < 0) {
-			pr_err("can't fork a worker: %s\n", strerror(errno));
-			return;
-		}
-		if (pid == 0) {
-			mine.reset();
-			default_signals({SIGTERM, SIGINT, SIGCHLD});
+		if (child->pid == 0) {
 			spares.in_worker();
-			prctl(PR_SET_NAME, "criu-idle");
-			_exit(serve_next(listener, std::move(its), spares, o));
+			_exit(serve_next(listener, std::move(child->end), spares, o));
 		}
-		ctl_ = std::move(mine);
+		ctl_ = std::move(child->end);
 	}
 
 private:

@@ -177,26 +177,17 @@ void SparePool::want(Fd dir)
 
 void SparePool::start(Fd dir, dev_t dev, ino_t ino)
 {
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		pr_warn("can't make a spare's socket: %s\n", strerror(errno));
+	auto child = fork_linked("criu-spare");
+	if (!child) {
+		pr_warn("%s\n", child.error().msg.c_str());
 		return;
 	}
-	Fd mine(sv[0]), its(sv[1]);
-	pid_t pid = fork();
-	if (pid < 0) {
-		pr_warn("can't fork a spare: %s\n", strerror(errno));
-		return;
-	}
-	if (pid == 0) {
-		default_signals({SIGTERM, SIGINT, SIGCHLD});
+	if (child->pid == 0) {
 		::close(listener_);
 		in_worker();
-		mine.reset();
-		prctl(PR_SET_NAME, "criu-spare");
-		run(std::move(its), std::move(dir), dev, ino);
+		run(std::move(child->end), std::move(dir), dev, ino);
 	}
-	spares_.push_back({dev, ino, std::move(mine), ++clock_});
+	spares_.push_back({dev, ino, std::move(child->end), ++clock_});
 }
 
 void SparePool::run(Fd ctl, Fd dir, dev_t dev, ino_t ino)
@@ -309,13 +300,10 @@ bool SparePool::hand_over(const std::string &images_dir, int conn_fd, const Criu
 	return n == 1 && c == kTaken;
 }
 
-void SparePool::restored(const std::string &images_dir) const
+void SparePool::restored(Fd dir) const
 {
-	if (!max_)
-		return;
-	Fd dir(::open(images_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-	// never blocks the restore's answer: a full inbox loses the wish
-	if (dir.valid())
+	// never blocks the worker: a full inbox loses the wish
+	if (max_ && dir.valid())
 		(void)send_fds(inbox_wr_.get(), &kRestored, 1, {dir.get()}, MSG_DONTWAIT);
 }
 

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -261,6 +262,24 @@ void default_signals(std::initializer_list<int> sigs)
 		sigaddset(&set, s);
 	}
 	sigprocmask(SIG_UNBLOCK, &set, nullptr);
+}
+
+Result<LinkedChild> fork_linked(const char *comm)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return sys_error("can't make the socket of a %s", comm);
+	Fd parent(sv[0]), child(sv[1]);
+	pid_t pid = fork();
+	if (pid < 0)
+		return sys_error("can't fork a %s", comm);
+	if (pid == 0) {
+		parent.reset();
+		default_signals({SIGTERM, SIGINT, SIGCHLD});
+		prctl(PR_SET_NAME, comm);
+		return LinkedChild{0, std::move(child)};
+	}
+	return LinkedChild{pid, std::move(parent)};
 }
 
 }  // namespace criu

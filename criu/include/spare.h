@@ -75,8 +75,10 @@ public:
 	// Hands the connection to the spare of images_dir; true once it took
 	// it (the worker is then done with the connection).
 	bool hand_over(const std::string &images_dir, int conn_fd, const CriuReq &req) const;
-	// images_dir was restored: the main process prepares its next restore.
-	void restored(const std::string &images_dir) const;
+	// The image directory dir was restored: the main process prepares its
+	// next restore. (Opened before the answer: the client's fd the path
+	// goes through may be closed once it has it.)
+	void restored(Fd dir) const;
 
 private:
 	struct Spare {

@@ -152,4 +152,14 @@ Status run_tool(const std::vector<std::string> &argv, int in_fd, int out_fd);
 // default dispositions, unblocked.
 void default_signals(std::initializer_list<int> sigs);
 
+// fork() of a helper linked to its parent by a SOCK_SEQPACKET pair: pid 0
+// and the child's end in the child (named comm, SIGTERM, SIGINT and
+// SIGCHLD as by default), the child's pid and the parent's end in the
+// parent, where the end hangs up when the child is gone.
+struct LinkedChild {
+	pid_t pid;
+	Fd end;
+};
+Result<LinkedChild> fork_linked(const char *comm);
+
 }  // namespace criu

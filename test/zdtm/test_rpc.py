@@ -1203,6 +1203,16 @@ def _prepared_service(r):
     return Service(r, ["--prepare", "1", "-v3", "-o", str(log)]), log
 
 
+def _prepared_once(r, svc):
+    """Start r, dump it through svc, restore it once (an ordinary restore)
+    and wait for the spare of its images; returns the images."""
+    r.start()
+    imgdir = dump_ok(r, svc.connect())
+    r.finish_task(restore_ok(r, svc.connect(), imgdir))
+    svc.wait_spare(imgdir)
+    return imgdir
+
+
 def _served(log):
     """How many restores a spare served so far."""
     return (read_text(log) or "").count("with the memory prepared for it")
@@ -1271,10 +1281,7 @@ def test_rpc_prepared_changed_and_dropped(zdtm):
     r1 = zdtm("heap00", timeout=90)
     r2 = zdtm("env00", timeout=90)
     svc, log = _prepared_service(r1)
-    r1.start()
-    imgdir = dump_ok(r1, svc.connect())
-    r1.finish_task(restore_ok(r1, svc.connect(), imgdir))
-    svc.wait_spare(imgdir)
+    imgdir = _prepared_once(r1, svc)
     # another process's dump in the same directory
     for f in os.listdir(imgdir):
         os.unlink(os.path.join(imgdir, f))
@@ -1326,10 +1333,7 @@ def test_rpc_prepared_nonroot_peer(zdtm):
         pytest.skip("ZDTM_NOCR")
     r = zdtm("heap00", timeout=90)
     svc, log = _prepared_service(r)
-    r.start()
-    imgdir = dump_ok(r, svc.connect())
-    r.finish_task(restore_ok(r, svc.connect(), imgdir))
-    svc.wait_spare(imgdir)
+    imgdir = _prepared_once(r, svc)
     req = make_req(rpc.RESTORE, images_dir_fd=0).SerializeToString()
     p = subprocess.run(["/usr/bin/python3", "-I", "-c", NONROOT_SPARE, svc.spare_name(imgdir)[1:], req.hex()],
                        user=65534, group=65534, extra_groups=[], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
