@@ -626,14 +626,14 @@ Status set_propagation(int fd, uint64_t type, const std::string &what)
 
 }  // namespace
 
-// The made mount of dev whose root holds the roots of all of dev's mounts:
-// a peer group can be copied from it to any of them.
+// The made mount of dev whose root holds the roots of all of dev's mounts
+// that propagate: a peer group can be copied from it to any of them.
 Result<size_t> OwnMntns::widest(uint32_t dev) const
 {
 	for (size_t i = 0; i < mounts_.size(); i++) {
 		auto &w = mounts_[i];
 		if (w.dev == dev && roots_[i].valid() && std::all_of(mounts_.begin(), mounts_.end(), [&](auto &m) {
-			    return m.dev != dev || m.late || is_under(m.root, w.root);
+			    return m.dev != dev || m.late || (!m.shared && !m.master) || is_under(m.root, w.root);
 		    }))
 			return i;
 	}
