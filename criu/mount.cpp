@@ -515,8 +515,13 @@ Status OwnMntns::resolve(Mount &m, const std::string &key, const Options &o)
 // (none of the tree's mounts is its peer), and that is no peer itself.
 bool OwnMntns::slave_of_host(const Mount &m) const
 {
-	return m.external && m.master && !m.shared &&
-	       std::none_of(mounts_.begin(), mounts_.end(), [&](auto &o) { return o.shared == m.master; });
+	return m.external && m.master && !m.shared && !tree_group(m.master);
+}
+
+// Is id the peer group of one of the tree's mounts?
+bool OwnMntns::tree_group(uint32_t id) const
+{
+	return id && std::any_of(mounts_.begin(), mounts_.end(), [&](auto &o) { return o.shared == id; });
 }
 
 // In the host's mount namespace still: a copy of the host's mount is in
@@ -633,7 +638,8 @@ Result<size_t> OwnMntns::widest(uint32_t dev) const
 	for (size_t i = 0; i < mounts_.size(); i++) {
 		auto &w = mounts_[i];
 		if (w.dev == dev && roots_[i].valid() && std::all_of(mounts_.begin(), mounts_.end(), [&](auto &m) {
-			    return m.dev != dev || m.late || (!m.shared && !m.master) || is_under(m.root, w.root);
+			    return m.dev != dev || m.late || (!m.shared && !tree_group(m.master)) ||
+				   is_under(m.root, w.root);
 		    }))
 			return i;
 	}

@@ -85,6 +85,7 @@ private:
 	Status resolve(Mount &m, const std::string &key, const Options &o);
 	Status make(const Mount &m, const std::string &prefix, int host_copy = -1) const;
 	bool slave_of_host(const Mount &m) const;
+	bool tree_group(uint32_t id) const;
 	Status copy_host_mounts();
 	Status build();
 	Status propagate();
