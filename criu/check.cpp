@@ -3,6 +3,7 @@
 #include <linux/capability.h>
 #include <linux/kcmp.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -80,8 +81,9 @@ bool check_kernel(FILE *out)
 		     return fd.valid() || errno != ENOSYS;
 	     },
 	     true},
-	    {"MADV_COLLAPSE", "huge pages in mm-template holders, so that attaching is a page-table copy per 2 MiB "
-			      "(Linux 6.1+, THP not 'never'); mm-templates keep anonymous semantics either way",
+	    {"MADV_COLLAPSE",
+	     "huge pages in mm-template holders, so that attaching is a page-table copy per 2 MiB "
+	     "(Linux 6.1+, THP not 'never'); mm-templates keep anonymous semantics either way",
 	     [] {
 		     constexpr size_t huge = 2 << 20;
 		     void *m = mmap(nullptr, 2 * huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -92,6 +94,14 @@ bool check_kernel(FILE *out)
 		     bool ok = madvise(a, huge, 25 /* MADV_COLLAPSE */) == 0;
 		     munmap(m, 2 * huge);
 		     return ok;
+	     },
+	     true},
+	    {"MOVE_MOUNT_SET_GROUP", "restoring the peer groups of a tree's mounts (Linux 5.15+)",
+	     [] {
+		     // known flags get as far as the (bad) fds
+		     return move_mount(-1, "", -1, "",
+				       MOVE_MOUNT_SET_GROUP | MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0 &&
+			    errno == EBADF;
 	     },
 	     true},
 	    {"vdso", "syscall injection and restore",
