@@ -305,7 +305,7 @@ Status Worker::restore(const CriuReq &req, CriuResp &r)
 	if (!pid)
 		return pid.error();
 	Fd dir;
-	if (spares_ && o->mm_template.empty())
+	if (spares_ && spares_->enabled() && o->mm_template.empty())
 		dir.reset(::open(o->images_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	CriuRestoreResp rr = CRIU_RESTORE_RESP__INIT;
 	rr.pid = *pid;
@@ -399,7 +399,7 @@ int Worker::serve(PbPtr<CriuReq> first)
 		}
 		if (!*req)
 			return 0;
-		if (spares_ && !looked && handed_over(**req))
+		if (spares_ && spares_->enabled() && !looked && handed_over(**req))
 			return 0;
 		bool keep = (*req)->has_keep_open && (*req)->keep_open;
 		auto st = handle(**req);

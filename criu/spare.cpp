@@ -47,6 +47,8 @@ bool root_peer(int fd)
 
 // Every entry of the directory by name, inode, size, mtime and ctime: a
 // file rewritten or replaced since changes it (ctime can't be set back).
+// Logs are left out: restores write theirs there (libcriu's habit), even
+// after their answer.
 Result<std::string> dir_stamp(int dir_fd)
 {
 	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -60,7 +62,8 @@ Result<std::string> dir_stamp(int dir_fd)
 	std::vector<std::string> lines;
 	while (dirent *e = readdir(d.get())) {
 		struct stat st;
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+		std::string_view name = e->d_name;
+		if (name == "." || name == ".." || name.ends_with(".log"))
 			continue;
 		if (fstatat(dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			return sys_error("can't stat %s of the image directory", e->d_name);

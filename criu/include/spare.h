@@ -18,8 +18,8 @@
 // directory (its device and inode), root peers only; a worker connects
 // there and hands over its client's connection. The spare takes it unless
 // a file of the directory changed since it read them (by inode, size,
-// mtime or ctime); otherwise, or if there is no spare, the worker restores
-// as usual. A spare whose memory collides with the service's own
+// mtime or ctime; logs, *.log, aside); otherwise, or if there is no spare,
+// the worker restores as usual. A spare whose memory collides with the service's own
 // mappings, or whose images can't be read, is not made again for that
 // directory.
 #pragma once
@@ -64,6 +64,7 @@ public:
 	// max 0: no spares; every call below then does nothing.
 	SparePool(size_t max, int listener_fd, ServeFn serve);
 	Status open();
+	bool enabled() const { return max_ > 0; }
 
 	// In the service's main process, around its poll().
 	void add_pollfds(std::vector<pollfd> &fds) const;
