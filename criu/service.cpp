@@ -359,6 +359,18 @@ Status Worker::handle(const CriuReq &req)
 		r.features = &f;
 		return c_.send_resp(r);
 	}
+	case CRIU_REQ_TYPE__PREPARE: {
+		if (!req.opts)
+			return Error{"PREPARE request has no opts"};
+		auto path = strfmt("/proc/%d/fd/%d", c_.peer_pid(), req.opts->images_dir_fd);
+		Fd dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+		if (!dir.valid())
+			return sys_error("PREPARE: can't open the image directory (images_dir_fd %d of PID %d)",
+					 req.opts->images_dir_fd, c_.peer_pid());
+		TRY(spares_ ? spares_->prepare(std::move(dir))
+			    : Status(Error{"PREPARE is for criu service --prepare"}));
+		return c_.send_resp(r);
+	}
 	case CRIU_REQ_TYPE__WAIT_PID: {
 		if (!req.has_pid)
 			return Error{"WAIT_PID request without a pid"};

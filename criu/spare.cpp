@@ -25,8 +25,8 @@ constexpr size_t kMaxTake = 128 << 10;	// worker -> spare: the request (a socket
 // spare -> main; kGone comes before the spare answers a worker, so that
 // main forgets it before that worker's restore asks for a successor
 constexpr char kReady = 'R', kFailed = 'F', kGone = 'G';
-constexpr char kTaken = 'T', kStale = 'S';  // spare -> worker
-constexpr char kRestored = 'D';		    // inbox
+constexpr char kTaken = 'T', kStale = 'S';	 // spare -> worker
+constexpr char kRestored = 'D', kPrepare = 'Q';	 // inbox; kPrepare's answer: kReady or kFailed
 
 sockaddr_un abstract(const std::string &name, socklen_t *len)
 {
@@ -139,10 +139,17 @@ void SparePool::handle(const pollfd *fds)
 	// Spares first: one that served a restore is gone before the inbox
 	// asks for its successor.
 	for (size_t i = spares_.size(); i-- > 0;) {
+		Spare &s = spares_[i];
 		short ev = fds[1 + i].revents;
 		char c = 0;
-		if ((ev & POLLIN) && recv(spares_[i].ctl.get(), &c, 1, MSG_DONTWAIT) == 1 && c == kFailed)
-			failed_.insert({spares_[i].dev, spares_[i].ino});
+		if ((ev & POLLIN) && recv(s.ctl.get(), &c, 1, MSG_DONTWAIT) == 1 && c == kFailed)
+			failed_.insert({s.dev, s.ino});
+		if (c == kReady) {
+			s.ready = true;
+			for (auto &w : s.waiting)
+				(void)send(w.get(), &kReady, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			s.waiting.clear();
+		}
 		if (c == kFailed || c == kGone || (ev & (POLLHUP | POLLERR)))
 			spares_.erase(spares_.begin() + i);
 	}
@@ -151,23 +158,31 @@ void SparePool::handle(const pollfd *fds)
 	for (;;) {
 		std::string buf;
 		std::vector<Fd> got;
-		auto n = recv_fds(inbox_rd_.get(), buf, 1, got, 1, MSG_DONTWAIT);
+		auto n = recv_fds(inbox_rd_.get(), buf, 1, got, 2, MSG_DONTWAIT);
 		if (!n || *n == 0)
 			return;
-		if (buf[0] == kRestored && got.size() == 1)
+		if (buf[0] == kRestored && got.size() == 1) {
 			want(std::move(got[0]));
+		} else if (buf[0] == kPrepare && got.size() == 2) {
+			Spare *s = want(std::move(got[0]));
+			if (s && !s->ready)
+				s->waiting.push_back(std::move(got[1]));
+			else
+				(void)send(got[1].get(), s ? &kReady : &kFailed, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		}
 	}
 }
 
-void SparePool::want(Fd dir)
+// The spare of dir, made now if there is none (nullptr: none can be).
+SparePool::Spare *SparePool::want(Fd dir)
 {
 	struct stat st;
 	if (fstat(dir.get(), &st) < 0 || failed_.count({st.st_dev, st.st_ino}))
-		return;
+		return nullptr;
 	for (auto &s : spares_)
 		if (s.dev == st.st_dev && s.ino == st.st_ino) {
 			s.used = ++clock_;
-			return;
+			return &s;
 		}
 	if (spares_.size() >= max_) {
 		auto lru = std::min_element(spares_.begin(), spares_.end(),
@@ -176,6 +191,8 @@ void SparePool::want(Fd dir)
 		spares_.erase(lru);
 	}
 	start(std::move(dir), st.st_dev, st.st_ino);
+	auto &last = spares_.back();
+	return last.dev == st.st_dev && last.ino == st.st_ino ? &last : nullptr;
 }
 
 void SparePool::start(Fd dir, dev_t dev, ino_t ino)
@@ -301,6 +318,28 @@ bool SparePool::hand_over(const std::string &images_dir, int conn_fd, const Criu
 		n = recv(s.get(), &c, 1, 0);
 	while (n < 0 && errno == EINTR);
 	return n == 1 && c == kTaken;
+}
+
+Status SparePool::prepare(Fd dir) const
+{
+	if (!max_)
+		return Error{"PREPARE: this service runs without --prepare"};
+	auto path = fd_path(dir.get());
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return sys_error("PREPARE: can't make a socket");
+	Fd answer(sv[0]), theirs(sv[1]);
+	if (auto st = send_fds(inbox_wr_.get(), &kPrepare, 1, {dir.get(), theirs.get()}); !st)
+		return Error{"PREPARE: can't reach the service's main process: " + st.error().msg};
+	theirs.reset();
+	char c = 0;
+	ssize_t n;
+	do
+		n = recv(answer.get(), &c, 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n != 1 || c != kReady)
+		return Error{strfmt("PREPARE: could not prepare %s (see the service's log)", path.c_str())};
+	return {};
 }
 
 void SparePool::restored(Fd dir) const

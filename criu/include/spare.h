@@ -80,6 +80,8 @@ public:
 	// next restore. (Opened before the answer: the client's fd the path
 	// goes through may be closed once it has it.)
 	void restored(Fd dir) const;
+	// The same on request (RPC PREPARE), once the spare holds the memory.
+	Status prepare(Fd dir) const;
 
 private:
 	struct Spare {
@@ -87,9 +89,14 @@ private:
 		ino_t ino;
 		Fd ctl;	 // the spare ends when it reads the end of it
 		uint64_t used;
+		bool ready = false;
+		// PREPARE requests' answer sockets: closed unanswered (a
+		// failure) if the spare goes before it is ready
+		std::vector<Fd> waiting;
 	};
+
 	std::string name(dev_t dev, ino_t ino) const;
-	void want(Fd dir);
+	Spare *want(Fd dir);
 	void start(Fd dir, dev_t dev, ino_t ino);
 	[[noreturn]] void run(Fd ctl, Fd dir, dev_t dev, ino_t ino);
 
