@@ -415,14 +415,21 @@ def test_switch_inherit_fd_namespaces(zdtm, pool):
     r.ok = True
 
 
-def test_switch_over_rpc(zdtm, pool):
+@pytest.mark.parametrize("prepared", [False, True], ids=["plain", "prepared"])
+def test_switch_over_rpc(zdtm, pool, prepared):
     """RESTORE over the service socket with criu_opts.switch_sandbox (field
-    1001): the function comes back in the sandbox and answers"""
+    1001): the function comes back in the sandbox and answers; prepared: the
+    service runs with --prepare, the dump is prepared with a PREPARE
+    request, and the switch restore is served by its spare"""
     pytest.importorskip("pycriu")
-    from test_rpc import Service, open_dir, rpc
+    from test_rpc import Service, _prepare_call, _served, open_dir, rpc
     r = zdtm("switch_rpc", timeout=120)
     b, imgdir = warm_dump_and_target(r, pool)
-    svc = Service(r)
+    log = r.dir / "prepared.log"
+    svc = Service(r, ["--prepare", "1", "-v3", "-o", str(log)] if prepared else [])
+    if prepared:
+        resp = _prepare_call(svc.connect(), imgdir)
+        r.check(resp.success, "PREPARE failed: %s" % resp.cr_errmsg)
     fd = open_dir(imgdir)
     try:
         req = rpc.criu_req(type=rpc.RESTORE, opts={"images_dir_fd": fd})
@@ -435,6 +442,7 @@ def test_switch_over_rpc(zdtm, pool):
         os.close(fd)
     r.check(resp.success, "RPC restore with switch_sandbox failed: %s" % resp.cr_errmsg)
     r.track(resp.restore.pid)
+    r.check(_served(log) == int(prepared), "restores served by a spare: %d" % _served(log))
     r.check(resp.restore.pid in pool.procs(b["name"]), "not in the sandbox's cgroups")
     r.check(call(pool, b, 4)["served"] == 2, "no answer after the RPC switch restore")
     finish_fn(r, pool, b, resp.restore.pid)
