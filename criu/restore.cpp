@@ -1349,8 +1349,10 @@ Status enter_sandbox(const Options &o, TreeImages &tree, pid_t criu)
 bool prepared_fits(const Options &o, const ImageDir &dir)
 {
 	struct stat st;
+	// (the root parses the command line: an RPC request has one only when
+	// the spare that made the root serves it, see spare.h)
 	return (!o.switch_to.empty() || fstatat(dir.fd(), "external-ns", &st, 0) < 0) && !o.restore_sibling &&
-	       o.inherit_fds.empty() && o.root.empty();
+	       o.inherit_fds.empty() && o.root.empty() && !o.argv.empty();
 }
 
 Result<pid_t> restore_prepared(const Options &o, const ImageDir &dir, timespec t0)

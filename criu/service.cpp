@@ -155,6 +155,8 @@ Status refuse_unsupported(const CriuOpts &o)
 	return {};
 }
 
+std::vector<std::string> restore_argv(const Options &o);
+
 class Worker
 {
 public:
@@ -243,6 +245,7 @@ Result<Options> Worker::options(const CriuReq &req)
 	else if (held_ && held_->serves(o.images_dir)) {
 		o.held = held_->ranges;
 		o.pages_dir_fd = held_->dir_fd;
+		o.argv = restore_argv(o);  // for the spare's root made ahead, if any
 	}
 	return o;
 }
@@ -255,18 +258,26 @@ Status Worker::template_options(Options &o, const CriuOpts &ro)
 		return Error{"mm_template restores take no rst_sibling, inherit_fd or notify_scripts"};
 	o.mm_template = ro.mm_template;
 	o.restore_detached = true;
-	o.argv = {"criu",	"restore",	 "-d",		"-D",
-		  o.images_dir, "--mm-template", o.mm_template, "-v" + std::to_string(o.verbosity)};
-	if (!o.log_file.empty())
-		o.argv.insert(o.argv.end(), {"-o", o.work_dir + "/" + o.log_file});
-	if (o.shell_job)
-		o.argv.push_back("-j");
-	if (!o.switch_to.empty())
-		o.argv.insert(o.argv.end(), {"--switch", o.switch_to});
-	for (auto &v : o.veths)
-		o.argv.insert(o.argv.end(),
-			      {"--veth-pair", v.in + "=" + v.out + (v.bridge.empty() ? "" : "@" + v.bridge)});
+	o.argv = restore_argv(o);
+	o.argv.insert(o.argv.end(), {"--mm-template", o.mm_template});
 	return {};
+}
+
+// The request as a `criu restore` command line, for a process that runs it
+// (a template holder's worker, a root made ahead): what it can carry.
+std::vector<std::string> restore_argv(const Options &o)
+{
+	std::vector<std::string> argv = {"criu", "restore",    "-d",
+					 "-D",	 o.images_dir, "-v" + std::to_string(o.verbosity)};
+	if (!o.log_file.empty())
+		argv.insert(argv.end(), {"-o", o.work_dir + "/" + o.log_file});
+	if (o.shell_job)
+		argv.push_back("-j");
+	if (!o.switch_to.empty())
+		argv.insert(argv.end(), {"--switch", o.switch_to});
+	for (auto &v : o.veths)
+		argv.insert(argv.end(), {"--veth-pair", v.in + "=" + v.out + (v.bridge.empty() ? "" : "@" + v.bridge)});
+	return argv;
 }
 
 // Tells the client a step is reached and waits for its go-ahead.

@@ -242,6 +242,9 @@ void SparePool::run(Fd ctl, Fd dir, dev_t dev, ino_t ino)
 		fail(ranges.error().msg);
 	if (auto st = read_images_ahead(dir.get(), *ranges); !st)
 		fail(st.error().msg);
+	// a tree in a pid namespace of its own gets its root made now as well
+	if (auto ahead = prepare_root(*ranges, dir.get()); !ahead)
+		pr_warn("the root of %s is not made ahead: %s\n", path.c_str(), ahead.error().msg.c_str());
 	pr_info("Prepared the next restore of %s: %zu VMAs of memory in place\n", path.c_str(), ranges->size());
 	(void)send(ctl.get(), &kReady, 1, MSG_NOSIGNAL);
 	for (;;) {

@@ -42,7 +42,7 @@ import pytest
 
 from test_zdtm import (CRIU, NOCR, TMPROOT, ZDTM_DIR, _check_job_ids, _finish_shell_job,  # noqa: F401
                        _no_task_left, _start_shell_job, _wait_running_untraced, built, check_images, check_pong,
-                       descendants,
+                       descendants, nspid,
                        host_dir, mount_table, ns_mnt_binds, ns_mnt_externals, ping_through, proc_starttime,
                        proc_state, read_text, reap_zombie_children,
                        start_in_namespaces, start_ns_veth, subreaper, tail,
@@ -1394,5 +1394,41 @@ def test_rpc_prepare_request(zdtm):
     svc.check_serving("after PREPARE requests")
     svc.stop()
     plain.stop()
+    r.ok = True
+
+
+def test_rpc_prepared_pid_namespace(zdtm):
+    """a tree in pid and uts namespaces of its own (ns_pid_uts: children, a
+    grandchild, a zombie, a hostname) through a --prepare service: its spare
+    also makes the next restore's root ahead (PID 1 of a new pid namespace),
+    and the restore goes through it, twice in a row, each instance PID 1 of
+    its namespace with the dump's inner PIDs, passing"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("ns_pid_uts", timeout=120)
+    svc, log = _prepared_service(r)
+    wrapper = start_in_namespaces(r, ["pid", "uts"])
+    inner = sorted(nspid(p)[-1] for p in descendants(r.pid))
+    imgdir, resp = rpc_dump(r, svc.connect())
+    r.check(resp.success, "RPC dump failed: %s" % resp_error(resp))
+    r.check(wait_popen(wrapper, r.remaining(10)) is not None, "unshare did not end after the dump")
+    r.check(_prepare_call(svc.connect(), imgdir).success, "PREPARE failed")
+    for i in range(2):
+        if i:
+            svc.wait_spare(imgdir)
+        resp = rpc_restore(r, svc.connect(), imgdir, log_file="restore-%d.log" % i, log_level=4)
+        r.check(resp.success, "restore %d failed: %s" % (i, resp_error(resp)))
+        pid = resp.restore.pid
+        r.track(pid)
+        r.check("through its root made ahead" in (read_text(imgdir / ("restore-%d.log" % i)) or ""),
+                "restore %d did not go through a root made ahead" % i)
+        r.check(nspid(pid)[-1] == 1, "instance %d: NSpid %s" % (i, nspid(pid)))
+        got = sorted(nspid(p)[-1] for p in descendants(pid))
+        r.check(got == inner, "instance %d: inner PIDs %s, dumped %s" % (i, got, inner))
+        r.out.unlink(missing_ok=True)
+        svc.wait_idle()
+        r.finish_task(pid, "instance %d" % i)
+    r.check(_served(log) == 2, "restores served by a spare: %d" % _served(log))
+    svc.stop()
     r.ok = True
 
