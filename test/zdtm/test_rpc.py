@@ -1316,9 +1316,9 @@ import os, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 s.connect("\0" + sys.argv[1])
 mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-socket.send_fds(s, [bytes.fromhex(sys.argv[2])], [theirs.fileno()])
 s.settimeout(10)
-try:
+try:  # the spare may have closed the connection already: a refusal too
+    socket.send_fds(s, [bytes.fromhex(sys.argv[2])], [theirs.fileno()])
     answer = s.recv(16)
 except OSError as e:
     answer = b"error"
