@@ -1266,14 +1266,16 @@ Result<TreeImages> read_or_take(const ImageDir &dir, const ImageDir &pages, cons
 
 // ------------------------------------------ a root task made ahead of time
 
-// A template's spare worker makes the root task of its next restore before
-// the request comes (prepare_root()): the copy of the holder's page tables
-// that creating it costs is then off the restore's path. Only for trees in
-// a pid namespace of their own, where the root waits as PID 1 of a new one. The root waits
-// for the request's command line, opens the tree's files itself (what criu
-// does before creating the root otherwise) and goes on as any root. The
-// images are the template's copy of the dump (its fingerprint, checked by
-// the plugin, covers every image but the pages).
+// A template's spare worker, or a spare of the service, makes the root task
+// of its next restore before the request comes (prepare_root()): the copy
+// of the held memory's page tables that creating it costs is then off the
+// restore's path. Only for trees in a pid namespace of their own, where the
+// root waits as PID 1 of a new one. The root waits for the request's
+// command line, opens the tree's files itself (what criu does before
+// creating the root otherwise) and goes on as any root. The images are the
+// template's copy of the dump (its fingerprint, checked by the plugin,
+// covers every image but the pages), or the spare's directory (its files
+// checked unchanged by the spare).
 struct PreparedRoot {
 	ImageDir dir;
 	TreeImages tree;

@@ -90,8 +90,9 @@ Result<pid_t> restore_and_record(const Options &o);
 // In a spare of the service (spare.h): the images of the next restore, read
 // now; a restore of that directory with that memory held takes them.
 Status read_images_ahead(int images_dir_fd, const std::vector<HeldRange> &held);
-// In a template's spare worker (see template.h): the root task of the next
-// restore, made before the request comes.
+// In a template's spare worker (see template.h) or a spare of the service
+// (spare.h): the root task of the next restore, made before the request
+// comes.
 // false: this tree is restored the ordinary way (it has no pid namespace
 // of its own, or needs criu in its net or mount namespace first).
 Result<bool> prepare_root(const std::vector<HeldRange> &held, int images_dir_fd);
