@@ -3,12 +3,16 @@
 
     /usr/bin/python3 scripts/bench/bench_rpc.py [--iters N] [--warmup W] [--mib M]
 
-Two workloads, each dumped once with `criu dump`, then restored --iters
+Three workloads, each dumped once with `criu dump`, then restored --iters
 times (default 100) from the same images; after every restore the task is
 killed and reaped so that its PID is free for the next one:
   small   a small C program (bench_helper.c `mem`, M MiB touched, default 4);
   python  a warm /usr/bin/python3 (bench_core.py's workload: json, re,
-          decimal, http.server... imported, a few MB of data built).
+          decimal, http.server... imported, a few MB of data built);
+  pidns   the same Python as PID 1 of its own pid namespace (unshare -p
+          -f), as a container runs a function: each restore makes a new
+          one (the CLI learns the task's PID from --pidfile), and a
+          prepared service also makes the next restore's root ahead.
 
 Each iteration restores once in each of these ways, in rotation (so that
 drift hits all of them alike), timed end to end from here:
@@ -108,6 +112,7 @@ class Bench:
         self.prep_log = os.path.join(tmp, "prepared.log")
         self.prepared_service = None
         self.ko = None         # the keep_open connection
+        self.pidns = False     # the workload's restores make new pid namespaces
 
     # ---- setup / teardown
     def build(self):
@@ -169,17 +174,22 @@ class Bench:
             cmd = [self.helper, "mem", str(self.args.mib), ready, result]
         else:
             cmd = [PYTHON, os.path.join(self.tmp, "warm.py"), ready, result]
+        if kind == "pidns":
+            cmd = ["unshare", "-p", "-f", "--"] + cmd
         with open(os.path.join(d, "out.log"), "w") as out:
             p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=d,
                                  start_new_session=True)
         self.started.append(p)
         wait_file(ready, 120, proc=p)
-        r = subprocess.run([self.args.criu, "dump", "-t", str(p.pid), "-D", img, "-o", "dump.log"],
+        pid = p.pid
+        if kind == "pidns":  # unshare's child, the init of the new namespace
+            pid = int(open("/proc/%d/task/%d/children" % (p.pid, p.pid)).read().split()[0])
+        r = subprocess.run([self.args.criu, "dump", "-t", str(pid), "-D", img, "-o", "dump.log"],
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if r.returncode != 0:
             raise BenchError("criu dump failed: %s\n%s" % (r.stderr.strip(), log_tail(os.path.join(img, "dump.log"))))
         p.wait(10)
-        return p.pid, d, img
+        return pid, d, img
 
     # ---- one restore each way; returns (ms, pid)
     def restore_req(self, imgfd, **opts):
@@ -199,15 +209,19 @@ class Bench:
             raise BenchError("%s failed: %s" % (what, resp.cr_errmsg))
         return resp
 
-    def r_cli(self, img, imgfd):
+    def r_cli(self, img, imgfd, extra=()):
+        """In a new pid namespace the task's PID is only known from --pidfile."""
+        # (not in the images directory: a new file there is a change of the
+        # images, which ends a spare)
+        pidfile = os.path.join(os.path.dirname(img), "restored.pid") if self.pidns else None
+        argv = [self.args.criu, "restore", "-d", "-D", img] + list(extra) + (["--pidfile", pidfile] if pidfile else [])
         t0 = time.perf_counter()
-        p = subprocess.Popen([self.args.criu, "restore", "-d", "-D", img], stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         err = p.communicate()[1]
         ms = (time.perf_counter() - t0) * 1e3
         if p.returncode != 0:
             raise BenchError("criu restore -d failed (%d): %s" % (p.returncode, err.decode().strip()))
-        return ms, None
+        return ms, int(open(pidfile).read()) if pidfile else None
 
     def r_service(self, img, imgfd, sock=None):
         req = self.restore_req(imgfd)
@@ -260,19 +274,23 @@ class Bench:
 
     def workload(self, kind, label):
         a = self.args
-        pid, d, img = self.dump(kind)
-        print("\n== %s (PID %d)" % (label, pid), flush=True)
+        dumped, d, img = self.dump(kind)
+        self.pidns = kind == "pidns"
+        print("\n== %s (PID %d)" % (label, dumped), flush=True)
         imgfd = os.open(img, os.O_DIRECTORY | os.O_RDONLY)
         fns = {"cli": self.r_cli, "service": self.r_service, "prepared": self.r_prepared,
                "service-ko": self.r_service_ko, "swrk": self.r_swrk}
         times = {w: [] for w in WAYS}
         total = a.warmup + a.iters
         served0 = None
+        pid = dumped
         try:
             for i in range(total):
                 for w in WAYS:
                     ms, rpid = fns[w](img, imgfd)
-                    if rpid is not None and rpid != pid:
+                    if self.pidns:
+                        pid = rpid
+                    elif rpid is not None and rpid != pid:
                         raise BenchError("%s restored PID %s, expected %d" % (w, rpid, pid))
                     if not exists(pid):
                         raise BenchError("%s: the restored PID %d does not exist" % (w, pid))
@@ -287,7 +305,7 @@ class Bench:
                 if i == a.warmup - 1 or (a.warmup == 0 and i == 0):
                     served0 = self.spare_counts()[0] - (a.warmup == 0)
             served = self.spare_counts()[0] - (served0 or 0)
-            floor = self.own_time(img, pid)
+            floor = self.own_time(img, dumped)
         finally:
             os.close(imgfd)
             if exists(pid):
@@ -306,17 +324,14 @@ class Bench:
               "most %.2f" % (floor, res["cli"][0] / floor))
         return res
 
-    def own_time(self, img, pid):
+    def own_time(self, img, dumped):
         """The time criu itself reports for the restore ("Restore finished
         successfully in X ms", -v3): no RPC transport can go below it."""
         own = []
         log = os.path.join(img, "own.log")
         for _ in range(5):
-            r = subprocess.run([self.args.criu, "restore", "-d", "-D", img, "-o", "own.log", "-v3"],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            if r.returncode != 0:
-                raise BenchError("criu restore -d -v3 failed: %s" % r.stderr.strip())
-            kill_gone(pid)
+            _, pid = self.r_cli(img, None, ["-o", "own.log", "-v3"])
+            kill_gone(pid or dumped)
             m = re.search(r"Restore finished successfully in ([0-9.]+) ms", open(log).read())
             if not m:
                 raise BenchError("no 'Restore finished successfully in' in %s:\n%s" % (log, log_tail(log)))
@@ -373,7 +388,8 @@ def main():
         print("criu: %s; %d counted restores per way (+%d warm-up); images in %s" % (
             args.criu, args.iters, args.warmup, tmp))
         results = [("small", b.workload("small", "small C program (%d MiB touched)" % args.mib)),
-                   ("python", b.workload("python", "warm Python 3 process"))]
+                   ("python", b.workload("python", "warm Python 3 process")),
+                   ("pidns", b.workload("pidns", "warm Python 3 process as PID 1 of its own pid namespace"))]
         report(results)
 
     def cleanup():
