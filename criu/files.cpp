@@ -58,15 +58,6 @@ bool is_tty(const struct stat &st)
 	return S_ISCHR(st.st_mode) && (maj == 136 || maj == 4 || (maj == 5 && min <= 2));
 }
 
-Result<std::string> read_link(const std::string &p)
-{
-	char buf[PATH_MAX + 1];
-	ssize_t n = readlink(p.c_str(), buf, sizeof(buf) - 1);
-	if (n < 0)
-		return sys_error("can't readlink %s", p.c_str());
-	return std::string(buf, n);
-}
-
 constexpr std::string_view kDeleted = " (deleted)";
 
 // Character devices whose open file has no state worth saving: the memory

@@ -48,12 +48,11 @@ public:
 
 	Status identify()
 	{
-		ucred cr{};
-		socklen_t len = sizeof(cr);
-		if (getsockopt(fd_.get(), SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
-			return sys_error("can't get the credentials of the RPC peer");
-		peer_pid_ = cr.pid;
-		peer_uid_ = cr.uid;
+		auto cr = peer_cred(fd_.get());
+		if (!cr)
+			return Error{"RPC peer: " + cr.error().msg};
+		peer_pid_ = cr->pid;
+		peer_uid_ = cr->uid;
 		return {};
 	}
 	pid_t peer_pid() const { return peer_pid_; }
@@ -411,7 +410,9 @@ int Worker::serve(PbPtr<CriuReq> first)
 		(void)send_error(c_, req && *req ? (*req)->type : CRIU_REQ_TYPE__EMPTY, msg);
 		return 1;
 	}
-	for (bool looked = held_ != nullptr;; looked = true) {
+	// a worker's first request may go to a spare; a spare's may not
+	bool may_hand_over = spares_ && spares_->enabled() && !held_;
+	for (;; may_hand_over = false) {
 		auto req = first ? Result<PbPtr<CriuReq>>(std::move(first)) : c_.recv_req();
 		if (!req) {
 			// a malformed message gets an answer; the connection goes on
@@ -422,7 +423,7 @@ int Worker::serve(PbPtr<CriuReq> first)
 		}
 		if (!*req)
 			return 0;
-		if (spares_ && spares_->enabled() && !looked && handed_over(**req))
+		if (may_hand_over && handed_over(**req))
 			return 0;
 		bool keep = (*req)->has_keep_open && (*req)->keep_open;
 		auto st = handle(**req);

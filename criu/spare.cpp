@@ -40,9 +40,19 @@ sockaddr_un abstract(const std::string &name, socklen_t *len)
 // A root peer: a spare restores as root for whoever hands it a request.
 bool root_peer(int fd)
 {
-	ucred cr{};
-	socklen_t len = sizeof(cr);
-	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.uid == 0;
+	auto cr = peer_cred(fd);
+	return cr && cr->uid == 0;
+}
+
+// The one-byte answer on sock (0: none, the peer is gone).
+char answer_of(int sock)
+{
+	char c = 0;
+	ssize_t n;
+	do
+		n = recv(sock, &c, 1, 0);
+	while (n < 0 && errno == EINTR);
+	return n == 1 ? c : 0;
 }
 
 // Every entry of the directory by name, inode, size, mtime and ctime: a
@@ -80,9 +90,8 @@ Result<std::string> dir_stamp(int dir_fd)
 
 std::string fd_path(int fd)
 {
-	char buf[PATH_MAX];
-	ssize_t n = readlink(strfmt("/proc/self/fd/%d", fd).c_str(), buf, sizeof(buf) - 1);
-	return n > 0 ? std::string(buf, n) : strfmt("fd %d", fd);
+	auto p = read_link(strfmt("/proc/self/fd/%d", fd));
+	return p ? *p : strfmt("fd %d", fd);
 }
 
 }  // namespace
@@ -315,12 +324,7 @@ bool SparePool::hand_over(const std::string &images_dir, int conn_fd, const Criu
 		return false;
 	// A spare still reading its images answers once it holds them; one
 	// that is dropped or ends meanwhile closes the connection.
-	char c = 0;
-	ssize_t n;
-	do
-		n = recv(s.get(), &c, 1, 0);
-	while (n < 0 && errno == EINTR);
-	return n == 1 && c == kTaken;
+	return answer_of(s.get()) == kTaken;
 }
 
 Status SparePool::prepare(Fd dir) const
@@ -335,12 +339,7 @@ Status SparePool::prepare(Fd dir) const
 	if (auto st = send_fds(inbox_wr_.get(), &kPrepare, 1, {dir.get(), theirs.get()}); !st)
 		return Error{"PREPARE: can't reach the service's main process: " + st.error().msg};
 	theirs.reset();
-	char c = 0;
-	ssize_t n;
-	do
-		n = recv(answer.get(), &c, 1, 0);
-	while (n < 0 && errno == EINTR);
-	if (n != 1 || c != kReady)
+	if (answer_of(answer.get()) != kReady)
 		return Error{strfmt("PREPARE: could not prepare %s (see the service's log)", path.c_str())};
 	return {};
 }

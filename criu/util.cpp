@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -70,6 +71,24 @@ Result<std::string> read_file(const std::string &path, size_t limit)
 			return Error{strfmt("%s is larger than %zu bytes", path.c_str(), limit)};
 	}
 	return out;
+}
+
+Result<std::string> read_link(const std::string &path)
+{
+	char buf[PATH_MAX + 1];
+	ssize_t n = readlink(path.c_str(), buf, sizeof(buf) - 1);
+	if (n < 0)
+		return sys_error("can't readlink %s", path.c_str());
+	return std::string(buf, n);
+}
+
+Result<ucred> peer_cred(int sock)
+{
+	ucred cr{};
+	socklen_t len = sizeof(cr);
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return sys_error("can't get the credentials of a socket's peer");
+	return cr;
 }
 
 Status write_all(int fd, const void *buf, size_t len, const std::string &what)

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -130,10 +131,14 @@ timespec now();
 double ms_since(const timespec &t0);
 
 Result<std::string> read_file(const std::string &path, size_t limit = 1 << 20);
+Result<std::string> read_link(const std::string &path);
 Status write_all(int fd, const void *buf, size_t len, const std::string &what);
 Status read_all(int fd, void *buf, size_t len, const std::string &what);
 std::vector<std::string_view> split(std::string_view s, char sep);
 std::optional<uint64_t> parse_u64(std::string_view s, int base = 10);
+
+// The credentials (SO_PEERCRED) of the peer of a unix socket.
+Result<ucred> peer_cred(int sock);
 
 // One packet on a unix socket with fds attached (SCM_RIGHTS). recv_fds
 // returns the packet's size (0: the peer is gone) and the fds, close-on-exec;
