@@ -89,6 +89,8 @@ CLI_ERRORS = [
     ("unknown-command", ["no-such-command"], r"no-such-command"),
     ("dump-without-t", ["dump", "-D", "DIR"], r"-t\b|\bPID\b|\bpid\b"),
     ("dump-t-abc", ["dump", "-t", "abc", "-D", "DIR"], r"abc"),
+    ("service-prepare-abc", ["service", "--prepare", "abc", "--address", "DIR/s.sock"], r"--prepare.*abc"),
+    ("service-prepare-too-many", ["service", "--prepare", "65", "--address", "DIR/s.sock"], r"0\.\.64"),
 ]
 
 
@@ -98,7 +100,7 @@ def test_cli_error(workdir, args, pattern):
     stderr saying what is wrong, nothing dumped"""
     imgdir = os.path.join(workdir, "img")
     os.mkdir(imgdir)
-    args = [imgdir if a == "DIR" else a for a in args]
+    args = [imgdir + a[3:] if a.startswith("DIR") else a for a in args]
     rc, out, err = run_criu(args, workdir)
     what = describe(args, rc, out, err)
     assert rc != 0, "criu accepted it:\n" + what
