@@ -120,15 +120,38 @@ Result<size_t> CgroupTarget::tasks() const
 	return n;
 }
 
-Status CgroupTarget::add(pid_t pid)
+Status CgroupTarget::join_self() const
 {
-	auto s = std::to_string(pid);
 	for (auto &[path, fd] : dirs_) {
-		Fd f(openat(fd.get(), "cgroup.procs", O_WRONLY | O_CLOEXEC));
-		if (!f.valid() || write(f.get(), s.data(), s.size()) < 0)
-			return sys_error("can't move PID %d into the cgroup %s", pid, path.c_str());
+		Fd f(openat(fd.get(), "tasks", O_WRONLY | O_CLOEXEC));
+		if (!f.valid() && errno == ENOENT)
+			f = Fd(openat(fd.get(), "cgroup.procs", O_WRONLY | O_CLOEXEC));
+		if (!f.valid() || write(f.get(), "0", 1) != 1)
+			return sys_error("the restored root can't join the cgroup %s", path.c_str());
 	}
 	return {};
+}
+
+std::vector<int> CgroupTarget::fds() const
+{
+	std::vector<int> v;
+	for (auto &[path, fd] : dirs_)
+		v.push_back(fd.get());
+	return v;
+}
+
+Result<CgroupTarget> CgroupTarget::reopen(pid_t owner, const std::vector<int> &fds)
+{
+	CgroupTarget t;
+	for (int n : fds) {
+		auto link = strfmt("/proc/%d/fd/%d", owner, n);
+		Fd fd(::open(link.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+		if (!fd.valid())
+			return sys_error("can't open the cgroup at %s", link.c_str());
+		auto name = read_link(link);
+		t.dirs_.emplace_back(name ? *name : link, std::move(fd));
+	}
+	return t;
 }
 
 }  // namespace criu

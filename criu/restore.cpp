@@ -1193,8 +1193,9 @@ Status prepare_inherited(const Options &o, TreeImages &tree, Inherited &inh)
 	return create_shmem_objects(plans, tree.min_service_fd, inh.shmem);
 }
 
-// From the root's creation on: seizes it, puts it into cg (the dump's
-// limits applied), lets it go (go()), traces the tree
+// From the root's creation on: seizes it, applies the dump's limits to cg
+// (which the root joins itself, see CgroupTarget::join_self), lets it go
+// (go()), traces the tree
 // until every task is in its blob, then lets them all run. From here on a
 // failure kills what was created: nothing half-restored.
 Result<pid_t> trace_tree(const Options &o, TreeImages &tree, const ImageDir &dir, int rep_fd, pid_t pid,
@@ -1211,13 +1212,9 @@ Result<pid_t> trace_tree(const Options &o, TreeImages &tree, const ImageDir &dir
 	long opts = PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD;
 	if (ptrace(PTRACE_SEIZE, pid, nullptr, (void *)opts) < 0)
 		return fail(sys_error("can't seize the new task %d", pid));
-	// before it runs: its children inherit the cgroup
-	if (cg) {
+	if (cg)
 		if (auto st = cg->apply_limits(dir); !st)
 			return fail(st.error());
-		if (auto st = cg->add(pid); !st)
-			return fail(st.error());
-	}
 	if (auto st = go(); !st)
 		return fail(st.error());
 	if (auto st = tr.wait_all(); !st)
@@ -1289,6 +1286,9 @@ std::optional<PreparedRoot> g_prepared;
 struct GoHeader {
 	uint32_t argv_len;
 	int32_t log_fd;	 // criu's, reopened through /proc
+	// --switch: the sandbox's cgroups, criu's directory fds, to join
+	uint32_t n_cgroups;
+	int32_t cgroup_fds[4];
 };
 
 // In the prepared root: with --switch, the sandbox's namespaces (as
@@ -1338,6 +1338,11 @@ Status enter_sandbox(const Options &o, TreeImages &tree, pid_t criu)
 			 ? STDERR_FILENO
 			 : ::open(strfmt("/proc/%d/fd/%d", criu, h.log_fd).c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
 	log::adopt(o.verbosity, log_fd, o.log_pid);
+	if (h.n_cgroups > 0) {
+		auto cg = CgroupTarget::reopen(criu, {h.cgroup_fds, h.cgroup_fds + std::min(h.n_cgroups, 4u)});
+		if (auto st = cg ? cg->join_self() : Status{cg.error()}; !st)
+			report_and_exit(inh.report_fd, vpid, st.error());
+	}
 	if (auto st = enter_sandbox(o, p.tree, criu); !st)
 		report_and_exit(inh.report_fd, vpid, st.error());
 	if (auto st = prepare_inherited(o, p.tree, inh); !st)
@@ -1366,13 +1371,19 @@ Result<pid_t> restore_prepared(const Options &o, const ImageDir &dir, timespec t
 	std::string blob;
 	for (auto &a : o.argv)
 		blob.append(a.c_str(), a.size() + 1);
-	GoHeader h{(uint32_t)blob.size(), log::fd()};
+	GoHeader h{(uint32_t)blob.size(), log::fd(), 0, {}};
 	std::optional<CgroupTarget> cg;
 	if (!o.switch_to.empty()) {
 		auto c = sandbox_cgroups(o.switch_to);
 		if (!c)
 			return c.error();
 		cg.emplace(std::move(*c));
+		auto fds = cg->fds();
+		if (fds.size() > std::size(h.cgroup_fds))
+			return Error{strfmt("sandbox %s has more than %zu cgroups", o.switch_to.c_str(),
+					    std::size(h.cgroup_fds))};
+		std::copy(fds.begin(), fds.end(), h.cgroup_fds);
+		h.n_cgroups = fds.size();
 	}
 	auto go = [&]() -> Status {
 		TRY(write_all(p.go.get(), &h, sizeof(h), "the go"));
@@ -1461,6 +1472,7 @@ Result<pid_t> restore_task(const Options &o)
 		return st.error();
 	}
 	pipes.hand_to(inh);
+	auto &cg = joined->cgroups();
 	pid_t pid = clone_with_pid(root.pid, o.restore_sibling, tree->ns.clone_flags());
 	if (pid < 0) {
 		release();
@@ -1473,6 +1485,9 @@ Result<pid_t> restore_task(const Options &o)
 		if (read(pipes.go_child.get(), &go, 1) != 1)
 			_exit(1);
 		pipes.go_child.reset();
+		if (cg)
+			if (auto st = cg->join_self(); !st)
+				report_and_exit(inh.report_fd, root.pid, st.error());
 		ChildSide(o, *dir, *tree, 0, inh).run_and_exit();
 	}
 	// The tasks hold what they inherited.
@@ -1483,7 +1498,6 @@ Result<pid_t> restore_task(const Options &o)
 			return sys_error("can't start the new task");
 		return {};
 	};
-	auto &cg = joined->cgroups();
 	auto r =
 	    trace_tree(o, *tree, *dir, pipes.report.get(), pid, cg ? &*cg : nullptr, go, mntns ? &*mntns : nullptr, t0);
 	if (!r)

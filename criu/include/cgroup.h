@@ -4,8 +4,9 @@
 // memory.limit_in_bytes, cpu.cfs_quota_us/cfs_period_us, cpu.shares; v2
 // memory.max, cpu.max, cpu.weight) into cgroup-limits (key=value lines: an
 // addition of this project, CRIU's cgroup.img describes whole hierarchies).
-// A switch restore applies them to the sandbox's cgroups and moves the
-// restored root there before it runs: its children inherit the cgroup.
+// A switch restore applies them to the sandbox's cgroups, and the restored
+// root moves itself there before it runs anything of the tree's: its
+// children and threads inherit the cgroups.
 #pragma once
 
 #include <sys/types.h>
@@ -29,7 +30,19 @@ public:
 	static Result<CgroupTarget> open(const std::vector<std::string> &dirs);
 	// Writes the dump's limits (those of the controllers present here).
 	Status apply_limits(const ImageDir &images);
-	Status add(pid_t pid);
+	// Moves the calling task into every cgroup. For the root of a restore
+	// while it is single-threaded: on v1 it writes 0 (itself) into
+	// `tasks`, a migration of one thread, which the kernel does without
+	// taking cgroup_threadgroup_rwsem for writing. Moving a process through
+	// `cgroup.procs` takes it, and when no other writer took it in about
+	// the last RCU grace period, waits for a new one first (8-16 ms on
+	// an idle VM: most of a switch restore, see Documentation/switch.md).
+	// v2 has no `tasks` for a domain cgroup: cgroup.procs there.
+	Status join_self() const;
+	// The directory fds (another process of criu's reopens them through
+	// /proc/PID/fd, see reopen()).
+	std::vector<int> fds() const;
+	static Result<CgroupTarget> reopen(pid_t owner, const std::vector<int> &fds);
 	// How many processes are in them now.
 	Result<size_t> tasks() const;
 

@@ -78,6 +78,31 @@ class Pool:
         return {int(p) for c in json.loads((self.state / name / "conf.json").read_text())["cgroups"]
                 for p in open(os.path.join(c, "cgroup.procs")).read().split()}
 
+    def check_tree_in_cgroups(self, r, name, root):
+        """Every thread of every process of root's tree is in each of the
+        sandbox's cgroups (the root joins them itself, one thread at a
+        time: a thread or child left behind would escape the limits)."""
+        want = []
+        for c in json.loads((self.state / name / "conf.json").read_text())["cgroups"]:
+            rel = os.path.relpath(c, "/sys/fs/cgroup").split("/")
+            # v1: memory/criu-sandbox/NAME, cpu/...; v2: criu-sandbox/NAME
+            v1 = os.path.exists(os.path.join("/sys/fs/cgroup", rel[0], "tasks"))
+            want.append((rel[0] if v1 else "", "/" + "/".join(rel[1:] if v1 else rel)))
+        for pid in [root] + list(descendants(root)):
+            for tid in os.listdir("/proc/%d/task" % pid):
+                lines = read_text("/proc/%d/task/%s/cgroup" % (pid, tid)) or ""
+                have = {}
+                for line in lines.splitlines():
+                    _, ctls, path = line.split(":", 2)
+                    for ctl in ctls.split(","):
+                        have[ctl] = path
+                for ctl, path in want:
+                    # (cpu is mounted as cpu,cpuacct: its directory is a link)
+                    ctl = os.path.basename(os.path.realpath(os.path.join("/sys/fs/cgroup", ctl))).split(",")[0] \
+                        if ctl else ""
+                    r.check(have.get(ctl) == path, "task %s of PID %d is in %s:%s, not in %s"
+                            % (tid, pid, ctl, have.get(ctl), path))
+
     def in_netns(self, name, code, timeout=30):
         """Runs python code in the sandbox's network namespace; its stdout."""
         r = subprocess.run(["ip", "netns", "exec", "criu-sbx-" + name, "/usr/bin/python3", "-c", code],
@@ -206,6 +231,7 @@ def check_in_sandbox(r, pool, conf, pid):
         r.check(os.stat("/proc/%d/ns/%s" % (pid, kind)).st_ino == os.stat(path).st_ino,
                 "the function is not in %s's %s namespace" % (conf["name"], kind))
     r.check(pid in pool.procs(conf["name"]), "the function is not in %s's cgroups" % conf["name"])
+    pool.check_tree_in_cgroups(r, conf["name"], pid)
 
 
 def test_switch_with_mm_template(zdtm, pool, mm_pool):
@@ -444,6 +470,7 @@ def test_switch_over_rpc(zdtm, pool, prepared):
     r.track(resp.restore.pid)
     r.check(_served(log) == int(prepared), "restores served by a spare: %d" % _served(log))
     r.check(resp.restore.pid in pool.procs(b["name"]), "not in the sandbox's cgroups")
+    pool.check_tree_in_cgroups(r, b["name"], resp.restore.pid)
     r.check(call(pool, b, 4)["served"] == 2, "no answer after the RPC switch restore")
     finish_fn(r, pool, b, resp.restore.pid)
     svc.stop()
@@ -485,6 +512,7 @@ def test_zdtm_switch(zdtm, pool, name):
     pool.sandbox("repurpose", b["name"], *binds)
     rpid = switch_restore(r, imgdir, b["name"])
     r.check(rpid in pool.procs(b["name"]), "the restored test is not in B's cgroups")
+    pool.check_tree_in_cgroups(r, b["name"], rpid)
     time.sleep(0.1)
     os.kill(rpid, 15)
     status = r.wait_task(rpid, "the restored test")
