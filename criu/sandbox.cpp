@@ -132,6 +132,11 @@ Result<CgroupTarget> sandbox_cgroups(const std::string &name)
 	if (*busy)
 		return Error{strfmt("sandbox %s is busy (%zu processes in its cgroups): repurpose it first",
 				    name.c_str(), *busy)};
+	// A released sandbox is clean until something starts in it; the next
+	// repurpose must then purge it again (criu-sandbox(8)).
+	auto mark = strfmt("%s/%s/clean", sandbox_dir(), name.c_str());
+	if (unlink(mark.c_str()) < 0 && errno != ENOENT)
+		return sys_error("can't take the clean mark %s of sandbox %s", mark.c_str(), name.c_str());
 	return cg;
 }
 

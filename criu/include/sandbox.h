@@ -47,7 +47,8 @@ Result<ExternalNs> read_external_ns(const ImageDir &dir);
 // The sandbox's net, uts, ipc and mnt namespaces (in the order to enter
 // them), opened.
 Result<std::vector<std::pair<Fd, int>>> sandbox_namespaces(const std::string &name);
-// The sandbox's cgroups; refused while a process is in them (busy).
+// The sandbox's cgroups; refused while a process is in them (busy). Takes
+// the sandbox's clean mark away: something is about to start in it.
 Result<CgroupTarget> sandbox_cgroups(const std::string &name);
 
 // Namespaces criu enters for a restore, and leaves (back to its own) when

@@ -2,7 +2,7 @@
 """Benchmark of switch restore: getting a ready sandbox fresh vs repurposing
 an idle one, and the whole start of a function both ways.
 
-    /usr/bin/python3 scripts/bench/bench_switch.py [--runs N] [--concurrency N]
+    /usr/bin/python3 scripts/bench/bench_switch.py [--runs N] [--gap MS] [--concurrency N]
 
 The function is test/zdtm/functions/fn_http.py (a Python http.server
 function), started in a sandbox, warmed with one request, dumped (its
@@ -10,27 +10,36 @@ network and mount namespaces external) and converted into an mm-template.
 Then --runs (default 50) starts each way:
   fresh      create a new sandbox (network namespace, veth on the bridge,
              address, routes, cgroups, overlay root, uts/ipc namespaces)
-             and restore the function into it (--switch);
-  repurpose  repurpose one idle sandbox (kill the previous function, purge
-             the overlay, new mount/ipc/uts namespaces, reset the cgroup
-             limits) and restore into it; the previous function's overlay
-             directories are deleted after the start, untimed, as a
-             resident pool manager does it between starts;
-each with a plain restore and with --mm-template. With --concurrency N,
-N workers (processes, each with sandboxes of its own) start at once, as
-on a loaded node, --runs/N starts each, and their latencies are pooled.
-Every start is checked
-by a request answered from inside the sandbox's network namespace (not
-timed). The sandbox pool manager is scripts/criu-sandbox, loaded as a
-module so that its operations are timed as a resident pool manager would
-run them (no Python start-up); criu itself is run as a command and timed
-end to end. p50/p99 in ms, and the ratio fresh / repurpose of the whole
-start. Goal: repurpose + restore >= 10x faster than fresh sandbox +
-restore.
+             and restore the function into it (--switch); the sandbox is
+             destroyed after the start, untimed;
+  repurpose  the pool's way (TrEnv's): when a function is done its sandbox
+             is released (its processes killed, the overlay purged, new
+             mount/ipc/uts namespaces, cgroup limits reset: timed on its
+             own, it is off the start's path), and a start repurposes a
+             released sandbox (binds the function's dependencies into it)
+             and restores into it;
+  at-start   the same sandbox purged at the start instead (criu-sandbox
+             repurpose of a used sandbox: kill, purge, new namespaces,
+             dependencies, limits, all on the start's path);
+each with a plain restore and with --mm-template, and each restore both by
+spawning `criu restore` (cli) and through a resident `criu service` (one
+RPC request per start, as a platform's agent sends it). Between two starts
+the bench waits --gap ms (default 50, untimed): starts of one sandbox are
+that far apart on a platform, and back-to-back starts would hide costs the
+kernel only pays after an idle moment (a cgroup migration's wait for an RCU
+grace period, for one). With --concurrency N, N workers (processes, each
+with sandboxes of its own) start at once, as on a loaded node, --runs/N
+starts each, and their latencies are pooled. The first and the last start
+of each series are checked by a request answered from inside the
+sandbox's network namespace (not timed). The sandbox pool manager is
+scripts/criu-sandbox, loaded as a module so that its operations are timed
+as a resident pool manager would run them (no Python start-up). p50/p99 in
+ms, and the ratio fresh / repurpose of the whole start. Goal: repurpose +
+restore >= 10x faster than fresh sandbox + restore.
 
 A bridge (criu-bench-br, 10.90.0.0/16) and a private state directory,
-pool and holder socket directory are made and removed. Needs root and a
-built criu (make).
+pool and holder socket directory are made and removed. Needs root, a built
+criu (make) and, for the service, Debian's python3-criu.
 """
 import argparse
 import importlib.machinery
@@ -38,6 +47,7 @@ import importlib.util
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -45,7 +55,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench_core import REPO, BenchError, Procs, percentile, run_bench  # noqa: E402
+from bench_core import REPO, BenchError, Procs, log_tail, percentile, run_bench  # noqa: E402
+
+try:
+    from pycriu import rpc_pb2 as rpc
+except ImportError:
+    rpc = None
 
 PLUGIN_DIR = os.path.join(REPO, "plugins", "mmtemplate")
 FN = os.path.join(REPO, "test", "zdtm", "functions", "fn_http.py")
@@ -73,6 +88,7 @@ class Bench:
         os.makedirs(self.deps)
         shutil.copy(FN, self.deps)
         self.img = os.path.join(tmp, "img")
+        self.service, self.sock = None, None
 
     def criu(self, args, what):
         t0 = time.perf_counter()
@@ -112,20 +128,64 @@ class Bench:
         self.criu(["-L", PLUGIN_DIR, "convert", "-D", self.img, "--mm-template", "fn"], "criu convert")
         self.sb.destroy(self.sb.load("bsrc"))
 
-    def restore(self, name, tmpl):
+    def restore(self, name, tmpl, via):
+        if via == "service":
+            return self.rpc_restore(name, tmpl)
         args = ["restore", "-d", "-D", self.img, "--switch", name]
         if tmpl:
             args += ["-L", PLUGIN_DIR, "--mm-template", "fn"]
         return self.criu(args, "criu restore --switch")
 
-    def starts(self, way, tmpl, prefix, runs):
+    def start_service(self):
+        self.sock = os.path.join(self.tmp, "criu.sock")
+        log = open(os.path.join(self.tmp, "service.log"), "w")
+        p = subprocess.Popen([self.args.criu, "-L", PLUGIN_DIR, "service", "--address", self.sock],
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        self.procs.pids.add(p.pid)
+        self.service = p
+        end = time.monotonic() + 30
+        while not os.path.exists(self.sock):
+            if p.poll() is not None or time.monotonic() > end:
+                raise BenchError("criu service did not start: %s" % log_tail(log.name))
+            time.sleep(0.01)
+
+    def rpc_restore(self, name, tmpl):
+        """RESTORE with criu_opts.switch_sandbox (field 1001) and, for a
+        template, mm_template (field 1000): unknown to pycriu, appended."""
+        fd = os.open(self.img, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            req = rpc.criu_req(type=rpc.RESTORE)
+            req.opts.images_dir_fd = fd
+            opts = req.opts.SerializeToString() + bytes([0xca, 0x3e, len(name)]) + name.encode()
+            if tmpl:
+                opts += bytes([0xc2, 0x3e, 2]) + b"fn"
+            data = bytes([0x08, rpc.RESTORE, 0x12, len(opts)]) + opts
+            t0 = time.perf_counter()
+            with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sk:
+                sk.connect(self.sock)
+                sk.send(data)
+                resp = rpc.criu_resp()
+                resp.ParseFromString(sk.recv(1 << 16))
+            ms = (time.perf_counter() - t0) * 1e3
+        finally:
+            os.close(fd)
+        if not resp.success:
+            raise BenchError("RPC restore with switch_sandbox failed: %s" % resp.cr_errmsg)
+        return ms
+
+    def starts(self, way, tmpl, via, prefix, runs):
         """runs starts one way, in sandboxes named prefix...; per start the
-        ms to get the sandbox ready and to have the function restored in it."""
-        sbox, total = [], []
+        ms to get the sandbox ready and to have the function restored in
+        it; for repurpose also the ms of each release."""
+        sbox, total, release = [], [], []
         pooled = prefix + "pool"
-        if way == "repurpose":
+        if way != "fresh":
             self.sb.cmd_create(pooled, self.deps)
+            if way == "repurpose":
+                self.sb.cmd_release(pooled)
         for i in range(runs):
+            time.sleep(self.args.gap / 1e3)
             t0 = time.perf_counter()
             if way == "fresh":
                 name = "%sf%d" % (prefix, i)
@@ -133,8 +193,10 @@ class Bench:
             else:
                 name = pooled
                 conf = self.sb.cmd_repurpose(name, self.deps, keep_trash=True)
+                if conf["released"] != (way == "repurpose"):
+                    raise BenchError("repurpose of %s: released=%s" % (name, conf["released"]))
             t1 = time.perf_counter()
-            self.restore(name, tmpl)
+            self.restore(name, tmpl, via)
             t2 = time.perf_counter()
             sbox.append((t1 - t0) * 1e3)
             total.append((t2 - t0) * 1e3)
@@ -143,20 +205,22 @@ class Bench:
             # untimed, as a resident pool manager does it between starts
             if way == "fresh":
                 self.sb.destroy(self.sb.load(name))
+            elif way == "repurpose":
+                release.append(self.sb.cmd_release(name)["ms"])
             else:
                 self.sb.remove_trash(name)
-        if way == "repurpose":
+        if way != "fresh":
             self.sb.destroy(self.sb.load(pooled))
-        return sbox, total
+        return sbox, total, release
 
-    def run_way(self, way, tmpl):
+    def run_way(self, way, tmpl, via):
         """--concurrency workers, each a process with sandboxes of its own,
         start at once; their latencies are pooled. Returns (sandbox ms,
-        whole start ms)."""
+        whole start ms, release ms)."""
         n = self.args.concurrency
         runs = max(2, self.args.runs // n)
         if n == 1:
-            return self.starts(way, tmpl, "b", runs)
+            return self.starts(way, tmpl, via, "b", runs)
         workers = []
         for w in range(n):
             r, wr = os.pipe()
@@ -164,7 +228,7 @@ class Bench:
             if pid == 0:
                 os.close(r)
                 try:
-                    res = {"ok": self.starts(way, tmpl, "b%d" % w, runs)}
+                    res = {"ok": self.starts(way, tmpl, via, "b%d" % w, runs)}
                 except Exception as e:  # noqa: B902 - reported by the parent
                     res = {"error": str(e)}
                 with os.fdopen(wr, "w") as f:
@@ -172,7 +236,7 @@ class Bench:
                 os._exit(0)
             os.close(wr)
             workers.append((pid, r))
-        sbox, total, errors = [], [], []
+        pooled, errors = ([], [], []), []
         for pid, r in workers:
             with os.fdopen(r) as f:
                 text = f.read()
@@ -181,34 +245,53 @@ class Bench:
             if "error" in res:
                 errors.append(res["error"])
             else:
-                sbox += res["ok"][0]
-                total += res["ok"][1]
+                for acc, got in zip(pooled, res["ok"]):
+                    acc += got
         if errors:
             raise BenchError("; ".join(errors))
-        return sbox, total
+        return pooled
 
     def body(self):
         self.prepare()
-        print("criu: %s; %d starts per way, %d at a time" % (self.args.criu, self.args.runs, self.args.concurrency),
+        vias = ["cli"]
+        if rpc is not None:
+            self.start_service()
+            vias.append("service")
+        else:
+            print("bench: no pycriu (Debian's python3-criu): the service is not measured", file=sys.stderr)
+        print("criu: %s; %d starts per way, %d at a time, %g ms apart" % (self.args.criu, self.args.runs,
+                                                                         self.args.concurrency, self.args.gap),
               flush=True)
-        ok = True
+        met = {}
         for tmpl in (False, True):
-            label = "--mm-template" if tmpl else "plain restore"
-            res = {way: self.run_way(way, tmpl) for way in ("fresh", "repurpose")}
-            print("\n== %s" % label)
-            for way, (sbox, total) in res.items():
-                print("  %-9s sandbox p50 %7.2f ms p99 %7.2f ms   sandbox + restore p50 %7.2f ms p99 %7.2f ms"
-                      % (way, percentile(sbox, 50), percentile(sbox, 99), percentile(total, 50),
-                         percentile(total, 99)), flush=True)
-            rs = percentile(res["fresh"][0], 50) / percentile(res["repurpose"][0], 50)
-            rt = percentile(res["fresh"][1], 50) / percentile(res["repurpose"][1], 50)
-            met = rt >= 10
-            ok &= met or not tmpl
-            print("  fresh / repurpose: sandbox %.1fx, whole start %.1fx (goal >= 10: %s)"
-                  % (rs, rt, "met" if met else "NOT met"))
-        print("\nGoal (with --mm-template, the fast path) %s." % ("met" if ok else "not met"))
+            for via in vias:
+                label = "%s, restore by %s" % ("--mm-template" if tmpl else "plain restore",
+                                              "`criu restore`" if via == "cli" else "criu service (RPC)")
+                res = {way: self.run_way(way, tmpl, via) for way in ("fresh", "repurpose", "at-start")}
+                print("\n== %s" % label)
+                for way, (sbox, total, release) in res.items():
+                    print("  %-9s sandbox p50 %6.2f ms p99 %6.2f ms   sandbox + restore p50 %6.2f ms p99 %6.2f ms"
+                          % (way, percentile(sbox, 50), percentile(sbox, 99), percentile(total, 50),
+                             percentile(total, 99)), flush=True)
+                rel = res["repurpose"][2]
+                print("  (release, when a function is done: p50 %.2f ms p99 %.2f ms, off the start's path)"
+                      % (percentile(rel, 50), percentile(rel, 99)))
+                fresh = res["fresh"]
+                for way in ("repurpose", "at-start"):
+                    rs = percentile(fresh[0], 50) / percentile(res[way][0], 50)
+                    rt = percentile(fresh[1], 50) / percentile(res[way][1], 50)
+                    rt99 = percentile(fresh[1], 99) / percentile(res[way][1], 99)
+                    print("  fresh / %-9s sandbox %5.1fx, whole start p50 %5.1fx, p99 %5.1fx%s"
+                          % (way, rs, rt, rt99, " (goal >= 10: %s)" % ("met" if rt >= 10 else "NOT met")
+                             if way == "repurpose" else ""))
+                if tmpl:
+                    met[via] = percentile(fresh[1], 50) / percentile(res["repurpose"][1], 50) >= 10
+        print("\nGoal (--mm-template, the fast path, whole start p50 >= 10x): %s." % ", ".join(
+            "%s %s" % (via, "met" if ok else "not met") for via, ok in met.items()))
 
     def cleanup(self):
+        if self.service is not None:
+            self.procs.stop(self.service.pid)
         state = os.environ["CRIU_SANDBOX_DIR"]
         for name in sorted(os.listdir(state)) if os.path.isdir(state) else []:
             if name.startswith("."):
@@ -226,12 +309,16 @@ class Bench:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=50, help="starts per way (default 50)")
+    ap.add_argument("--gap", type=float, default=50.0,
+                    help="ms between two starts, untimed (default 50)")
     ap.add_argument("--concurrency", type=int, default=1,
                     help="starts at once, each worker with sandboxes of its own (default 1)")
     ap.add_argument("--criu", default=os.path.join(REPO, "criu", "criu"), help="criu binary")
     args = ap.parse_args()
     if args.runs < 2:
         ap.error("--runs must be at least 2")
+    if not 0 <= args.gap <= 10000:
+        ap.error("--gap must be 0..10000 ms")
     if not 1 <= args.concurrency <= 32:
         ap.error("--concurrency must be 1..32")
     if os.geteuid() != 0:

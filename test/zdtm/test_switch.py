@@ -7,13 +7,11 @@ at the end. HTTP requests are sent from inside the sandbox's network
 namespace (ip netns exec) to the sandbox's own address.
 """
 import fcntl
-import http.client
 import json
 import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 
 import pytest
@@ -70,6 +68,10 @@ class Pool:
         conf = self.sandbox("create", name)
         self.names.append(name)
         return conf
+
+    def state_of(self, name):
+        return next(json.loads(line)["state"] for line in self.sandbox_lines("list")
+                    if json.loads(line)["name"] == name)
 
     def upper(self, name):
         return self.state / name / "upper"
@@ -272,13 +274,15 @@ os.rename("/tmp/probe.tmp", "/tmp/probe")
 """
 
 
-def test_repurpose_leaves_nothing(zdtm, pool, tmp_path):
+@pytest.mark.parametrize("how", ["repurpose", "release"])
+def test_repurpose_leaves_nothing(zdtm, pool, tmp_path, how):
     """a function that leaves files (overlay root, /tmp, /dev/shm), SysV
     objects, a listening socket, a child process and an environment variable
-    behind: after repurpose none of it is in the sandbox, whose network,
-    address and cgroups are the same; the new dependency directory is
-    there instead of the old one"""
-    r = zdtm("switch_dirty", timeout=120)
+    behind: after repurpose (at once, or release when it is done and then
+    repurpose) none of it is in the sandbox, whose network, address and
+    cgroups are the same; the new dependency directory is there instead of
+    the old one"""
+    r = zdtm("switch_dirty_" + how, timeout=120)
     a = pool.create("a")
     net_before = os.stat("/run/netns/criu-sbx-" + a["name"]).st_ino
     start_fn(r, pool, a, "fn_dirty.py")
@@ -286,7 +290,14 @@ def test_repurpose_leaves_nothing(zdtm, pool, tmp_path):
     deps2 = tmp_path / "deps2"
     deps2.mkdir()
     (deps2 / "other.txt").write_text("x")
+    if how == "release":
+        pool.sandbox("release", a["name"])
+        r.check(pool.state_of(a["name"]) == "clean", "not clean after release")
+        r.check(not pool.procs(a["name"]), "processes survived the release: %s" % pool.procs(a["name"]))
     res = pool.sandbox("repurpose", a["name"], "--deps", deps2)
+    r.check(res["released"] == (how == "release"), "repurpose of a %s sandbox: released=%s"
+            % ("released" if how == "release" else "used", res["released"]))
+    r.check(pool.state_of(a["name"]) == "idle", "still clean after repurpose")
     r.check(not pool.procs(a["name"]), "processes survived: %s" % pool.procs(a["name"]))
     r.check(not any(pool.upper(a["name"]).iterdir()), "the overlay upper is not empty")
     trash = pool.state / a["name"] / ".trash"
@@ -310,6 +321,41 @@ def test_repurpose_leaves_nothing(zdtm, pool, tmp_path):
     r.check(seen["listen"] == [], "a listening socket survived: %s" % seen["listen"])
     r.check(not seen["env"], "the environment survived")
     r.check(seen["fn"] == ["other.txt"], "the dependency directory is %s" % seen["fn"])
+    r.ok = True
+
+
+def test_clean_mark_taken_by_a_start(zdtm, pool):
+    """whatever starts in a clean sandbox takes its clean mark away, so that
+    the next repurpose purges it again: criu-sandbox run (in a released
+    sandbox) and criu restore --switch (the mark put back by hand on a
+    repurposed sandbox); files the started functions wrote are gone after
+    that repurpose"""
+    r = zdtm("switch_clean_mark", timeout=120)
+    a, b = pool.create("a"), pool.create("b")
+    pool.sandbox("release", a["name"])
+    run = subprocess.run([SANDBOX, "run", a["name"], "--", "/usr/bin/python3", "-c",
+                          "open('/tmp/left-by-run', 'w').close()"], capture_output=True, text=True, timeout=30)
+    r.check(run.returncode == 0, "run: %s" % run.stderr)
+    r.track(json.loads(run.stdout)["pid"])
+    left = pool.upper(a["name"]) / "tmp" / "left-by-run"
+    end = time.monotonic() + 20
+    while not left.exists():
+        r.check(time.monotonic() < end, "the started process wrote nothing")
+        time.sleep(0.02)
+    r.check(pool.state_of(a["name"]) == "idle", "run left the clean mark")
+    r.check(not pool.sandbox("repurpose", a["name"])["released"], "repurpose after run took the fast path")
+    r.check(not left.exists(), "a file of the run survived")
+    pid = start_fn(r, pool, a)
+    call(pool, a, 3)
+    imgdir = dump_fn(r, pid)
+    pool.sandbox("repurpose", b["name"], "--deps", pool.deps)
+    (pool.state / b["name"] / "clean").touch()
+    rpid = switch_restore(r, imgdir, b["name"])
+    r.check(not (pool.state / b["name"] / "clean").exists(), "criu restore --switch left the clean mark")
+    finish_fn(r, pool, b, rpid)
+    r.check((pool.upper(b["name"]) / "tmp" / "out").exists(), "the restored function wrote nothing")
+    r.check(not pool.sandbox("repurpose", b["name"])["released"], "repurpose after a restore took the fast path")
+    r.check(not any(pool.upper(b["name"]).iterdir()), "files of the restored function survived")
     r.ok = True
 
 
@@ -350,7 +396,7 @@ def test_pool_concurrency(pool):
     fd = os.open(pool.state / held, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        for cmd in ("repurpose", "destroy"):
+        for cmd in ("release", "repurpose", "destroy"):
             r = subprocess.run([SANDBOX, cmd, held], capture_output=True, text=True, timeout=60)
             err = r.stderr.strip().split("\n")
             assert r.returncode == 1 and len(err) == 1 and "busy" in err[0], (cmd, r.returncode, r.stderr)
@@ -359,6 +405,10 @@ def test_pool_concurrency(pool):
         os.close(fd)
     pool.sandbox("repurpose", held)
     assert not mark.exists(), "repurpose left the overlay's upper directory as it was"
+    for cmd in ("release", "repurpose", "destroy"):
+        r = subprocess.run([SANDBOX, cmd, pool.prefix + "none"], capture_output=True, text=True, timeout=60)
+        err = r.stderr.strip().split("\n")
+        assert r.returncode == 1 and len(err) == 1 and "no sandbox" in err[0], (cmd, r.returncode, r.stderr)
     # a threaded manager can't make namespaces in itself: a clear error, the sandbox unchanged
     code = ("import importlib.machinery as m, importlib.util as u, threading, time\n"
             "l = m.SourceFileLoader('sb', %r); mod = u.module_from_spec(u.spec_from_loader('sb', l))\n"
