@@ -105,6 +105,20 @@ class Pool:
                     r.check(have.get(ctl) == path, "task %s of PID %d is in %s:%s, not in %s"
                             % (tid, pid, ctl, have.get(ctl), path))
 
+    def run_python(self, r, name, code, out):
+        """code run in the sandbox (criu-sandbox run); waits for the file
+        /tmp/OUT it writes there, and returns its path on the host."""
+        run = subprocess.run([SANDBOX, "run", name, "--", "/usr/bin/python3", "-c", code],
+                             capture_output=True, text=True, timeout=30)
+        r.check(run.returncode == 0, "criu-sandbox run: %s" % run.stderr)
+        r.track(json.loads(run.stdout)["pid"])
+        path = self.upper(name) / "tmp" / out
+        end = time.monotonic() + 20
+        while not path.exists():
+            r.check(time.monotonic() < end, "the process run in %s wrote no /tmp/%s" % (name, out))
+            time.sleep(0.02)
+        return path
+
     def in_netns(self, name, code, timeout=30):
         """Runs python code in the sandbox's network namespace; its stdout."""
         r = subprocess.run(["ip", "netns", "exec", "criu-sbx-" + name, "/usr/bin/python3", "-c", code],
@@ -305,16 +319,7 @@ def test_repurpose_leaves_nothing(zdtm, pool, tmp_path, how):
             % (list(trash.iterdir()) if trash.exists() else ""))
     r.check(os.stat("/run/netns/criu-sbx-" + a["name"]).st_ino == net_before, "the network namespace changed")
     r.check(res["address"] == a["address"], "the address changed")
-    run = subprocess.run([SANDBOX, "run", a["name"], "--", "/usr/bin/python3", "-c", PROBE],
-                         capture_output=True, text=True, timeout=30)
-    r.check(run.returncode == 0, "probe: %s" % run.stderr)
-    r.track(json.loads(run.stdout)["pid"])
-    probe_file = pool.upper(a["name"]) / "tmp" / "probe"
-    end = time.monotonic() + 20
-    while not probe_file.exists():
-        r.check(time.monotonic() < end, "the probe wrote nothing")
-        time.sleep(0.02)
-    seen = json.loads(read_text(probe_file))
+    seen = json.loads(read_text(pool.run_python(r, a["name"], PROBE, "probe")))
     r.check(seen["tmp"] in (["probe.tmp"], []) and seen["shm"] == [], "files survived: %s" % seen)
     r.check("leftover" not in seen["root"], "a file in the overlay root survived: %s" % seen["root"])
     r.check(seen["sysvipc"] == {"shm": 0, "sem": 0, "msg": 0}, "SysV objects survived: %s" % seen["sysvipc"])
@@ -333,15 +338,7 @@ def test_clean_mark_taken_by_a_start(zdtm, pool):
     r = zdtm("switch_clean_mark", timeout=120)
     a, b = pool.create("a"), pool.create("b")
     pool.sandbox("release", a["name"])
-    run = subprocess.run([SANDBOX, "run", a["name"], "--", "/usr/bin/python3", "-c",
-                          "open('/tmp/left-by-run', 'w').close()"], capture_output=True, text=True, timeout=30)
-    r.check(run.returncode == 0, "run: %s" % run.stderr)
-    r.track(json.loads(run.stdout)["pid"])
-    left = pool.upper(a["name"]) / "tmp" / "left-by-run"
-    end = time.monotonic() + 20
-    while not left.exists():
-        r.check(time.monotonic() < end, "the started process wrote nothing")
-        time.sleep(0.02)
+    left = pool.run_python(r, a["name"], "open('/tmp/left-by-run', 'w').close()", "left-by-run")
     r.check(pool.state_of(a["name"]) == "idle", "run left the clean mark")
     r.check(not pool.sandbox("repurpose", a["name"])["released"], "repurpose after run took the fast path")
     r.check(not left.exists(), "a file of the run survived")
