@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <map>
 
 #include "log.h"
@@ -69,6 +70,47 @@ Status dump_cgroup_limits(const ImageDir &dir, pid_t pid)
 		return w.error();
 	TRY(w->write_raw(out.data(), out.size()));
 	return w->close();
+}
+
+Result<CgroupRoot> parse_cgroup_root(const std::string &s)
+{
+	auto colon = s.find(':');
+	bool named = colon != std::string::npos && colon < s.find('/');
+	CgroupRoot r{named ? s.substr(0, colon) : "", named ? s.substr(colon + 1) : s};
+	bool ctrl_ok =
+	    !named ||
+	    (!r.ctrl.empty() && r.ctrl.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == std::string::npos);
+	if (!ctrl_ok || r.path.empty() || r.path[0] != '/' || (r.path + "/").find("/../") != std::string::npos)
+		return Error{strfmt("--cgroup-root wants [CONTROLLER:]/PATH, not '%s'", s.c_str())};
+	return r;
+}
+
+std::vector<std::string> cgroup_root_dirs(const std::vector<CgroupRoot> &roots)
+{
+	std::map<std::string, std::string> at;	// controller -> path
+	for (auto &r : roots)
+		if (r.ctrl.empty())
+			at["memory"] = at["cpu"] = r.path;
+	for (auto &r : roots)
+		if (!r.ctrl.empty())
+			at[r.ctrl] = r.path;
+	auto v2 = read_file("/sys/fs/cgroup/cgroup.controllers");
+	auto on_v2 = [&](const std::string &ctl) {
+		if (!v2)
+			return false;
+		for (auto c : split(trim(*v2), ' '))
+			if (c == ctl)
+				return true;
+		return false;
+	};
+	std::vector<std::string> dirs;
+	for (auto &[ctl, path] : at) {
+		auto d =
+		    on_v2(ctl) ? "/sys/fs/cgroup" + path : strfmt("/sys/fs/cgroup/%s%s", ctl.c_str(), path.c_str());
+		if (std::find(dirs.begin(), dirs.end(), d) == dirs.end())
+			dirs.push_back(d);
+	}
+	return dirs;
 }
 
 Result<CgroupTarget> CgroupTarget::open(const std::vector<std::string> &dirs)

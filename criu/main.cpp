@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cgroup.h"
 #include "log.h"
 #include "net.h"
 #include "options.h"
@@ -31,7 +32,6 @@ const char *const kUnsupported[] = {
     "cgroup-dump-controller",
     "cgroup-props",
     "cgroup-props-file",
-    "cgroup-root",
     "cgroup-yard",
     "config",
     "cpu-cap",
@@ -120,6 +120,9 @@ void usage()
 	       "                           restore: the peer of veth IN is OUT in criu's net namespace\n"
 	       "                           (put into BRIDGE, up)\n"
 	       "  --switch SANDBOX         restore into an existing sandbox (scripts/criu-sandbox)\n"
+	       "  --cgroup-root [CTRL:]/PATH\n"
+	       "                           restore: put the tree into the cgroup PATH (of the memory and\n"
+	       "                           cpu hierarchies, or of CTRL's), with the dump's limits\n"
 	       "  --mm-template NAME       convert: make the template NAME of a dump; restore: attach\n"
 	       "                           its memory copy-on-write (mmtemplate plugin)\n"
 	       "  --mem-pool dram|dax      convert: the memory pool of the template (default dram)\n"
@@ -168,6 +171,7 @@ bool parse_options(int argc, char **argv, Options &o)
 		kDaxDevice,
 		kExternal,
 		kSwitch,
+		kCgroupRoot,
 		kRoot,
 		kVethPair,
 		kPrepare,
@@ -194,6 +198,7 @@ bool parse_options(int argc, char **argv, Options &o)
 		{"dax-device", required_argument, nullptr, kDaxDevice},
 		{"external", required_argument, nullptr, kExternal},
 		{"switch", required_argument, nullptr, kSwitch},
+		{"cgroup-root", required_argument, nullptr, kCgroupRoot},
 		{"root", required_argument, nullptr, kRoot},
 		{"veth-pair", required_argument, nullptr, kVethPair},
 		{"libdir", required_argument, nullptr, 'L'},
@@ -318,6 +323,15 @@ bool parse_options(int argc, char **argv, Options &o)
 		case kSwitch:
 			o.switch_to = optarg;
 			break;
+		case kCgroupRoot: {
+			auto r = parse_cgroup_root(optarg);
+			if (!r) {
+				fprintf(stderr, "Error: %s\n", r.error().msg.c_str());
+				return false;
+			}
+			o.cgroup_roots.push_back(*r);
+			break;
+		}
 		case kRoot:
 			o.root = optarg;
 			break;
@@ -353,6 +367,9 @@ bool parse_options(int argc, char **argv, Options &o)
 			return false;
 		}
 		o.swrk_fd = fd;
+	} else if (!o.cgroup_roots.empty() && o.command != "restore") {
+		fprintf(stderr, "Error: --cgroup-root is a restore option here (criu dumps no cgroup tree)\n");
+		return false;
 	} else if (o.args.size() > 1 && (o.command == "dump" || o.command == "restore" || o.command == "check" ||
 					 o.command == "service" || o.command == "swrk")) {
 		fprintf(stderr, "Error: unexpected argument '%s'\n", o.args[1].c_str());

@@ -1286,7 +1286,7 @@ std::optional<PreparedRoot> g_prepared;
 struct GoHeader {
 	uint32_t argv_len;
 	int32_t log_fd;	 // criu's, reopened through /proc
-	// --switch: the sandbox's cgroups, criu's directory fds, to join
+	// the cgroups to join (restore_cgroups()), criu's directory fds
 	uint32_t n_cgroups;
 	int32_t cgroup_fds[4];
 };
@@ -1372,16 +1372,14 @@ Result<pid_t> restore_prepared(const Options &o, const ImageDir &dir, timespec t
 	for (auto &a : o.argv)
 		blob.append(a.c_str(), a.size() + 1);
 	GoHeader h{(uint32_t)blob.size(), log::fd(), 0, {}};
-	std::optional<CgroupTarget> cg;
-	if (!o.switch_to.empty()) {
-		auto c = sandbox_cgroups(o.switch_to);
-		if (!c)
-			return c.error();
-		cg.emplace(std::move(*c));
+	auto cgr = restore_cgroups(o);
+	if (!cgr)
+		return cgr.error();
+	std::optional<CgroupTarget> &cg = *cgr;
+	if (cg) {
 		auto fds = cg->fds();
 		if (fds.size() > std::size(h.cgroup_fds))
-			return Error{strfmt("sandbox %s has more than %zu cgroups", o.switch_to.c_str(),
-					    std::size(h.cgroup_fds))};
+			return Error{strfmt("more than %zu cgroups to join", std::size(h.cgroup_fds))};
 		std::copy(fds.begin(), fds.end(), h.cgroup_fds);
 		h.n_cgroups = fds.size();
 	}

@@ -140,20 +140,35 @@ Result<CgroupTarget> sandbox_cgroups(const std::string &name)
 	return cg;
 }
 
+Result<std::optional<CgroupTarget>> restore_cgroups(const Options &o)
+{
+	if (!o.switch_to.empty() && !o.cgroup_roots.empty())
+		return Error{"--switch and --cgroup-root both say which cgroups the tree goes into: give one"};
+	std::optional<CgroupTarget> cg;
+	if (!o.switch_to.empty() || !o.cgroup_roots.empty()) {
+		auto t = o.switch_to.empty() ? CgroupTarget::open(cgroup_root_dirs(o.cgroup_roots))
+					     : sandbox_cgroups(o.switch_to);
+		if (!t)
+			return t.error();
+		cg.emplace(std::move(*t));
+	}
+	return cg;
+}
+
 Result<JoinedNs> JoinedNs::enter(const Options &o, const ExternalNs &ext)
 {
 	// (namespace file or fd, kind); mnt last: the paths are criu's until then
 	std::vector<std::pair<Fd, int>> targets;
 	JoinedNs j;
+	auto cg = restore_cgroups(o);
+	if (!cg)
+		return cg.error();
+	j.cgroups_ = std::move(*cg);
 	if (!o.switch_to.empty()) {
 		auto ns = sandbox_namespaces(o.switch_to);
 		if (!ns)
 			return ns.error();
 		targets = std::move(*ns);
-		auto cg = sandbox_cgroups(o.switch_to);
-		if (!cg)
-			return cg.error();
-		j.cgroups_.emplace(std::move(*cg));
 	} else if (ext.any()) {
 		for (auto &[k, kind] : {std::pair{ext.net, CLONE_NEWNET}, std::pair{ext.mnt, CLONE_NEWNS}}) {
 			const std::string &key = k;

@@ -237,6 +237,13 @@ Result<Options> Worker::options(const CriuReq &req)
 	}
 	if (ro.switch_sandbox)
 		o.switch_to = ro.switch_sandbox;
+	for (size_t i = 0; i < ro.n_cg_root; i++) {
+		auto r = parse_cgroup_root(std::string(ro.cg_root[i]->ctrl ? ro.cg_root[i]->ctrl : "") +
+					   (ro.cg_root[i]->ctrl ? ":" : "") + ro.cg_root[i]->path);
+		if (!r)
+			return r.error();
+		o.cgroup_roots.push_back(*r);
+	}
 	if (ro.root)
 		o.root = ro.root;
 	if (ro.mm_template)
@@ -274,6 +281,8 @@ std::vector<std::string> restore_argv(const Options &o)
 		argv.push_back("-j");
 	if (!o.switch_to.empty())
 		argv.insert(argv.end(), {"--switch", o.switch_to});
+	for (auto &r : o.cgroup_roots)
+		argv.insert(argv.end(), {"--cgroup-root", (r.ctrl.empty() ? "" : r.ctrl + ":") + r.path});
 	for (auto &v : o.veths)
 		argv.insert(argv.end(), {"--veth-pair", v.in + "=" + v.out + (v.bridge.empty() ? "" : "@" + v.bridge)});
 	return argv;
@@ -338,6 +347,8 @@ Status Worker::handle(const CriuReq &req)
 		auto o = options(req);
 		if (!o)
 			return o.error();
+		if (!o->cgroup_roots.empty())
+			return Error{"cg_root is a restore option here (criu dumps no cgroup tree)"};
 		log::init(o->verbosity, o->log_file.empty() ? "" : o->work_dir + "/" + o->log_file, o->log_pid);
 		TRY(dump_task(*o));
 		CriuDumpResp d = CRIU_DUMP_RESP__INIT;

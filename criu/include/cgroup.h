@@ -15,12 +15,23 @@
 #include <vector>
 
 #include "image.h"
+#include "options.h"
 #include "util.h"
 
 namespace criu
 {
 
 Status dump_cgroup_limits(const ImageDir &dir, pid_t pid);
+
+// CRIU's `[CONTROLLER:]/PATH`: PATH absolute, without "..".
+Result<CgroupRoot> parse_cgroup_root(const std::string &s);
+// Where `--cgroup-root` puts a restored tree: PATH in the hierarchy of
+// each controller whose limits criu saves (memory and cpu: the v2
+// hierarchy where they are on it, else their v1 ones), or, for a
+// CONTROLLER: form, in the v1 hierarchy of that controller (which then
+// replaces the default for it). Hierarchies are those under
+// /sys/fs/cgroup, as at dump.
+std::vector<std::string> cgroup_root_dirs(const std::vector<CgroupRoot> &roots);
 
 // The cgroups a restored tree goes into, opened before criu enters the
 // sandbox's mount namespace (which has no /sys).

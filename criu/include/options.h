@@ -26,6 +26,12 @@ struct VethPair {
 	std::string in, out, bridge;
 };
 
+// --cgroup-root [CONTROLLER:]/PATH, RPC cg_root.
+struct CgroupRoot {
+	std::string ctrl;  // "" for the default
+	std::string path;
+};
+
 struct Options {
 	std::string command;
 	pid_t pid = 0;		       // -t
@@ -54,6 +60,7 @@ struct Options {
 	std::string switch_to;				       // --switch SANDBOX
 	std::string root;				       // --root DIR
 	std::vector<VethPair> veths;			       // --veth-pair, --external veth[...]
+	std::vector<CgroupRoot> cgroup_roots;		       // restore: --cgroup-root
 	// Set by a template holder for the restore it runs (see template.cpp).
 	std::vector<HeldRange> held;
 	int pages_dir_fd = -1;

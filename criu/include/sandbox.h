@@ -51,6 +51,10 @@ Result<std::vector<std::pair<Fd, int>>> sandbox_namespaces(const std::string &na
 // the sandbox's clean mark away: something is about to start in it.
 Result<CgroupTarget> sandbox_cgroups(const std::string &name);
 
+// The cgroups a restore puts the tree into: the sandbox's (--switch), the
+// --cgroup-root ones, or none.
+Result<std::optional<CgroupTarget>> restore_cgroups(const Options &o);
+
 // Namespaces criu enters for a restore, and leaves (back to its own) when
 // this goes out of scope.
 class JoinedNs
@@ -59,10 +63,10 @@ public:
 	JoinedNs() = default;
 	JoinedNs(JoinedNs &&) = default;
 	~JoinedNs();
-	// --switch or --inherit-fd, as the images need; also what the sandbox's
-	// cgroups are (empty without --switch).
+	// --switch or --inherit-fd, as the images need; also the cgroups of
+	// restore_cgroups(), opened before entering any namespace.
 	static Result<JoinedNs> enter(const Options &o, const ExternalNs &ext);
-	// The sandbox's cgroups (with --switch), opened before entering it.
+	// The cgroups the tree goes into, if any.
 	std::optional<CgroupTarget> &cgroups() { return cgroups_; }
 
 private:

@@ -901,6 +901,76 @@ def test_rpc_veths(zdtm):
     r.ok = True
 
 
+def _tasks_in(root_pid):
+    """(pid, tid) of every thread of root_pid and of its descendants."""
+    return [(p, int(t)) for p in [root_pid] + list(descendants(root_pid)) for t in os.listdir("/proc/%d/task" % p)]
+
+
+def _cgroup_path(pid, tid, ctl):
+    for line in (read_text("/proc/%d/task/%d/cgroup" % (pid, tid)) or "").splitlines():
+        _, ctls, path = line.split(":", 2)
+        if ctl in ctls.split(","):
+            return path
+    return None
+
+
+@pytest.mark.parametrize("name", ["tree_threads", "fpu_threads"])
+def test_rpc_cg_root(zdtm, name):
+    """criu_opts.cg_root (CRIU's field 25, --cgroup-root): a RESTORE puts
+    every thread of every restored task into the named cgroup of the memory
+    and cpu hierarchies, with the dump's limits written there (the root
+    joins it itself before anything else is made); a DUMP with cg_root is
+    refused"""
+    r = zdtm(name, timeout=90)
+    rel = "/zdtm-cgroot-%d" % os.getpid()
+    dirs = {ctl: "/sys/fs/cgroup/%s%s" % (ctl, rel) for ctl in ("memory", "cpu")}
+    if not all(os.path.exists("/sys/fs/cgroup/%s/tasks" % ctl) for ctl in dirs):
+        pytest.skip("memory and cpu are not v1 hierarchies here")
+    for d in dirs.values():
+        os.makedirs(d, exist_ok=True)
+
+    def drop():
+        # what is left in them is our restored tree (a failed test's)
+        for d in dirs.values():
+            for p in (read_text(os.path.join(d, "cgroup.procs")) or "").split():
+                os.kill(int(p), signal.SIGKILL)
+        end = time.monotonic() + 10
+        for d in dirs.values():
+            while os.path.isdir(d):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    reap_zombie_children()
+                    if time.monotonic() > end:
+                        raise
+                    time.sleep(0.01)
+    r.closers.append(drop)
+    svc = Service(r)
+    r.start()
+    c = svc.connect()
+    _, resp = rpc_dump(r, c, imgdir=r.new_imgdir(), keep_open=True, cg_root=[rpc.cgroup_root(path=rel)])
+    r.check(not resp.success and "restore option" in resp.cr_errmsg, "DUMP with cg_root: %s" % resp_error(resp))
+    c.close()
+    imgdir = r.dump(r.pid)
+    r.reap_dumped()
+    pid = restore_ok(r, svc.connect(), imgdir, cg_root=[rpc.cgroup_root(path=rel)])
+    tasks = _tasks_in(pid)
+    r.check(len(tasks) >= 2, "%s has a single thread: %s" % (name, tasks))
+    for p, t in tasks:
+        for ctl in dirs:
+            r.check(_cgroup_path(p, t, ctl) == rel, "thread %d of PID %d is in %s:%s, not %s"
+                    % (t, p, ctl, _cgroup_path(p, t, ctl), rel))
+    limits = dict(line.split("=", 1) for line in (read_text(imgdir / "cgroup-limits") or "").splitlines())
+    r.check("memory.limit_in_bytes" in limits, "the dump saved no memory limit: %s" % limits)
+    for key, value in limits.items():
+        path = os.path.join(dirs[key.split(".")[0]], key)
+        if os.path.exists(path):
+            r.check(read_text(path).strip() == value, "%s = %s, not the dump's %s" % (path, read_text(path), value))
+    r.finish_task(pid)
+    svc.stop()
+    r.ok = True
+
+
 UNSUPPORTED = [("tcp_established", True), ("ext_unix_sk", True), ("lazy_pages", True),
                ("external", ["unix[123]"])]
 

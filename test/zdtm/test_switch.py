@@ -451,12 +451,17 @@ def test_switch_errors(zdtm, pool):
     r.ok = True
 
 
-def warm_dump_and_target(r, pool):
-    """The function warmed in a new sandbox A and dumped; a new sandbox B
-    repurposed for it. Returns B's conf and the images directory."""
+def warm_dump_and_target(r, pool, limits=False):
+    """The function warmed in a new sandbox A (limits: with LIMITS on A's
+    cgroups) and dumped; a new sandbox B repurposed for it. Returns B's
+    conf and the images directory."""
     a, b = pool.create("a"), pool.create("b")
     pid = start_fn(r, pool, a)
     call(pool, a, 3)
+    for f, v in LIMITS.items() if limits else ():
+        if cgroup_file(a, f):
+            with open(cgroup_file(a, f), "w") as fp:
+                fp.write(v)
     imgdir = dump_fn(r, pid)
     pool.sandbox("repurpose", b["name"], "--deps", pool.deps)
     return b, imgdir
@@ -465,16 +470,29 @@ def warm_dump_and_target(r, pool):
 def test_switch_inherit_fd_namespaces(zdtm, pool):
     """the form TrEnv's CRIU used: the caller hands the sandbox's net and
     mount namespaces in as fds (--inherit-fd fd[N]:KEY for the dump's
-    external keys); the function comes back in them and answers"""
+    external keys) and names its cgroups with --cgroup-root; the function
+    comes back in them, with the checkpoint's limits, and answers; a
+    --cgroup-root that does not exist, or one given with --switch, fails
+    with one line and restores nothing"""
     r = zdtm("switch_inherit", timeout=120)
-    b, imgdir = warm_dump_and_target(r, pool)
+    b, imgdir = warm_dump_and_target(r, pool, limits=True)
     net = os.open("/run/netns/criu-sbx-" + b["name"], os.O_RDONLY)
     mnt = os.open(str(pool.state / b["name"] / "ns" / "mnt"), os.O_RDONLY)
+    rpid = r.dir / "inherit.pid"
+
+    def restore(tag, cgroot, extra=()):
+        return r.criu(tag, ["restore", "-d", "-D", imgdir, "--pidfile", rpid, "--inherit-fd", "fd[%d]:net" % net,
+                            "--inherit-fd", "fd[%d]:mnt" % mnt, "--cgroup-root", cgroot, "-o", tag + ".log",
+                            "-v4"] + list(extra), log=imgdir / (tag + ".log"), pass_fds=(net, mnt))
     try:
-        rpid = r.dir / "inherit.pid"
-        rc = r.criu("inherit", ["restore", "-d", "-D", imgdir, "--pidfile", rpid, "--inherit-fd", "fd[%d]:net" % net,
-                                "--inherit-fd", "fd[%d]:mnt" % mnt, "-o", "inherit.log", "-v4"],
-                    log=imgdir / "inherit.log", pass_fds=(net, mnt))
+        for tag, cgroot, extra, expect in (("nocg", "/no-such-zdtm-cgroup", [], "can't open the cgroup"),
+                                           ("both", "/criu-sandbox/" + b["name"], ["--switch", b["name"]],
+                                            "give one")):
+            rc = restore(tag, cgroot, extra)
+            err = (read_text(r.dir / ("criu-%s.stderr" % tag)) or "").strip().split("\n")
+            r.check(rc == 1 and len(err) == 1 and expect in err[0], "%s: rc %s, %r" % (tag, rc, err))
+            r.check(not pool.procs(b["name"]) and not rpid.exists(), "%s: something was restored" % tag)
+        rc = restore("inherit", "/criu-sandbox/" + b["name"])
     finally:
         os.close(net)
         os.close(mnt)
@@ -483,6 +501,10 @@ def test_switch_inherit_fd_namespaces(zdtm, pool):
     r.track(pid)
     r.check(os.stat("/proc/%d/ns/net" % pid).st_ino == os.stat("/run/netns/criu-sbx-" + b["name"]).st_ino,
             "not in the handed-in net namespace")
+    pool.check_tree_in_cgroups(r, b["name"], pid)
+    for f, v in LIMITS.items():
+        if cgroup_file(b, f):
+            r.check(read_text(cgroup_file(b, f)).strip() == v, "%s is not the checkpoint's %s" % (f, v))
     r.check(call(pool, b, 4)["served"] == 2, "no answer in the handed-in namespaces")
     finish_fn(r, pool, b, pid)
     r.ok = True
