@@ -1058,23 +1058,30 @@ Status Tracer::unmap_region(pid_t pid, const ChildReport &rep)
 	user_regs_struct r{};
 	if (ptrace(PTRACE_GETREGS, pid, nullptr, &r) < 0)
 		return sys_error("can't read the registers of %d", pid);
-	r.rip = rep.region_start + RST_BLOB_GADGET_OFF;
+	uint64_t gadget = rep.region_start + RST_BLOB_GADGET_OFF;
+	r.rip = gadget;
 	r.rax = SYS_munmap;
 	r.orig_rax = -1;
 	r.rdi = rep.region_start;
 	r.rsi = rep.region_len;
 	if (ptrace(PTRACE_SETREGS, pid, nullptr, &r) < 0)
 		return sys_error("can't set the registers of %d", pid);
-	for (int stops = 0; stops < 2;) {
-		if (ptrace(PTRACE_SYSCALL, pid, nullptr, nullptr) < 0)
+	// A single step over the gadget's syscall stops once, with SIGTRAP,
+	// right after the syscall returns (no entry and exit stops), at the
+	// int3 that is no longer mapped. Other stops (none is expected: the
+	// blob blocks every signal) are passed over.
+	for (;;) {
+		if (ptrace(PTRACE_SINGLESTEP, pid, nullptr, nullptr) < 0)
 			return sys_error("can't resume %d to unmap the restorer", pid);
 		int status;
 		if (waitpid(pid, &status, __WALL) < 0 || !WIFSTOPPED(status))
 			return Error{strfmt("the restored task %d died while unmapping the restorer", pid)};
-		if (WSTOPSIG(status) == (SIGTRAP | 0x80))
-			stops++;
+		if (ptrace(PTRACE_GETREGS, pid, nullptr, &r) < 0)
+			return sys_error("can't read the registers of %d", pid);
+		if (WSTOPSIG(status) == SIGTRAP && r.rip == gadget + 2)
+			break;
 	}
-	if (ptrace(PTRACE_GETREGS, pid, nullptr, &r) < 0 || (long)r.rax != 0)
+	if ((long)r.rax != 0)
 		return Error{strfmt("unmapping the restorer in %d failed: %s", pid, strerror((int)-(long)r.rax))};
 	return {};
 }
