@@ -592,7 +592,7 @@ Status dump_task(const Options &o)
 	pr_info("Dumping PID %d into %s\n", o.pid, o.images_dir.c_str());
 	TRY(notify(o, "pre-dump", o.pid));
 	NsSet ns;
-	auto tree = seize_tree(o.pid, o.externals, ns);
+	auto tree = seize_tree(o.pid, o.externals, ns, o.timeout);
 	if (!tree)
 		return tree.error();
 	pr_info("Seized %zu task(s) in %.3f ms; own namespaces: %s\n", tree->size(), ms_since(t0), ns.str().c_str());

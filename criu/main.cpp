@@ -68,7 +68,6 @@ const char *const kUnsupported[] = {
     "stream",
     "tcp-close",
     "tcp-established",
-    "timeout",
     "tls",
     "tls-cacert",
     "tls-cacrl",
@@ -102,6 +101,7 @@ void usage()
 	       "  -j|--shell-job           the task uses the terminal of the shell it runs in\n"
 	       "  -R|--leave-running       leave the task running after dump\n"
 	       "  -d|--restore-detached    do not wait for the restored task\n"
+	       "  --timeout N              dump: give up if the tree is not stopped within N s (10)\n"
 	       "  --pidfile FILE           write the restored task's PID (service: its own PID) to FILE\n"
 	       "  --inherit-fd fd[N]:RES   restore the file RES (pipe[INODE] or a path) as criu's fd N\n"
 	       "  --address PATH           service socket (default criu_service.socket)\n"
@@ -172,6 +172,7 @@ bool parse_options(int argc, char **argv, Options &o)
 		kExternal,
 		kSwitch,
 		kCgroupRoot,
+		kTimeout,
 		kRoot,
 		kVethPair,
 		kPrepare,
@@ -199,6 +200,7 @@ bool parse_options(int argc, char **argv, Options &o)
 		{"external", required_argument, nullptr, kExternal},
 		{"switch", required_argument, nullptr, kSwitch},
 		{"cgroup-root", required_argument, nullptr, kCgroupRoot},
+		{"timeout", required_argument, nullptr, kTimeout},
 		{"root", required_argument, nullptr, kRoot},
 		{"veth-pair", required_argument, nullptr, kVethPair},
 		{"libdir", required_argument, nullptr, 'L'},
@@ -323,6 +325,15 @@ bool parse_options(int argc, char **argv, Options &o)
 		case kSwitch:
 			o.switch_to = optarg;
 			break;
+		case kTimeout: {
+			auto n = parse_u64(optarg);
+			if (!n || *n == 0 || *n > 86400) {
+				fprintf(stderr, "Error: --timeout wants seconds (1..86400), not '%s'\n", optarg);
+				return false;
+			}
+			o.timeout = *n;
+			break;
+		}
 		case kCgroupRoot: {
 			auto r = parse_cgroup_root(optarg);
 			if (!r) {

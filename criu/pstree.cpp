@@ -101,7 +101,8 @@ Status set_vpids(TreeTask &t, const NsSet &ns)
 	return {};
 }
 
-Status add_task(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid, const std::vector<std::string> &ext, NsSet &ns)
+Status add_task(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid, const std::vector<std::string> &ext, NsSet &ns,
+		const timespec &deadline)
 {
 	auto stat = parse_stat(pid);
 	if (!stat)
@@ -131,7 +132,7 @@ Status add_task(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid, const std::v
 	} else {
 		TRY(check_same_namespaces(pid, tree[0].pid));
 	}
-	auto s = Seized::seize(pid);
+	auto s = Seized::seize(pid, deadline);
 	if (!s)
 		return s.error();
 	t.seized.emplace(std::move(*s));
@@ -142,9 +143,10 @@ Status add_task(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid, const std::v
 	return {};
 }
 
-Status seize_subtree(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid, const std::vector<std::string> &ext, NsSet &ns)
+Status seize_subtree(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid, const std::vector<std::string> &ext, NsSet &ns,
+		     const timespec &deadline)
 {
-	TRY(add_task(tree, pid, ppid, ext, ns));
+	TRY(add_task(tree, pid, ppid, ext, ns, deadline));
 	size_t me = tree.size() - 1;
 	if (tree[me].zombie)
 		return {};
@@ -153,7 +155,7 @@ Status seize_subtree(std::vector<TreeTask> &tree, pid_t pid, pid_t ppid, const s
 	if (!kids)
 		return kids.error();
 	for (pid_t c : *kids)
-		TRY(seize_subtree(tree, c, pid, ext, ns));
+		TRY(seize_subtree(tree, c, pid, ext, ns, deadline));
 	return {};
 }
 
@@ -167,10 +169,14 @@ std::vector<pid_t> TreeTask::thread_ids(Seized &s)
 	return out;
 }
 
-Result<std::vector<TreeTask>> seize_tree(pid_t root, const std::vector<std::string> &externals, NsSet &ns)
+Result<std::vector<TreeTask>> seize_tree(pid_t root, const std::vector<std::string> &externals, NsSet &ns,
+					 unsigned timeout_s)
 {
 	std::vector<TreeTask> tree;
-	if (auto st = seize_subtree(tree, root, 0, externals, ns); !st)
+	timespec deadline;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += timeout_s;
+	if (auto st = seize_subtree(tree, root, 0, externals, ns, deadline); !st)
 		return st.error();  // the Seized destructors let everything run on
 	std::vector<Shape> shape;
 	for (auto &t : tree)

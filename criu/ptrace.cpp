@@ -7,7 +7,10 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <set>
 
 #include "log.h"
@@ -70,7 +73,65 @@ Status Seized::wait_stop(pid_t tid, int *status)
 	}
 }
 
-Result<Seized> Seized::seize(pid_t pid)
+namespace
+{
+
+size_t g_tracees_left = 0;
+
+double seconds_until(const timespec &t)
+{
+	timespec n;
+	clock_gettime(CLOCK_MONOTONIC, &n);
+	return (double)(t.tv_sec - n.tv_sec) + (double)(t.tv_nsec - n.tv_nsec) / 1e9;
+}
+
+// What keeps a thread from stopping, for the error: its state and where
+// it sleeps in the kernel.
+std::string sleep_of(pid_t pid, pid_t tid)
+{
+	auto stat = read_file(strfmt("/proc/%d/task/%d/stat", pid, tid));
+	auto wchan = read_file(strfmt("/proc/%d/task/%d/wchan", pid, tid));
+	std::string state = "?";
+	if (stat) {
+		auto rp = stat->rfind(')');
+		if (rp != std::string::npos && rp + 2 < stat->size())
+			state = stat->substr(rp + 2, 1);
+	}
+	return wchan && !wchan->empty() && *wchan != "0" ? strfmt("state %s, in %s", state.c_str(), wchan->c_str())
+							 : strfmt("state %s", state.c_str());
+}
+
+}  // namespace
+
+bool tracees_left()
+{
+	return g_tracees_left > 0;
+}
+
+// Polls: a blocking waitpid would never return for a thread that does not
+// stop, and SIGCHLD (for sigtimedwait) is not sent to a tracer that
+// ignores it. The first stops come within tens of microseconds: the sleeps
+// start short.
+Status Seized::wait_stop_until(pid_t tid, int *status, const timespec &deadline)
+{
+	for (long nap_us = 10;; nap_us = std::min(nap_us * 2, 1000L)) {
+		pid_t r = waitpid(tid, status, __WALL | WNOHANG);
+		if (r < 0 && errno != EINTR)
+			return sys_error("waitpid on thread %d", tid);
+		if (r > 0) {
+			if (WIFEXITED(*status) || WIFSIGNALED(*status))
+				return Error{strfmt("thread %d of PID %d exited while being dumped", tid, pid_)};
+			return {};
+		}
+		double left = seconds_until(deadline);
+		if (left <= 0)
+			return Error{strfmt("thread %d of PID %d did not stop within the timeout (%s)", tid, pid_,
+					    sleep_of(pid_, tid).c_str())};
+		usleep((useconds_t)std::min<double>(nap_us, left * 1e6 + 1));
+	}
+}
+
+Result<Seized> Seized::seize(pid_t pid, const timespec &deadline)
 {
 	auto st = parse_status(pid, 0);
 	if (!st)
@@ -112,7 +173,7 @@ Result<Seized> Seized::seize(pid_t pid)
 		// would have been before the freeze) and wait for the interrupt.
 		for (;;) {
 			int status;
-			TRY(s.wait_stop(t.tid, &status));
+			TRY(s.wait_stop_until(t.tid, &status, deadline));
 			if (status >> 16 == PTRACE_EVENT_STOP)
 				break;
 			int sig = WSTOPSIG(status);
@@ -122,6 +183,7 @@ Result<Seized> Seized::seize(pid_t pid)
 		}
 		if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &t.regs) < 0)
 			return sys_error("can't read registers of thread %d", t.tid);
+		t.stopped = true;
 		fixup_restart(t.regs);
 		if (ptrace(PTRACE_SETREGS, t.tid, nullptr, &t.regs) < 0)
 			return sys_error("can't set registers of thread %d", t.tid);
@@ -229,6 +291,16 @@ Status Seized::detach()
 	attached_ = false;
 	Status res;
 	for (auto &t : threads_) {
+		if (!t.stopped) {
+			// untouched; detachable only if it stopped since
+			if (ptrace(PTRACE_DETACH, t.tid, nullptr, nullptr) < 0 && errno == ESRCH &&
+			    ::syscall(SYS_tgkill, pid_, t.tid, 0) == 0) {
+				g_tracees_left++;
+				pr_info("thread %d of PID %d stays traced (not stopped) until criu exits\n", t.tid,
+					pid_);
+			}
+			continue;
+		}
 		if (ptrace(PTRACE_SETREGS, t.tid, nullptr, &t.regs) < 0 && res)
 			res = sys_error("can't restore registers of thread %d", t.tid);
 		if (ptrace(PTRACE_DETACH, t.tid, nullptr, nullptr) < 0 && res)

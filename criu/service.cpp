@@ -24,6 +24,7 @@
 #include "net.h"
 #include "options.h"
 #include "plugin.h"
+#include "ptrace.h"
 #include "rpc.pb-c.h"
 #include "sandbox.h"
 #include "spare.h"
@@ -209,6 +210,11 @@ Result<Options> Worker::options(const CriuReq &req)
 	o.log_file = ro.log_file ? ro.log_file : "";
 	if (o.log_file.find('/') != std::string::npos)
 		return Error{"RPC log_file must be a plain name (use work_dir_fd for its directory)"};
+	if (ro.has_timeout && ro.timeout) {
+		if (ro.timeout > 86400)
+			return Error{strfmt("RPC timeout %u: at most 86400 s", ro.timeout)};
+		o.timeout = ro.timeout;
+	}
 	o.restore_sibling = ro.has_rst_sibling && ro.rst_sibling;
 	if (o.restore_sibling && !swrk_)
 		return Error{
@@ -451,7 +457,8 @@ int Worker::serve(PbPtr<CriuReq> first)
 				return 1;
 		}
 		log::reset_first_error();
-		if (!keep)
+		// a failed dump's threads that never stopped are ours until we exit
+		if (!keep || tracees_left())
 			return 0;
 	}
 }

@@ -61,6 +61,7 @@ struct Options {
 	std::string root;				       // --root DIR
 	std::vector<VethPair> veths;			       // --veth-pair, --external veth[...]
 	std::vector<CgroupRoot> cgroup_roots;		       // restore: --cgroup-root
+	unsigned timeout = 10;				       // dump: --timeout, s to stop the tree
 	// Set by a template holder for the restore it runs (see template.cpp).
 	std::vector<HeldRange> held;
 	int pages_dir_fd = -1;

@@ -43,7 +43,9 @@ struct TreeTask {
 // Seizes root and every descendant (preorder) and finds the namespaces the
 // tree lives in (see namespaces.h). On error everything seized so far is
 // released and runs on.
-Result<std::vector<TreeTask>> seize_tree(pid_t root, const std::vector<std::string> &externals, NsSet &ns);
+// timeout_s: the whole tree must be stopped within it (--timeout).
+Result<std::vector<TreeTask>> seize_tree(pid_t root, const std::vector<std::string> &externals, NsSet &ns,
+					 unsigned timeout_s);
 
 // After a dump: kills every task, and waits (briefly) until the zombies are
 // reaped by whoever inherits them, so that their PIDs are free again.

@@ -22,6 +22,7 @@ namespace criu
 
 struct SeizedThread {
 	pid_t tid = 0;
+	bool stopped = false;	  // its interrupt stop came: regs are its own
 	user_regs_struct regs{};  // after the syscall-restart fixup
 };
 
@@ -38,8 +39,13 @@ public:
 	Seized(const Seized &) = delete;
 	~Seized();
 
-	// Seizes and interrupts every thread of pid.
-	static Result<Seized> seize(pid_t pid);
+	// Seizes and interrupts every thread of pid, and waits for each to
+	// stop until deadline (CLOCK_MONOTONIC; CRIU's --timeout). A thread
+	// the kernel does not stop by then (in uninterruptible sleep: the
+	// parent of a vfork child, a hung file system) fails the seize. It
+	// can't be detached until it stops, so it stays traced until this
+	// process ends (see tracees_left()); it never runs changed.
+	static Result<Seized> seize(pid_t pid, const timespec &deadline);
 
 	pid_t pid() const { return pid_; }
 	// The task was stopped by a signal (group stop) when it was seized.
@@ -67,6 +73,7 @@ public:
 
 private:
 	Status wait_stop(pid_t tid, int *status);
+	Status wait_stop_until(pid_t tid, int *status, const timespec &deadline);
 	pid_t pid_ = 0;
 	bool attached_ = false;
 	bool was_stopped_ = false;
@@ -103,5 +110,10 @@ private:
 	pid_t tid_;
 	uint64_t addr_ = 0;
 };
+
+// Threads a failed seize left traced but not stopped: they run on, and
+// are freed when this process exits, which it must do soon (a service
+// worker then closes its connection instead of keeping it open).
+bool tracees_left();
 
 }  // namespace criu

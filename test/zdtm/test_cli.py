@@ -91,6 +91,8 @@ CLI_ERRORS = [
     ("dump-t-abc", ["dump", "-t", "abc", "-D", "DIR"], r"abc"),
     ("service-prepare-abc", ["service", "--prepare", "abc", "--address", "DIR/s.sock"], r"--prepare.*abc"),
     ("service-prepare-too-many", ["service", "--prepare", "65", "--address", "DIR/s.sock"], r"0\.\.64"),
+    ("timeout-zero", ["dump", "-t", "1", "-D", "DIR", "--timeout", "0"], r"--timeout.*'0'"),
+    ("timeout-abc", ["dump", "-t", "1", "-D", "DIR", "--timeout", "abc"], r"--timeout.*abc"),
     ("cgroup-root-relative", ["restore", "-D", "DIR", "--cgroup-root", "a/b"], r"--cgroup-root.*a/b"),
     ("cgroup-root-no-ctrl", ["restore", "-D", "DIR", "--cgroup-root", ":/a"], r"--cgroup-root.*:/a"),
     ("cgroup-root-dotdot", ["restore", "-D", "DIR", "--cgroup-root", "memory:/a/../b"], r"--cgroup-root"),

@@ -971,6 +971,34 @@ def test_rpc_cg_root(zdtm, name):
     r.ok = True
 
 
+def test_rpc_dump_timeout(zdtm):
+    """criu_opts.timeout (field 45): a DUMP of a task the kernel does not
+    stop (vfork_wait) fails after about that many seconds with the reason;
+    the service's worker ends even though the request asked for keep_open
+    (the task stays traced until it does), and the task goes on and
+    passes"""
+    from test_zdtm import check_vfork_wait_goes_on, start_vfork_wait
+    r = zdtm("vfork_wait", timeout=60)
+    svc = Service(r)
+    child = start_vfork_wait(r)
+    c = svc.connect()
+    t0 = time.monotonic()
+    _, resp = rpc_dump(r, c, imgdir=r.new_imgdir(), keep_open=True, timeout=1)
+    took = time.monotonic() - t0
+    r.check(not resp.success and "did not stop within the timeout" in resp.cr_errmsg,
+            "DUMP of a task that does not stop: %s" % resp_error(resp))
+    r.check(0.9 <= took < 5, "the dump gave up after %.2f s, not about 1 s" % took)
+    c.sock.settimeout(5)
+    try:
+        eof = c.sock.recv(1 << 16) == b""
+    except socket.timeout:
+        eof = False
+    r.check(eof, "the worker kept the connection open")
+    check_vfork_wait_goes_on(r, child)
+    svc.stop()
+    r.ok = True
+
+
 UNSUPPORTED = [("tcp_established", True), ("ext_unix_sk", True), ("lazy_pages", True),
                ("external", ["unix[123]"])]
 

@@ -107,9 +107,10 @@ TEST_OPTS = {
 # test_mount_namespace), ns_veth too, with a veth end the harness sets up
 # (test_ns_veth), mm_isolation
 # too, for many template instances at once (test_mm_template.py);
-# file_lock holds locks or a device criu refuses (test_dump_fail_refused).
+# file_lock holds locks or a device criu refuses (test_dump_fail_refused);
+# vfork_wait can't be stopped while its vfork child lives (test_dump_fail_timeout).
 SPECIAL_TESTS = {"shell_job00", "unsupp_fd00", "inherit_fd00", "tree_unsupp", "ns_pid_uts", "ns_ipc", "ns_net",
-                 "ns_sysv_attach", "ns_veth", "mm_isolation", "file_lock", "ns_mnt"}
+                 "ns_sysv_attach", "ns_veth", "mm_isolation", "file_lock", "ns_mnt", "vfork_wait"}
 
 # Flavors that only run for a few tests.
 NODETACH_TESTS = ["env00", "pipe00", "sigpending00", "fpu_threads"]
@@ -1282,6 +1283,50 @@ def test_dump_fail_unchanged(zdtm, kind):
     r.check(r.proc.poll() is None, "the task exited")
     _check_unchanged(r, before)
     r.sigterm_original()
+    r.ok = True
+
+
+def start_vfork_wait(r):
+    """vfork_wait started and in its vfork (uninterruptible sleep); its
+    child's PID."""
+    r.start()
+    end = time.monotonic() + 10
+    while proc_state(r.pid)[0] != "D" or not descendants(r.pid):
+        r.check(time.monotonic() < end, "vfork_wait is not in its vfork: %s" % (proc_state(r.pid),))
+        time.sleep(0.01)
+    child = next(iter(descendants(r.pid)))
+    r.track(child)
+    return child
+
+
+def check_vfork_wait_goes_on(r, child):
+    """Untraced once criu is gone, vfork_wait goes on when its child is
+    killed, and passes."""
+    os.kill(child, signal.SIGKILL)
+    _wait_running_untraced(r, r.pid, "after the timed-out dump", grace=5.0)
+    r.sigterm_original()
+
+
+def test_dump_fail_timeout(zdtm):
+    """a task the kernel does not stop (the parent of a vfork child sleeps
+    uninterruptibly): criu dump --timeout 1 gives up after about a second
+    with one line naming the PID and where it sleeps, leaves no images,
+    and the task goes on untraced once its child is killed, and passes"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("vfork_wait", timeout=60)
+    child = start_vfork_wait(r)
+    imgdir = r.new_imgdir()
+    t0 = time.monotonic()
+    rc = r.criu("dump-timeout", ["dump", "-t", r.pid, "-D", imgdir, "--timeout", "1"])
+    took = time.monotonic() - t0
+    lines = _check_failed_cleanly(r, rc, "dump-timeout", "dump of a task that does not stop")
+    r.check(len(lines) == 1 and re.search(r"PID %d did not stop within the timeout \(state D" % r.pid, lines[0]),
+            "not one line naming PID %d and its state: %s" % (r.pid, lines))
+    r.check(0.9 <= took < 5, "the dump gave up after %.2f s, not about 1 s" % took)
+    r.check(not [p for p in imgdir.iterdir() if p.name.endswith(".img")], "images left: %s"
+            % sorted(p.name for p in imgdir.iterdir()))
+    check_vfork_wait_goes_on(r, child)
     r.ok = True
 
 
