@@ -334,10 +334,16 @@ def test_clean_mark_taken_by_a_start(zdtm, pool):
     the next repurpose purges it again: criu-sandbox run (in a released
     sandbox) and criu restore --switch (the mark put back by hand on a
     repurposed sandbox); files the started functions wrote are gone after
-    that repurpose"""
+    that repurpose. A repurpose with a --deps that is no directory fails
+    with one line and leaves the mark"""
     r = zdtm("switch_clean_mark", timeout=120)
     a, b = pool.create("a"), pool.create("b")
     pool.sandbox("release", a["name"])
+    bad = subprocess.run([SANDBOX, "repurpose", a["name"], "--deps", str(pool.state / "no-such")],
+                         capture_output=True, text=True, timeout=60)
+    err = bad.stderr.strip().split("\n")
+    r.check(bad.returncode == 1 and len(err) == 1 and "needs a directory" in err[0], "bad --deps: %r" % err)
+    r.check(pool.state_of(a["name"]) == "clean", "a refused repurpose took the clean mark")
     left = pool.run_python(r, a["name"], "open('/tmp/left-by-run', 'w').close()", "left-by-run")
     r.check(pool.state_of(a["name"]) == "idle", "run left the clean mark")
     r.check(not pool.sandbox("repurpose", a["name"])["released"], "repurpose after run took the fast path")
