@@ -917,13 +917,15 @@ def _cgroup_path(pid, tid, ctl):
 @pytest.mark.parametrize("name", ["tree_threads", "fpu_threads"])
 def test_rpc_cg_root(zdtm, name):
     """criu_opts.cg_root (CRIU's field 25, --cgroup-root): a RESTORE puts
-    every thread of every restored task into the named cgroup of the memory
-    and cpu hierarchies, with the dump's limits written there (the root
-    joins it itself before anything else is made); a DUMP with cg_root is
-    refused"""
+    every thread of every restored task into the named cgroups, a path
+    without controller for memory and cpu and one for the cpu controller
+    alone (which wins there), with the dump's limits written there (the
+    root joins them itself before anything else is made); a DUMP with
+    cg_root is refused"""
     r = zdtm(name, timeout=90)
-    rel = "/zdtm-cgroot-%d" % os.getpid()
-    dirs = {ctl: "/sys/fs/cgroup/%s%s" % (ctl, rel) for ctl in ("memory", "cpu")}
+    rel = {"memory": "/zdtm-cgroot-%d" % os.getpid(), "cpu": "/zdtm-cgroot-%d-cpu" % os.getpid()}
+    roots = [rpc.cgroup_root(path=rel["memory"]), rpc.cgroup_root(ctrl="cpu", path=rel["cpu"])]
+    dirs = {ctl: "/sys/fs/cgroup/%s%s" % (ctl, rel[ctl]) for ctl in ("memory", "cpu")}
     if not all(os.path.exists("/sys/fs/cgroup/%s/tasks" % ctl) for ctl in dirs):
         pytest.skip("memory and cpu are not v1 hierarchies here")
     for d in dirs.values():
@@ -948,18 +950,18 @@ def test_rpc_cg_root(zdtm, name):
     svc = Service(r)
     r.start()
     c = svc.connect()
-    _, resp = rpc_dump(r, c, imgdir=r.new_imgdir(), keep_open=True, cg_root=[rpc.cgroup_root(path=rel)])
+    _, resp = rpc_dump(r, c, imgdir=r.new_imgdir(), keep_open=True, cg_root=roots)
     r.check(not resp.success and "restore option" in resp.cr_errmsg, "DUMP with cg_root: %s" % resp_error(resp))
     c.close()
     imgdir = r.dump(r.pid)
     r.reap_dumped()
-    pid = restore_ok(r, svc.connect(), imgdir, cg_root=[rpc.cgroup_root(path=rel)])
+    pid = restore_ok(r, svc.connect(), imgdir, cg_root=roots)
     tasks = _tasks_in(pid)
     r.check(len(tasks) >= 2, "%s has a single thread: %s" % (name, tasks))
     for p, t in tasks:
         for ctl in dirs:
-            r.check(_cgroup_path(p, t, ctl) == rel, "thread %d of PID %d is in %s:%s, not %s"
-                    % (t, p, ctl, _cgroup_path(p, t, ctl), rel))
+            r.check(_cgroup_path(p, t, ctl) == rel[ctl], "thread %d of PID %d is in %s:%s, not %s"
+                    % (t, p, ctl, _cgroup_path(p, t, ctl), rel[ctl]))
     limits = dict(line.split("=", 1) for line in (read_text(imgdir / "cgroup-limits") or "").splitlines())
     r.check("memory.limit_in_bytes" in limits, "the dump saved no memory limit: %s" % limits)
     for key, value in limits.items():
