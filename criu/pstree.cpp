@@ -173,8 +173,7 @@ Result<std::vector<TreeTask>> seize_tree(pid_t root, const std::vector<std::stri
 					 unsigned timeout_s)
 {
 	std::vector<TreeTask> tree;
-	timespec deadline;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	timespec deadline = now();
 	deadline.tv_sec += timeout_s;
 	if (auto st = seize_subtree(tree, root, 0, externals, ns, deadline); !st)
 		return st.error();  // the Seized destructors let everything run on

@@ -7,7 +7,6 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -78,25 +77,13 @@ namespace
 
 size_t g_tracees_left = 0;
 
-double seconds_until(const timespec &t)
-{
-	timespec n;
-	clock_gettime(CLOCK_MONOTONIC, &n);
-	return (double)(t.tv_sec - n.tv_sec) + (double)(t.tv_nsec - n.tv_nsec) / 1e9;
-}
-
 // What keeps a thread from stopping, for the error: its state and where
 // it sleeps in the kernel.
 std::string sleep_of(pid_t pid, pid_t tid)
 {
-	auto stat = read_file(strfmt("/proc/%d/task/%d/stat", pid, tid));
+	auto st = parse_status(pid, tid);
+	std::string state = st && st->count("State") ? (*st)["State"] : "?";
 	auto wchan = read_file(strfmt("/proc/%d/task/%d/wchan", pid, tid));
-	std::string state = "?";
-	if (stat) {
-		auto rp = stat->rfind(')');
-		if (rp != std::string::npos && rp + 2 < stat->size())
-			state = stat->substr(rp + 2, 1);
-	}
 	return wchan && !wchan->empty() && *wchan != "0" ? strfmt("state %s, in %s", state.c_str(), wchan->c_str())
 							 : strfmt("state %s", state.c_str());
 }
@@ -123,11 +110,11 @@ Status Seized::wait_stop_until(pid_t tid, int *status, const timespec &deadline)
 				return Error{strfmt("thread %d of PID %d exited while being dumped", tid, pid_)};
 			return {};
 		}
-		double left = seconds_until(deadline);
-		if (left <= 0)
+		double left_us = -ms_since(deadline) * 1e3;
+		if (left_us <= 0)
 			return Error{strfmt("thread %d of PID %d did not stop within the timeout (%s)", tid, pid_,
 					    sleep_of(pid_, tid).c_str())};
-		usleep((useconds_t)std::min<double>(nap_us, left * 1e6 + 1));
+		usleep((useconds_t)std::min<double>(nap_us, left_us + 1));
 	}
 }
 

@@ -30,6 +30,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -193,6 +194,31 @@ def percentile(values, p):
     lo = int(k)
     hi = min(lo + 1, len(v) - 1)
     return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def rpc_restore(sock, imgfd, mm_template=None, switch_sandbox=None):
+    """One RESTORE of the images at imgfd through the service socket sock,
+    timed from connect to response: (ms, criu_resp); raises BenchError if
+    it failed. Our criu_opts fields (mm_template 1000, switch_sandbox 1001)
+    are unknown to Debian's pycriu: appended encoded."""
+    from pycriu import rpc_pb2 as rpc
+    req = rpc.criu_req(type=rpc.RESTORE)
+    req.opts.images_dir_fd = imgfd
+    opts = req.opts.SerializeToString()
+    for key, value in ((b"\xc2\x3e", mm_template), (b"\xca\x3e", switch_sandbox)):
+        if value:
+            opts += key + bytes([len(value)]) + value.encode()
+    data = bytes([0x08, rpc.RESTORE, 0x12, len(opts)]) + opts
+    t0 = time.perf_counter()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+        s.connect(sock)
+        s.send(data)
+        resp = rpc.criu_resp()
+        resp.ParseFromString(s.recv(1 << 16))
+    ms = (time.perf_counter() - t0) * 1e3
+    if not resp.success:
+        raise BenchError("RPC restore failed: %s" % resp.cr_errmsg)
+    return ms, resp
 
 
 def slower_p(a, b):

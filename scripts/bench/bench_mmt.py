@@ -39,13 +39,12 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-from bench_core import (PYTHON, REPO, BenchError, build_helper, percentile, Procs, log_tail, run_bench,
+from bench_core import (PYTHON, REPO, BenchError, build_helper, percentile, Procs, log_tail, rpc_restore, run_bench,
                         verify_memory, wait_file)
 
 try:
@@ -201,22 +200,7 @@ class Bench:
         return ratio >= 10, rpc_ratio >= 10
 
     def rpc_restore(self, sock, imgfd, tmpl):
-        req = rpc.criu_req(type=rpc.RESTORE)
-        req.opts.images_dir_fd = imgfd
-        data = req.SerializeToString()
-        if tmpl:  # criu_opts.mm_template (field 1000), unknown to pycriu: appended
-            opts = req.opts.SerializeToString() + bytes([0xc2, 0x3e, len(tmpl)]) + tmpl.encode()
-            data = bytes([0x08, rpc.RESTORE, 0x12, len(opts)]) + opts
-        t0 = time.perf_counter()
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        s.connect(sock)
-        s.send(data)
-        resp = rpc.criu_resp()
-        resp.ParseFromString(s.recv(1 << 16))
-        ms = (time.perf_counter() - t0) * 1e3
-        s.close()
-        if not resp.success:
-            raise BenchError("RPC restore failed: %s" % resp.cr_errmsg)
+        ms, resp = rpc_restore(sock, imgfd, mm_template=tmpl)
         self.procs.pids.add(resp.restore.pid)
         return ms, resp.restore.pid
 

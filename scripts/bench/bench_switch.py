@@ -47,7 +47,6 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -55,7 +54,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench_core import REPO, BenchError, Procs, log_tail, percentile, run_bench  # noqa: E402
+from bench_core import REPO, BenchError, Procs, log_tail, percentile, rpc_restore, run_bench  # noqa: E402
 
 try:
     from pycriu import rpc_pb2 as rpc
@@ -88,7 +87,7 @@ class Bench:
         os.makedirs(self.deps)
         shutil.copy(FN, self.deps)
         self.img = os.path.join(tmp, "img")
-        self.service, self.sock = None, None
+        self.service, self.sock, self.img_fd = None, None, -1
 
     def criu(self, args, what):
         t0 = time.perf_counter()
@@ -130,7 +129,7 @@ class Bench:
 
     def restore(self, name, tmpl, via):
         if via == "service":
-            return self.rpc_restore(name, tmpl)
+            return rpc_restore(self.sock, self.img_fd, mm_template="fn" if tmpl else None, switch_sandbox=name)[0]
         args = ["restore", "-d", "-D", self.img, "--switch", name]
         if tmpl:
             args += ["-L", PLUGIN_DIR, "--mm-template", "fn"]
@@ -138,6 +137,7 @@ class Bench:
 
     def start_service(self):
         self.sock = os.path.join(self.tmp, "criu.sock")
+        self.img_fd = os.open(self.img, os.O_RDONLY | os.O_DIRECTORY)
         log = open(os.path.join(self.tmp, "service.log"), "w")
         p = subprocess.Popen([self.args.criu, "-L", PLUGIN_DIR, "service", "--address", self.sock],
                              stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -149,30 +149,6 @@ class Bench:
             if p.poll() is not None or time.monotonic() > end:
                 raise BenchError("criu service did not start: %s" % log_tail(log.name))
             time.sleep(0.01)
-
-    def rpc_restore(self, name, tmpl):
-        """RESTORE with criu_opts.switch_sandbox (field 1001) and, for a
-        template, mm_template (field 1000): unknown to pycriu, appended."""
-        fd = os.open(self.img, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            req = rpc.criu_req(type=rpc.RESTORE)
-            req.opts.images_dir_fd = fd
-            opts = req.opts.SerializeToString() + bytes([0xca, 0x3e, len(name)]) + name.encode()
-            if tmpl:
-                opts += bytes([0xc2, 0x3e, 2]) + b"fn"
-            data = bytes([0x08, rpc.RESTORE, 0x12, len(opts)]) + opts
-            t0 = time.perf_counter()
-            with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sk:
-                sk.connect(self.sock)
-                sk.send(data)
-                resp = rpc.criu_resp()
-                resp.ParseFromString(sk.recv(1 << 16))
-            ms = (time.perf_counter() - t0) * 1e3
-        finally:
-            os.close(fd)
-        if not resp.success:
-            raise BenchError("RPC restore with switch_sandbox failed: %s" % resp.cr_errmsg)
-        return ms
 
     def starts(self, way, tmpl, via, prefix, runs):
         """runs starts one way, in sandboxes named prefix...; per start the
@@ -292,6 +268,8 @@ class Bench:
     def cleanup(self):
         if self.service is not None:
             self.procs.stop(self.service.pid)
+        if self.img_fd >= 0:
+            os.close(self.img_fd)
         state = os.environ["CRIU_SANDBOX_DIR"]
         for name in sorted(os.listdir(state)) if os.path.isdir(state) else []:
             if name.startswith("."):

@@ -45,7 +45,7 @@ from test_zdtm import (CRIU, NOCR, TMPROOT, ZDTM_DIR, _check_job_ids, _finish_sh
                        descendants, nspid,
                        host_dir, mount_table, ns_mnt_binds, ns_mnt_externals, ping_through, proc_starttime,
                        proc_state, read_text, reap_zombie_children,
-                       start_in_namespaces, start_ns_veth, subreaper, tail,
+                       start_in_namespaces, start_ns_veth, subreaper, tail, thread_cgroup, tree_threads,
                        wait_popen, wait_status_str, zdtm)
 
 pycriu = pytest.importorskip("pycriu", reason="Debian's pycriu (python3-criu) is needed")
@@ -901,19 +901,6 @@ def test_rpc_veths(zdtm):
     r.ok = True
 
 
-def _tasks_in(root_pid):
-    """(pid, tid) of every thread of root_pid and of its descendants."""
-    return [(p, int(t)) for p in [root_pid] + list(descendants(root_pid)) for t in os.listdir("/proc/%d/task" % p)]
-
-
-def _cgroup_path(pid, tid, ctl):
-    for line in (read_text("/proc/%d/task/%d/cgroup" % (pid, tid)) or "").splitlines():
-        _, ctls, path = line.split(":", 2)
-        if ctl in ctls.split(","):
-            return path
-    return None
-
-
 @pytest.mark.parametrize("name", ["tree_threads", "fpu_threads"])
 def test_rpc_cg_root(zdtm, name):
     """criu_opts.cg_root (CRIU's field 25, --cgroup-root): a RESTORE puts
@@ -956,12 +943,12 @@ def test_rpc_cg_root(zdtm, name):
     imgdir = r.dump(r.pid)
     r.reap_dumped()
     pid = restore_ok(r, svc.connect(), imgdir, cg_root=roots)
-    tasks = _tasks_in(pid)
+    tasks = tree_threads(pid)
     r.check(len(tasks) >= 2, "%s has a single thread: %s" % (name, tasks))
     for p, t in tasks:
         for ctl in dirs:
-            r.check(_cgroup_path(p, t, ctl) == rel[ctl], "thread %d of PID %d is in %s:%s, not %s"
-                    % (t, p, ctl, _cgroup_path(p, t, ctl), rel[ctl]))
+            r.check(thread_cgroup(p, t, ctl) == rel[ctl], "thread %d of PID %d is in %s:%s, not %s"
+                    % (t, p, ctl, thread_cgroup(p, t, ctl), rel[ctl]))
     limits = dict(line.split("=", 1) for line in (read_text(imgdir / "cgroup-limits") or "").splitlines())
     r.check("memory.limit_in_bytes" in limits, "the dump saved no memory limit: %s" % limits)
     for key, value in limits.items():

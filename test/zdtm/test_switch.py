@@ -18,7 +18,8 @@ import pytest
 
 import test_zdtm
 from test_zdtm import (CRIU, NOCR, REPO, ZDTM_DIR, built, descendants, mm_pool, mm_template,  # noqa: F401
-                       mmt_restore_args, nspid, proc_starttime, read_text, subreaper, zdtm)
+                       mmt_restore_args, nspid, proc_starttime, read_text, subreaper, thread_cgroup, tree_threads,
+                       zdtm)
 
 pytestmark = pytest.mark.skipif(NOCR, reason="ZDTM_NOCR")
 
@@ -88,22 +89,16 @@ class Pool:
         for c in json.loads((self.state / name / "conf.json").read_text())["cgroups"]:
             rel = os.path.relpath(c, "/sys/fs/cgroup").split("/")
             # v1: memory/criu-sandbox/NAME, cpu/...; v2: criu-sandbox/NAME
-            v1 = os.path.exists(os.path.join("/sys/fs/cgroup", rel[0], "tasks"))
-            want.append((rel[0] if v1 else "", "/" + "/".join(rel[1:] if v1 else rel)))
-        for pid in [root] + list(descendants(root)):
-            for tid in os.listdir("/proc/%d/task" % pid):
-                lines = read_text("/proc/%d/task/%s/cgroup" % (pid, tid)) or ""
-                have = {}
-                for line in lines.splitlines():
-                    _, ctls, path = line.split(":", 2)
-                    for ctl in ctls.split(","):
-                        have[ctl] = path
-                for ctl, path in want:
-                    # (cpu is mounted as cpu,cpuacct: its directory is a link)
-                    ctl = os.path.basename(os.path.realpath(os.path.join("/sys/fs/cgroup", ctl))).split(",")[0] \
-                        if ctl else ""
-                    r.check(have.get(ctl) == path, "task %s of PID %d is in %s:%s, not in %s"
-                            % (tid, pid, ctl, have.get(ctl), path))
+            if os.path.exists(os.path.join("/sys/fs/cgroup", rel[0], "tasks")):
+                # (cpu may be mounted as cpu,cpuacct: its directory a link)
+                ctl = os.path.basename(os.path.realpath(os.path.join("/sys/fs/cgroup", rel[0]))).split(",")[0]
+                want.append((ctl, "/" + "/".join(rel[1:])))
+            else:
+                want.append(("", "/" + "/".join(rel)))
+        for pid, tid in tree_threads(root):
+            for ctl, path in want:
+                have = thread_cgroup(pid, tid, ctl)
+                r.check(have == path, "task %s of PID %d is in %s:%s, not in %s" % (tid, pid, ctl, have, path))
 
     def run_python(self, r, name, code, out):
         """code run in the sandbox (criu-sandbox run); waits for the file

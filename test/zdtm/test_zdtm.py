@@ -291,6 +291,20 @@ def descendants(root):
     return out
 
 
+def tree_threads(root):
+    """(pid, tid) of every thread of root and of every process below it."""
+    return [(p, int(t)) for p in [root] + list(descendants(root)) for t in os.listdir("/proc/%d/task" % p)]
+
+
+def thread_cgroup(pid, tid, ctl):
+    """The cgroup of a thread in controller ctl's hierarchy ("": v2), or None."""
+    for line in (read_text("/proc/%d/task/%d/cgroup" % (pid, tid)) or "").splitlines():
+        _, ctls, path = line.split(":", 2)
+        if ctl in ctls.split(","):
+            return path
+    return None
+
+
 def reap_zombie_children():
     """Reap zombies whose parent is us (we are a subreaper, orphans land here)."""
     me = os.getpid()
