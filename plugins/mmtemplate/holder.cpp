@@ -143,6 +143,16 @@ Result<Rep> ask(const Pool &p, const std::string &name, uint32_t type, uint64_t 
 	return recv_rep(s->get());
 }
 
+// The connection to the holder's worker that restored: the worker ends
+// when it closes, so it stays open until this process ends. A service
+// worker ends once its client has the answer: the worker's exit, and the
+// next spare that the holder forks then, do not compete with the answer.
+void keep_until_exit(Fd conn)
+{
+	static Fd kept;
+	kept = std::move(conn);
+}
+
 // This plugin's directory, for the holder's -L.
 std::string plugin_dir()
 {
@@ -363,6 +373,12 @@ struct Holder {
 			rep.pid = pid;
 		}
 		send(conn, &rep, sizeof(rep), MSG_NOSIGNAL);
+		// Our exit (a copy of the holder's page tables to free) and the
+		// next spare's fork that follows it wait until the client is done
+		// with the answer (see keep_until_exit()), 5 s at most.
+		pollfd p{conn, POLLIN, 0};
+		while (poll(&p, 1, 5000) < 0 && errno == EINTR)
+			;
 		_exit(0);
 	}
 
@@ -548,8 +564,10 @@ Result<int> restore_via_holder(const Pool &p, const Index &ix, int argc, char **
 		auto rep = recv_rep(s->get());
 		if (!rep)
 			return Result<int>::fail(rep.error());
-		if (rep->status == kOk)
+		if (rep->status == kOk) {
+			keep_until_exit(std::move(*s));
 			return rep->pid;
+		}
 		if (rep->status == kFailed)
 			return Result<int>::fail(rep->err);
 		// stale: that holder ends; the next attempt starts a fresh one
