@@ -122,9 +122,9 @@ def _restore_fails(r, imgdir, args, expect, tag):
 
 
 def test_bad_templates(zdtm, mm_pool):
-    """a missing template, a template of another dump, a corrupt one, a
-    deleted one, and --mm-template without -d: each a one-line error, no
-    process left (and no holder for the corrupt one)"""
+    """a missing template, a template of another dump, a damaged index, a
+    corrupt template, a deleted one, and --mm-template without -d: each a
+    one-line error, no process left (and no holder for the corrupt one)"""
     r = zdtm("heap00")
     r.start()
     imgdir = r.dump(r.pid)
@@ -136,6 +136,16 @@ def test_bad_templates(zdtm, mm_pool):
     _restore_fails(r, imgdir, mmt_restore_args("no-such-template"), "no template no-such-template", "missing")
     foreign = mm_template(other, other_img, "foreign")
     _restore_fails(r, imgdir, mmt_restore_args(foreign), "made from another dump", "foreign")
+    # a damaged index (each line checked: a bad number, a line cut short,
+    # no first line) fails before any holder starts; the good one is put back
+    index = mm_pool / (foreign + ".tmpl")
+    good = index.read_text()
+    for tag, bad, expect in (("index-number", good.replace("\ngeneration ", "\ngeneration x"), "malformed line"),
+                             ("index-cut", good.rsplit(" ", 1)[0] + "\n", "malformed line 'file "),
+                             ("index-empty", "", "not a template index")):
+        index.write_text(bad)
+        _restore_fails(other, other_img, mmt_restore_args(foreign), expect, tag)
+    index.write_text(good)
     tmpl = mm_template(r, imgdir)
     gen = sorted(p for p in mm_pool.glob(tmpl + ".*") if p.is_dir())[-1]
     pages = sorted(gen.glob("pages-*.img"), key=lambda p: p.stat().st_size)[-1]
