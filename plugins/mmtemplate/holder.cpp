@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <vector>
 
 #include "criu-plugin.h"
@@ -29,6 +30,7 @@ constexpr uint32_t kMagic = 0x4d4d5450;	 // "MMTP"
 constexpr int kMaxTries = 8;		 // re-executions for an address space layout
 enum : uint32_t { kRestore = 1, kPing = 2, kQuit = 3 };
 enum : int32_t { kOk = 0, kFailed = -1, kStale = 1 };
+constexpr char kTook = 'T';  // spare -> holder: it took a restore
 
 struct Req {
 	uint32_t magic, type;
@@ -341,7 +343,8 @@ struct Holder {
 		if (!a)
 			return fail(a.error());
 		unlink(a->sun_path);  // a dead holder's: we have the node lock
-		listen_fd.reset(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+		// (non-blocking: the spare accepts on it too)
+		listen_fd.reset(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
 		if (!listen_fd.valid() || bind(listen_fd.get(), reinterpret_cast<sockaddr *>(&*a), sizeof(*a)) < 0 ||
 		    chmod(a->sun_path, 0600) < 0 || listen(listen_fd.get(), 64) < 0)
 			return fail(sys("can't listen on %s", a->sun_path));
@@ -416,23 +419,65 @@ struct Holder {
 			criu_log(2, "template %s: no root made ahead: %s\n", ix.name.c_str(), err);
 	}
 
+	// The argv blob of a request, as words.
+	static std::vector<std::string> split_args(const std::string &blob)
+	{
+		std::vector<std::string> args;
+		for (size_t at = 0; at < blob.size();) {
+			size_t len = strnlen(blob.data() + at, blob.size() - at);
+			args.emplace_back(blob.data() + at, len);
+			at += len + 1;
+		}
+		return args;
+	}
+
+	// A restore request of our generation: its Req, else nullopt.
+	std::optional<Req> restore_req(const std::string &buf) const
+	{
+		Req r{};
+		if (buf.size() < sizeof(Req))
+			return std::nullopt;
+		memcpy(&r, buf.data(), sizeof(r));
+		if (r.magic != kMagic || r.type != kRestore || r.generation != ix.generation)
+			return std::nullopt;
+		return r;
+	}
+
+	// The spare takes its restore itself: it accepts on the holder's
+	// socket (one hand-over less on the restore's path) and tells the
+	// holder it did (kTook), or it gets one the holder accepted while no
+	// spare was ready, on ctl. Any other request goes to the holder, with
+	// its connection, on ctl.
 	[[noreturn]] void wait_for_work(int ctl)
 	{
 		prepare_root();
-		std::string buf;
-		int fds[2];
-		if (!recv_with_fds(ctl, buf, fds) || fds[0] < 0)
-			_exit(0);  // the holder ended
-		std::vector<std::string> args;
-		for (size_t at = 0; at < buf.size();) {
-			size_t len = strnlen(buf.data() + at, buf.size() - at);
-			args.emplace_back(buf.data() + at, len);
-			at += len + 1;
+		for (;;) {
+			pollfd pf[2] = {{ctl, POLLIN, 0}, {listen_fd.get(), POLLIN, 0}};
+			if (poll(pf, 2, -1) < 0)
+				continue;
+			std::string buf;
+			int fds[2];
+			if (pf[0].revents) {
+				if (!recv_with_fds(ctl, buf, fds) || fds[0] < 0)
+					_exit(0);  // the holder ended
+				work(fds[0], fds[1], split_args(buf));
+			}
+			Fd conn(accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+			if (!conn.valid())
+				continue;
+			recv_with_fds(conn.get(), buf, fds);
+			Fd cwd(fds[0]), extra(fds[1]);
+			if (restore_req(buf) && send(ctl, &kTook, 1, MSG_NOSIGNAL) == 1)
+				work(conn.release(), cwd.release(), split_args(buf.substr(sizeof(Req))));
+			bool passed = cwd.valid() ? send_with_fds(ctl, buf, {conn.get(), cwd.get()})
+						  : send_with_fds(ctl, buf, {conn.get()});
+			if (!passed)
+				_exit(0);
 		}
-		work(fds[0], fds[1], std::move(args));
 	}
 
-	// Gives a request to the spare worker (forked now if there is none).
+	// Gives a request the holder accepted to the spare worker (forked now
+	// if there is none).
 	bool dispatch(int conn, int cwd, const std::string &argv_blob)
 	{
 		if (spare < 0)
@@ -445,14 +490,11 @@ struct Holder {
 		return sent;
 	}
 
-	// One request; false once the holder should end.
-	bool serve(int conn)
+	// One request (buf, with the client's directory in cwd_fd); false once
+	// the holder should end.
+	bool serve(int conn, const std::string &buf, Fd cwd_fd)
 	{
-		std::string buf;
-		int fds[2];
-		recv_with_fds(conn, buf, fds);
 		ssize_t n = buf.size();
-		Fd cwd_fd(fds[0]), extra(fds[1]);
 		Req r{};
 		Rep rep{};
 		rep.pid = getpid();
@@ -475,13 +517,36 @@ struct Holder {
 		return rep.status != kStale && r.type != kQuit;
 	}
 
+	// What the spare says on its ctl: it took a restore (it is no longer
+	// the spare), or it passes a request on; false once the holder should
+	// end.
+	bool from_spare()
+	{
+		std::string buf;
+		int fds[2];
+		bool got = recv_with_fds(spare_ctl.get(), buf, fds);
+		Fd conn(fds[0]), cwd(fds[1]);
+		if (!got || buf == std::string(1, kTook) || !conn.valid()) {
+			spare = -1;  // (or it died)
+			spare_ctl.reset();
+			return true;
+		}
+		return serve(conn.get(), buf, std::move(cwd));
+	}
+
 	// Instances end as our children (we are their subreaper): reap them as
 	// soon as they die, so that their PIDs are free for the next restore.
 	void reap()
 	{
 		bool worker_done = false;
-		for (pid_t p; (p = waitpid(-1, nullptr, WNOHANG)) > 0;)
+		for (pid_t p; (p = waitpid(-1, nullptr, WNOHANG)) > 0;) {
 			worker_done |= std::erase(workers, p) > 0;
+			if (p == spare) {
+				// (its ctl does not hang up: its root made ahead has it)
+				spare = -1;
+				spare_ctl.reset();
+			}
+		}
 		if (worker_done && spare < 0)
 			fork_spare();
 	}
@@ -495,17 +560,28 @@ struct Holder {
 		Fd sfd(signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK));
 		for (bool go = true; go;) {
 			reap();
-			pollfd pf[2] = {{listen_fd.get(), POLLIN, 0}, {sfd.get(), POLLIN, 0}};
+			// the spare accepts while there is one
+			bool spare_waits = spare >= 0;
+			pollfd pf[2] = {{spare_waits ? spare_ctl.get() : listen_fd.get(), POLLIN, 0},
+					{sfd.get(), POLLIN, 0}};
 			if (poll(pf, sfd.valid() ? 2 : 1, 1000) <= 0)
 				continue;
 			signalfd_siginfo si;
 			while (sfd.valid() && read(sfd.get(), &si, sizeof(si)) > 0)
 				;
-			if (!(pf[0].revents & POLLIN))
+			if (!pf[0].revents)
 				continue;
+			if (spare_waits) {
+				go = from_spare();
+				continue;
+			}
 			Fd conn(accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
-			if (conn.valid())
-				go = serve(conn.get());
+			std::string buf;
+			int fds[2];
+			if (conn.valid() && recv_with_fds(conn.get(), buf, fds)) {
+				Fd cwd(fds[0]), extra(fds[1]);
+				go = serve(conn.get(), buf, std::move(cwd));
+			}
 		}
 	}
 };
