@@ -28,13 +28,13 @@ void adopt(int verbosity, int fd, bool log_pid)
 	g_fd = fd >= 0 ? fd : STDERR_FILENO;
 }
 
-void init(int verbosity, const std::string &path, bool log_pid)
+void init(int verbosity, const std::string &path, bool log_pid, bool append)
 {
 	if (g_fd != STDERR_FILENO)
 		close(g_fd);
 	int fd = STDERR_FILENO;
 	if (!path.empty() && path != "-") {
-		fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+		fd = open(path.c_str(), O_WRONLY | O_CREAT | (append ? 0 : O_TRUNC) | O_APPEND | O_CLOEXEC, 0600);
 		if (fd < 0)
 			fprintf(stderr, "Error: can't open log file %s: %s\n", path.c_str(), strerror(errno));
 	}

@@ -181,7 +181,7 @@ extern "C" __attribute__((visibility("default"))) int criu_template_restore(int 
 	}
 	o.held = held_ranges(held, nr_held);
 	o.pages_dir_fd = pages_dir_fd;
-	log::init(o.verbosity, log_path(o), o.log_pid);
+	log::init(o.verbosity, log_path(o), o.log_pid, true);
 	log::reset_first_error();
 	plugins::set_options(&o);
 	auto r = restore_and_record(o);

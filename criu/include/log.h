@@ -9,7 +9,9 @@ namespace criu::log
 
 enum Level { kMsg = 0, kError = 1, kWarn = 2, kInfo = 3, kDebug = 4 };
 
-void init(int verbosity, const std::string &path, bool log_pid);
+// With append, a log that exists is continued (a restore delegated to a
+// template holder's worker writes after the criu that delegated it).
+void init(int verbosity, const std::string &path, bool log_pid, bool append = false);
 int verbosity();
 // Takes fd (already open on the log) with that verbosity; for a task that
 // logs into criu's log.

@@ -90,11 +90,16 @@ int restore_delegate(int argc, char **argv, int *pid, char *err, size_t errlen)
 	Fd d(open(dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	if (!d.valid())
 		return fail_with(sys("can't open images directory %s", dir ? dir : "."));
-	auto fp = fingerprint(d.get());
-	if (!fp)
-		return fail_with(fp.error());
-	if (*fp != ix->fingerprint)
-		return fail_with(fmt("template %s was made from another dump than %s", name, dir ? dir : "."));
+	auto stamp = dir_stamp(d.get());
+	if (!stamp || !ix->stamp || *stamp != ix->stamp) {
+		criu_log(4, "template %s: %s are not the files it was made from: checked by content\n", name,
+			 dir ? dir : ".");
+		auto fp = fingerprint(d.get());
+		if (!fp)
+			return fail_with(fp.error());
+		if (*fp != ix->fingerprint)
+			return fail_with(fmt("template %s was made from another dump than %s", name, dir ? dir : "."));
+	}
 	auto r = restore_via_holder(*pool, *ix, argc, argv);
 	if (!r)
 		return fail_with(r.error());

@@ -166,7 +166,7 @@ Status write_index(const Pool &p, const Index &ix)
 	{
 		std::ofstream f(tmp, std::ios::trunc);
 		f << "criu-mm-template 1\nname " << ix.name << "\ngeneration " << ix.generation << "\nkind " << ix.kind
-		  << "\nfingerprint " << std::hex << ix.fingerprint << std::dec << "\n";
+		  << "\nfingerprint " << std::hex << ix.fingerprint << "\nstamp " << ix.stamp << std::dec << "\n";
 		for (auto &fs : ix.files)
 			f << "file " << fs.name << " " << fs.size << " " << std::hex << fs.sum << std::dec << "\n";
 		f.flush();
@@ -283,6 +283,8 @@ bool index_line(const std::vector<std::string> &w, Index &ix)
 		return w.size() == 2 && number(w[1], 10, ix.generation);
 	if (key == "fingerprint")
 		return w.size() == 2 && number(w[1], 16, ix.fingerprint);
+	if (key == "stamp")
+		return w.size() == 2 && number(w[1], 16, ix.stamp);
 	if (key != "file")
 		return true;
 	FileSum &fs = ix.files.emplace_back();
@@ -354,6 +356,24 @@ Result<uint64_t> checksum_file(int fd, uint64_t *size)
 	return s.value();
 }
 
+Result<uint64_t> dir_stamp(int dir_fd)
+{
+	Summer all;
+	for (auto &n : list_dir(fmt("/proc/self/fd/%d", dir_fd))) {
+		struct stat st;
+		if (!is_image(n) || n.starts_with("pages-"))
+			continue;
+		if (fstatat(dir_fd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return Result<uint64_t>::fail(sys("%s", n.c_str()));
+		uint64_t id[] = {(uint64_t)st.st_dev,	      (uint64_t)st.st_ino,	    (uint64_t)st.st_size,
+				 (uint64_t)st.st_mtim.tv_sec, (uint64_t)st.st_mtim.tv_nsec, (uint64_t)st.st_ctim.tv_sec,
+				 (uint64_t)st.st_ctim.tv_nsec};
+		all.add(n.data(), n.size());
+		all.add(reinterpret_cast<const char *>(id), sizeof(id));
+	}
+	return all.value();
+}
+
 Result<uint64_t> fingerprint(int dir_fd)
 {
 	Summer all;
@@ -417,10 +437,13 @@ Status convert(const Pool &p, const std::string &name, const std::string &images
 	ix.name = name;
 	ix.kind = p.kind;
 	ix.generation = next_generation(p, name);
+	// (the stamp first: a file changed while we read it gets another one)
+	auto stamp = dir_stamp(src.get());
 	auto fp = fingerprint(src.get());
-	if (!fp)
-		return fail(fp.error());
+	if (!fp || !stamp)
+		return fail(!fp ? fp.error() : stamp.error());
 	ix.fingerprint = *fp;
+	ix.stamp = *stamp;
 	auto dir = p.gen_dir(name, ix.generation), tmp = dir + ".tmp";
 	remove_tree(tmp);
 	if (mkdir(tmp.c_str(), 0700) < 0)

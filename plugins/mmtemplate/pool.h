@@ -50,6 +50,7 @@ struct Index {
 	uint64_t generation = 0;
 	std::string kind;
 	uint64_t fingerprint = 0;  // of the dump's images but the pages
+	uint64_t stamp = 0;	   // dir_stamp() of the dump converted (0: none)
 	std::vector<FileSum> files;
 	uint64_t bytes() const;
 };
@@ -60,6 +61,12 @@ Result<Index> read_index(const Pool &p, const std::string &name);
 // the template then reads the template's copy of them (see
 // criu_template_prepare).
 Result<uint64_t> fingerprint(int dir_fd);
+// The same images' identity as the file system gives it: device, inode,
+// size, mtime and ctime of each. A restore from the very files a template
+// was made from (the same stamp) skips reading them for the fingerprint;
+// a file rewritten since, or a copy of the dump, has another stamp (ctime
+// can't be set back) and gets the full check.
+Result<uint64_t> dir_stamp(int dir_fd);
 Result<uint64_t> checksum_file(int fd, uint64_t *size);
 
 // criu convert / mm-template list / mm-template delete

@@ -8,6 +8,7 @@ and its session pool (mm_pool: a private dram pool under /dev/shm).
 """
 import fcntl
 import os
+import shutil
 import struct
 import subprocess
 import time
@@ -167,6 +168,39 @@ def test_bad_templates(zdtm, mm_pool):
     r.check(rc == 1 and "needs -d" in err, "restore --mm-template without -d: %s %r" % (rc, err))
     r.ok = True
     other.ok = True
+
+
+def test_copied_and_rewritten_images(zdtm, mm_pool):
+    """a restore from the very images a template was made from skips reading
+    them (their stamp matches); from a copy of them it checks them by
+    content and passes; after one image of the original is rewritten in
+    place (same size, mtime set back) it fails: the ctime gave it away"""
+    r = zdtm("heap00")
+    r.start()
+    imgdir = r.dump(r.pid)
+    r.reap_dumped()
+    tmpl = mm_template(r, imgdir)
+    copy = r.dir / "imgcopy"
+    shutil.copytree(imgdir, copy)
+    pid = restore_instance(r, imgdir, tmpl, "same")
+    r.finish_task(pid, "from the converted images")
+    r.out.unlink()
+    r.check("checked by content" not in (read_text(imgdir / "same.log") or ""),
+            "the images the template was made from were checked by content")
+    pid = restore_instance(r, copy, tmpl, "copy")
+    r.finish_task(pid, "from a copy")
+    r.check("checked by content" in (read_text(copy / "copy.log") or ""), "a copy of the images was not checked")
+    img = max((p for p in imgdir.glob("*.img") if not p.name.startswith("pages-")), key=lambda p: p.stat().st_size)
+    st = img.stat()
+    with open(img, "r+b") as f:
+        f.seek(st.st_size // 2)
+        b = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([b[0] ^ 0xff]))
+    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns))
+    r.check(img.stat().st_size == st.st_size and img.stat().st_mtime_ns == st.st_mtime_ns, "rewrite changed size/mtime")
+    _restore_fails(r, imgdir, mmt_restore_args(tmpl), "made from another dump", "rewritten")
+    r.ok = True
 
 
 def test_reconvert_while_running(zdtm, mm_pool):
