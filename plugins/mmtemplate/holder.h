@@ -1,9 +1,10 @@
 // The template holder: `criu mm-template hold NAME`, a criu process whose
 // address space holds the template's memory (criu_template_hold). It
-// listens on a node-local unix socket and forks a worker per restore
-// request; the worker runs the restore (criu_template_restore), so the
-// restored task is created by a process that has the memory already and
-// inherits it copy-on-write, with anonymous semantics, as fork() gives.
+// listens on a node-local unix socket; a worker forked ahead (the spare)
+// accepts a restore request there itself and runs the restore
+// (criu_template_restore), so the restored task is created by a process
+// that has the memory already and inherits it copy-on-write, with
+// anonymous semantics, as fork() gives.
 // The holder is a child subreaper: restored tasks end up its children and
 // it reaps them. It serves one generation of the template: a request for
 // another gets "stale", and the holder ends so that a new one takes over.
