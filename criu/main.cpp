@@ -131,6 +131,18 @@ void usage()
 	       "  -h|--help                this text\n");
 }
 
+// Appends what a parser made of an option's value to to; false, with the
+// error on stderr, if it could not.
+template <class T> bool append(Result<T> r, std::vector<T> &to)
+{
+	if (!r) {
+		fprintf(stderr, "Error: %s\n", r.error().msg.c_str());
+		return false;
+	}
+	to.push_back(std::move(*r));
+	return true;
+}
+
 }  // namespace
 
 int run(const Options &o);
@@ -313,15 +325,10 @@ bool parse_options(int argc, char **argv, Options &o)
 				return false;
 			}
 			break;
-		case kVethPair: {
-			auto veth = parse_veth_pair(optarg);
-			if (!veth) {
-				fprintf(stderr, "Error: %s\n", veth.error().msg.c_str());
+		case kVethPair:
+			if (!append(parse_veth_pair(optarg), o.veths))
 				return false;
-			}
-			o.veths.push_back(*veth);
 			break;
-		}
 		case kSwitch:
 			o.switch_to = optarg;
 			break;
@@ -334,15 +341,10 @@ bool parse_options(int argc, char **argv, Options &o)
 			o.timeout = *n;
 			break;
 		}
-		case kCgroupRoot: {
-			auto r = parse_cgroup_root(optarg);
-			if (!r) {
-				fprintf(stderr, "Error: %s\n", r.error().msg.c_str());
+		case kCgroupRoot:
+			if (!append(parse_cgroup_root(optarg), o.cgroup_roots))
 				return false;
-			}
-			o.cgroup_roots.push_back(*r);
 			break;
-		}
 		case kRoot:
 			o.root = optarg;
 			break;

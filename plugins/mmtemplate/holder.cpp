@@ -67,29 +67,35 @@ Result<Fd> connect_to(const Pool &p, const std::string &name)
 	return s;
 }
 
-// One packet of data with up to two fds (SCM_RIGHTS).
+// One packet of data with up to two fds (SCM_RIGHTS); fds < 0 are left
+// out (so the receiver gets -1 in their place when they are the last).
 bool send_with_fds(int s, const std::string &data, std::initializer_list<int> fds)
 {
+	int valid[2], n = 0;
+	for (int fd : fds)
+		if (fd >= 0 && n < 2)
+			valid[n++] = fd;
 	iovec iov = {const_cast<char *>(data.data()), data.size()};
 	msghdr mh{};
 	mh.msg_iov = &iov;
 	mh.msg_iovlen = 1;
 	char ctl[CMSG_SPACE(2 * sizeof(int))] = {};
-	if (fds.size()) {
+	if (n) {
 		mh.msg_control = ctl;
-		mh.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
+		mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
 		cmsghdr *c = CMSG_FIRSTHDR(&mh);
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
-		memcpy(CMSG_DATA(c), fds.begin(), fds.size() * sizeof(int));
+		c->cmsg_len = CMSG_LEN(n * sizeof(int));
+		memcpy(CMSG_DATA(c), valid, n * sizeof(int));
 	}
 	return sendmsg(s, &mh, MSG_NOSIGNAL) == (ssize_t)data.size();
 }
 
 // The next packet (at most 64 KiB, resized to what came) and up to two fds
-// (-1 where none came); false at the end of the connection or on error.
-bool recv_with_fds(int s, std::string &data, int fds[2])
+// (invalid where none came); false at the end of the connection or on
+// error.
+bool recv_with_fds(int s, std::string &data, Fd fds[2])
 {
 	data.assign(65536, '\0');
 	iovec iov = {data.data(), data.size()};
@@ -100,11 +106,23 @@ bool recv_with_fds(int s, std::string &data, int fds[2])
 	mh.msg_control = ctl;
 	mh.msg_controllen = sizeof(ctl);
 	ssize_t n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
-	fds[0] = fds[1] = -1;
+	int got[2] = {-1, -1};
 	if (cmsghdr *c = CMSG_FIRSTHDR(&mh); c && c->cmsg_type == SCM_RIGHTS)
-		memcpy(fds, CMSG_DATA(c), std::min<size_t>(2 * sizeof(int), c->cmsg_len - CMSG_LEN(0)));
+		memcpy(got, CMSG_DATA(c), std::min<size_t>(2 * sizeof(int), c->cmsg_len - CMSG_LEN(0)));
+	fds[0].reset(got[0]);
+	fds[1].reset(got[1]);
 	data.resize(n > 0 ? n : 0);
 	return n > 0;
+}
+
+// The request's header, if buf has a well-formed one.
+std::optional<Req> parse_req(const std::string &buf)
+{
+	Req r{};
+	if (buf.size() < sizeof(Req))
+		return std::nullopt;
+	memcpy(&r, buf.data(), sizeof(r));
+	return r.magic == kMagic ? std::optional<Req>(r) : std::nullopt;
 }
 
 Status send_req(int s, uint32_t type, uint64_t gen, int argc, char **argv, int fd)
@@ -116,8 +134,7 @@ Status send_req(int s, uint32_t type, uint64_t gen, int argc, char **argv, int f
 		msg.append(argv[i], strlen(argv[i]) + 1);
 	if (msg.size() > 60000)
 		return fail("the command line is too long for the holder");
-	bool sent = fd >= 0 ? send_with_fds(s, msg, {fd}) : send_with_fds(s, msg, {});
-	if (!sent)
+	if (!send_with_fds(s, msg, {fd}))
 		return fail(sys("can't send a request to the holder"));
 	return ok();
 }
@@ -353,18 +370,18 @@ struct Holder {
 	}
 
 	// The worker: a copy of this process, memory included, restores.
-	[[noreturn]] void work(int conn, int cwd, std::vector<std::string> args)
+	[[noreturn]] void work(Fd conn, Fd cwd, std::vector<std::string> args)
 	{
 		listen_fd.reset();
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, nullptr);
 		Rep rep{};
-		if (cwd < 0 || fchdir(cwd) < 0) {
+		if (!cwd.valid() || fchdir(cwd.get()) < 0) {
 			rep.status = kFailed;
 			snprintf(rep.err, sizeof(rep.err), "the request came without the client's directory");
 		} else {
-			close(cwd);
+			cwd.reset();
 			std::vector<char *> av;
 			for (auto &a : args)
 				av.push_back(a.data());
@@ -375,11 +392,11 @@ struct Holder {
 			rep.status = r == 0 ? kOk : kFailed;
 			rep.pid = pid;
 		}
-		send(conn, &rep, sizeof(rep), MSG_NOSIGNAL);
+		send(conn.get(), &rep, sizeof(rep), MSG_NOSIGNAL);
 		// Our exit (a copy of the holder's page tables to free) and the
 		// next spare's fork that follows it wait until the client is done
 		// with the answer (see keep_until_exit()), 5 s at most.
-		pollfd p{conn, POLLIN, 0};
+		pollfd p{conn.get(), POLLIN, 0};
 		while (poll(&p, 1, 5000) < 0 && errno == EINTR)
 			;
 		_exit(0);
@@ -431,18 +448,6 @@ struct Holder {
 		return args;
 	}
 
-	// A restore request of our generation: its Req, else nullopt.
-	std::optional<Req> restore_req(const std::string &buf) const
-	{
-		Req r{};
-		if (buf.size() < sizeof(Req))
-			return std::nullopt;
-		memcpy(&r, buf.data(), sizeof(r));
-		if (r.magic != kMagic || r.type != kRestore || r.generation != ix.generation)
-			return std::nullopt;
-		return r;
-	}
-
 	// The spare takes its restore itself: it accepts on the holder's
 	// socket (one hand-over less on the restore's path) and tells the
 	// holder it did (kTook), or it gets one the holder accepted while no
@@ -456,22 +461,20 @@ struct Holder {
 			if (poll(pf, 2, -1) < 0)
 				continue;
 			std::string buf;
-			int fds[2];
+			Fd fds[2];
 			if (pf[0].revents) {
-				if (!recv_with_fds(ctl, buf, fds) || fds[0] < 0)
+				if (!recv_with_fds(ctl, buf, fds) || !fds[0].valid())
 					_exit(0);  // the holder ended
-				work(fds[0], fds[1], split_args(buf));
+				work(std::move(fds[0]), std::move(fds[1]), split_args(buf));
 			}
 			Fd conn(accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
-			if (!conn.valid())
-				continue;
-			recv_with_fds(conn.get(), buf, fds);
-			Fd cwd(fds[0]), extra(fds[1]);
-			if (restore_req(buf) && send(ctl, &kTook, 1, MSG_NOSIGNAL) == 1)
-				work(conn.release(), cwd.release(), split_args(buf.substr(sizeof(Req))));
-			bool passed = cwd.valid() ? send_with_fds(ctl, buf, {conn.get(), cwd.get()})
-						  : send_with_fds(ctl, buf, {conn.get()});
-			if (!passed)
+			if (!conn.valid() || !recv_with_fds(conn.get(), buf, fds))
+				continue;  // (a client that went away has nothing to answer)
+			auto r = parse_req(buf);
+			if (r && r->type == kRestore && r->generation == ix.generation &&
+			    send(ctl, &kTook, 1, MSG_NOSIGNAL) == 1)
+				work(std::move(conn), std::move(fds[0]), split_args(buf.substr(sizeof(Req))));
+			if (!send_with_fds(ctl, buf, {conn.get(), fds[0].get()}))
 				_exit(0);
 		}
 	}
@@ -494,11 +497,11 @@ struct Holder {
 	// the holder should end.
 	bool serve(int conn, const std::string &buf, Fd cwd_fd)
 	{
-		ssize_t n = buf.size();
-		Req r{};
+		auto req = parse_req(buf);
+		Req r = req.value_or(Req{});
 		Rep rep{};
 		rep.pid = getpid();
-		if (n < (ssize_t)sizeof(Req) || (memcpy(&r, buf.data(), sizeof(r)), r.magic != kMagic)) {
+		if (!req) {
 			rep.status = kFailed;
 			snprintf(rep.err, sizeof(rep.err), "malformed request");
 		} else if (r.generation != ix.generation && r.type != kQuit) {
@@ -508,7 +511,7 @@ struct Holder {
 		} else if (r.type == kRestore) {
 			// The next spare is forked once this worker is done (see reap()):
 			// forking now would compete with the restore for the CPUs.
-			if (dispatch(conn, cwd_fd.get(), buf.substr(sizeof(Req), n - sizeof(Req))))
+			if (dispatch(conn, cwd_fd.get(), buf.substr(sizeof(Req))))
 				return true;
 			rep.status = kFailed;
 			snprintf(rep.err, sizeof(rep.err), "can't start a worker: %s", strerror(errno));
@@ -523,15 +526,13 @@ struct Holder {
 	bool from_spare()
 	{
 		std::string buf;
-		int fds[2];
-		bool got = recv_with_fds(spare_ctl.get(), buf, fds);
-		Fd conn(fds[0]), cwd(fds[1]);
-		if (!got || buf == std::string(1, kTook) || !conn.valid()) {
+		Fd fds[2];
+		if (!recv_with_fds(spare_ctl.get(), buf, fds) || buf == std::string(1, kTook) || !fds[0].valid()) {
 			spare = -1;  // (or it died)
 			spare_ctl.reset();
 			return true;
 		}
-		return serve(conn.get(), buf, std::move(cwd));
+		return serve(fds[0].get(), buf, std::move(fds[1]));
 	}
 
 	// Instances end as our children (we are their subreaper): reap them as
@@ -577,11 +578,9 @@ struct Holder {
 			}
 			Fd conn(accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
 			std::string buf;
-			int fds[2];
-			if (conn.valid() && recv_with_fds(conn.get(), buf, fds)) {
-				Fd cwd(fds[0]), extra(fds[1]);
-				go = serve(conn.get(), buf, std::move(cwd));
-			}
+			Fd fds[2];
+			if (conn.valid() && recv_with_fds(conn.get(), buf, fds))
+				go = serve(conn.get(), buf, std::move(fds[0]));
 		}
 	}
 };

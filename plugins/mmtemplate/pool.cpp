@@ -356,13 +356,25 @@ Result<uint64_t> checksum_file(int fd, uint64_t *size)
 	return s.value();
 }
 
+namespace
+{
+
+// The images of the dump in dir_fd that a fingerprint covers: all but the
+// pages (the template's, checksummed in the index).
+std::vector<std::string> fingerprinted(int dir_fd)
+{
+	auto names = list_dir(fmt("/proc/self/fd/%d", dir_fd));
+	std::erase_if(names, [](auto &n) { return !is_image(n) || n.starts_with("pages-"); });
+	return names;
+}
+
+}  // namespace
+
 Result<uint64_t> dir_stamp(int dir_fd)
 {
 	Summer all;
-	for (auto &n : list_dir(fmt("/proc/self/fd/%d", dir_fd))) {
+	for (auto &n : fingerprinted(dir_fd)) {
 		struct stat st;
-		if (!is_image(n) || n.starts_with("pages-"))
-			continue;
 		if (fstatat(dir_fd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0)
 			return Result<uint64_t>::fail(sys("%s", n.c_str()));
 		uint64_t id[] = {(uint64_t)st.st_dev,	      (uint64_t)st.st_ino,	    (uint64_t)st.st_size,
@@ -377,11 +389,7 @@ Result<uint64_t> dir_stamp(int dir_fd)
 Result<uint64_t> fingerprint(int dir_fd)
 {
 	Summer all;
-	auto names = list_dir(fmt("/proc/self/fd/%d", dir_fd));
-	for (auto &n : names) {
-		// the pages are the template's (checksummed in the index)
-		if (!is_image(n) || n.starts_with("pages-"))
-			continue;
+	for (auto &n : fingerprinted(dir_fd)) {
 		Fd fd(openat(dir_fd, n.c_str(), O_RDONLY | O_CLOEXEC));
 		uint64_t size;
 		auto sum = fd.valid() ? checksum_file(fd.get(), &size) : Result<uint64_t>::fail(sys("%s", n.c_str()));
