@@ -120,6 +120,8 @@ void usage()
 	       "                           restore: the peer of veth IN is OUT in criu's net namespace\n"
 	       "                           (put into BRIDGE, up)\n"
 	       "  --switch SANDBOX         restore into an existing sandbox (scripts/criu-sandbox)\n"
+	       "  --switch-deps DIR        with --switch: repurpose the released SANDBOX for this\n"
+	       "                           function: bind DIR read-only where its dependencies go\n"
 	       "  --cgroup-root [CTRL:]/PATH\n"
 	       "                           restore: put the tree into the cgroup PATH (of the memory and\n"
 	       "                           cpu hierarchies, or of CTRL's), with the dump's limits\n"
@@ -183,6 +185,7 @@ bool parse_options(int argc, char **argv, Options &o)
 		kDaxDevice,
 		kExternal,
 		kSwitch,
+		kSwitchDeps,
 		kCgroupRoot,
 		kTimeout,
 		kRoot,
@@ -211,6 +214,7 @@ bool parse_options(int argc, char **argv, Options &o)
 		{"dax-device", required_argument, nullptr, kDaxDevice},
 		{"external", required_argument, nullptr, kExternal},
 		{"switch", required_argument, nullptr, kSwitch},
+		{"switch-deps", required_argument, nullptr, kSwitchDeps},
 		{"cgroup-root", required_argument, nullptr, kCgroupRoot},
 		{"timeout", required_argument, nullptr, kTimeout},
 		{"root", required_argument, nullptr, kRoot},
@@ -331,6 +335,13 @@ bool parse_options(int argc, char **argv, Options &o)
 			break;
 		case kSwitch:
 			o.switch_to = optarg;
+			break;
+		case kSwitchDeps:
+			if (optarg[0] != '/') {
+				fprintf(stderr, "Error: --switch-deps wants an absolute path, not '%s'\n", optarg);
+				return false;
+			}
+			o.switch_deps = optarg;
 			break;
 		case kTimeout: {
 			auto n = parse_u64(optarg);

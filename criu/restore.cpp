@@ -1335,11 +1335,15 @@ Status enter_sandbox(const Options &o, TreeImages &tree, pid_t criu)
 	auto ns = sandbox_namespaces(o.switch_to);
 	if (!ns)
 		return ns.error();
+	auto deps = SandboxDeps::clone(o);
+	if (!deps)
+		return deps.error();
 	for (auto &[fd, kind] : *ns)
 		if (setns(fd.get(), kind) < 0)
 			return sys_error("can't enter a namespace (%#x) of sandbox %s", kind, o.switch_to.c_str());
 	if (chdir("/") < 0)
 		return sys_error("can't chdir to the root of sandbox %s", o.switch_to.c_str());
+	TRY(deps->attach());
 	tree.ns.uts = tree.ns.ipc = tree.ns.net = tree.ns.mnt = false;
 	return {};
 }

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <map>
@@ -115,7 +117,7 @@ Result<std::vector<std::pair<Fd, int>>> sandbox_namespaces(const std::string &na
 	return ns;
 }
 
-Result<CgroupTarget> sandbox_cgroups(const std::string &name)
+Result<CgroupTarget> sandbox_cgroups(const std::string &name, bool must_be_clean)
 {
 	auto conf = sandbox_conf(name);
 	if (!conf)
@@ -135,19 +137,63 @@ Result<CgroupTarget> sandbox_cgroups(const std::string &name)
 	// A released sandbox is clean until something starts in it; the next
 	// repurpose must then purge it again (criu-sandbox(8)).
 	auto mark = strfmt("%s/%s/clean", sandbox_dir(), name.c_str());
-	if (unlink(mark.c_str()) < 0 && errno != ENOENT)
+	if (unlink(mark.c_str()) == 0)
+		return cg;
+	if (errno != ENOENT)
 		return sys_error("can't take the clean mark %s of sandbox %s", mark.c_str(), name.c_str());
+	if (must_be_clean)
+		return Error{strfmt("sandbox %s was not released since its last use: --switch-deps repurposes a "
+				    "released sandbox only (criu-sandbox repurpose %s --deps DIR purges it)",
+				    name.c_str(), name.c_str())};
 	return cg;
+}
+
+Result<SandboxDeps> SandboxDeps::clone(const Options &o)
+{
+	SandboxDeps d;
+	if (o.switch_deps.empty())
+		return d;
+	auto conf = sandbox_conf(o.switch_to);
+	if (!conf)
+		return conf.error();
+	d.at_ = (*conf)["deps"];
+	d.sandbox_ = o.switch_to;
+	if (d.at_.empty() || d.at_[0] != '/')
+		return Error{strfmt("sandbox %s: its sandbox.conf says nowhere (deps=) to bind --switch-deps",
+				    o.switch_to.c_str())};
+	d.tree_.reset(open_tree(AT_FDCWD, o.switch_deps.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+	if (!d.tree_.valid())
+		return sys_error("--switch-deps: can't take a copy of %s", o.switch_deps.c_str());
+	mount_attr ro{};
+	ro.attr_set = MOUNT_ATTR_RDONLY;
+	if (mount_setattr(d.tree_.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &ro, sizeof(ro)) < 0)
+		return sys_error("--switch-deps: can't make the copy of %s read-only", o.switch_deps.c_str());
+	return d;
+}
+
+Status SandboxDeps::attach()
+{
+	if (!tree_.valid())
+		return {};
+	if (mkdir(at_.c_str(), 0755) < 0 && errno != EEXIST)
+		return sys_error("sandbox %s: can't make %s for --switch-deps", sandbox_.c_str(), at_.c_str());
+	if (move_mount(tree_.get(), "", AT_FDCWD, at_.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return sys_error("sandbox %s: can't bind --switch-deps at %s", sandbox_.c_str(), at_.c_str());
+	tree_.reset();
+	pr_info("Bound the dependencies at %s of sandbox %s\n", at_.c_str(), sandbox_.c_str());
+	return {};
 }
 
 Result<std::optional<CgroupTarget>> restore_cgroups(const Options &o)
 {
 	if (!o.switch_to.empty() && !o.cgroup_roots.empty())
 		return Error{"--switch and --cgroup-root both say which cgroups the tree goes into: give one"};
+	if (o.switch_to.empty() && !o.switch_deps.empty())
+		return Error{"--switch-deps repurposes the sandbox of --switch: give --switch SANDBOX"};
 	std::optional<CgroupTarget> cg;
 	if (!o.switch_to.empty() || !o.cgroup_roots.empty()) {
 		auto t = o.switch_to.empty() ? CgroupTarget::open(cgroup_root_dirs(o.cgroup_roots))
-					     : sandbox_cgroups(o.switch_to);
+					     : sandbox_cgroups(o.switch_to, !o.switch_deps.empty());
 		if (!t)
 			return t.error();
 		cg.emplace(std::move(*t));
@@ -188,6 +234,9 @@ Result<JoinedNs> JoinedNs::enter(const Options &o, const ExternalNs &ext)
 	}
 	if (targets.empty())
 		return j;
+	auto deps = SandboxDeps::clone(o);
+	if (!deps)
+		return deps.error();
 	j.cwd_.reset(::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	for (auto &[fd, kind] : targets) {
 		const char *name = kind == CLONE_NEWNET	  ? "net"
@@ -204,6 +253,7 @@ Result<JoinedNs> JoinedNs::enter(const Options &o, const ExternalNs &ext)
 		if (kind == CLONE_NEWNS && chdir("/") < 0)
 			return sys_error("can't chdir to the sandbox's root");
 	}
+	TRY(deps->attach());
 	pr_info("Entered the namespaces of %s\n", o.switch_to.empty() ? "--inherit-fd" : o.switch_to.c_str());
 	return j;
 }

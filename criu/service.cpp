@@ -255,6 +255,11 @@ Result<Options> Worker::options(const CriuReq &req)
 	}
 	if (ro.switch_sandbox)
 		o.switch_to = ro.switch_sandbox;
+	if (ro.switch_deps) {
+		if (ro.switch_deps[0] != '/')
+			return Error{strfmt("switch_deps wants an absolute path, not '%s'", ro.switch_deps)};
+		o.switch_deps = ro.switch_deps;
+	}
 	for (size_t i = 0; i < ro.n_cg_root; i++) {
 		auto r = parse_cgroup_root(std::string(ro.cg_root[i]->ctrl ? ro.cg_root[i]->ctrl : "") +
 					   (ro.cg_root[i]->ctrl ? ":" : "") + ro.cg_root[i]->path);
@@ -299,6 +304,8 @@ std::vector<std::string> restore_argv(const Options &o)
 		argv.push_back("-j");
 	if (!o.switch_to.empty())
 		argv.insert(argv.end(), {"--switch", o.switch_to});
+	if (!o.switch_deps.empty())
+		argv.insert(argv.end(), {"--switch-deps", o.switch_deps});
 	for (auto &r : o.cgroup_roots)
 		argv.insert(argv.end(), {"--cgroup-root", (r.ctrl.empty() ? "" : r.ctrl + ":") + r.path});
 	for (auto &v : o.veths)

@@ -58,6 +58,7 @@ struct Options {
 	std::string dax_device;				       // --dax-device PATH
 	std::vector<std::string> externals;		       // --external KIND[INODE]:KEY
 	std::string switch_to;				       // --switch SANDBOX
+	std::string switch_deps;			       // --switch-deps DIR
 	std::string root;				       // --root DIR
 	std::vector<VethPair> veths;			       // --veth-pair, --external veth[...]
 	std::vector<CgroupRoot> cgroup_roots;		       // restore: --cgroup-root

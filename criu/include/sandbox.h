@@ -48,8 +48,27 @@ Result<ExternalNs> read_external_ns(const ImageDir &dir);
 // them), opened.
 Result<std::vector<std::pair<Fd, int>>> sandbox_namespaces(const std::string &name);
 // The sandbox's cgroups; refused while a process is in them (busy). Takes
-// the sandbox's clean mark away: something is about to start in it.
-Result<CgroupTarget> sandbox_cgroups(const std::string &name);
+// the sandbox's clean mark away: something is about to start in it. With
+// must_be_clean, refused unless the mark was there: the sandbox was
+// released (criu-sandbox(8)) and nothing started in it since.
+Result<CgroupTarget> sandbox_cgroups(const std::string &name, bool must_be_clean);
+
+// --switch-deps DIR: the function's dependency directory, bound read-only
+// in the sandbox where its sandbox.conf says (`deps`; criu-sandbox binds
+// its --deps there). Cloned (open_tree) while criu is still in its own
+// mount namespace, where DIR is a path; attached in the sandbox's.
+class SandboxDeps
+{
+public:
+	// Nothing to bind without --switch-deps.
+	static Result<SandboxDeps> clone(const Options &o);
+	// In the sandbox's mount namespace.
+	Status attach();
+
+private:
+	Fd tree_;
+	std::string at_, sandbox_;
+};
 
 // The cgroups a restore puts the tree into: the sandbox's (--switch), the
 // --cgroup-root ones, or none.

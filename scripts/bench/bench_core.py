@@ -196,19 +196,27 @@ def percentile(values, p):
     return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
-def rpc_restore(sock, imgfd, mm_template=None, switch_sandbox=None):
+def varint(v):
+    out = b""
+    while v >= 0x80:
+        out += bytes([(v & 0x7f) | 0x80])
+        v >>= 7
+    return out + bytes([v])
+
+
+def rpc_restore(sock, imgfd, mm_template=None, switch_sandbox=None, switch_deps=None):
     """One RESTORE of the images at imgfd through the service socket sock,
     timed from connect to response: (ms, criu_resp); raises BenchError if
-    it failed. Our criu_opts fields (mm_template 1000, switch_sandbox 1001)
-    are unknown to Debian's pycriu: appended encoded."""
+    it failed. Our criu_opts fields (mm_template 1000, switch_sandbox 1001,
+    switch_deps 1002) are unknown to Debian's pycriu: appended encoded."""
     from pycriu import rpc_pb2 as rpc
     req = rpc.criu_req(type=rpc.RESTORE)
     req.opts.images_dir_fd = imgfd
     opts = req.opts.SerializeToString()
-    for key, value in ((b"\xc2\x3e", mm_template), (b"\xca\x3e", switch_sandbox)):
+    for number, value in ((1000, mm_template), (1001, switch_sandbox), (1002, switch_deps)):
         if value:
-            opts += key + bytes([len(value)]) + value.encode()
-    data = bytes([0x08, rpc.RESTORE, 0x12, len(opts)]) + opts
+            opts += varint((number << 3) | 2) + varint(len(value.encode())) + value.encode()
+    data = bytes([0x08, rpc.RESTORE, 0x12]) + varint(len(opts)) + opts
     t0 = time.perf_counter()
     with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
         s.connect(sock)

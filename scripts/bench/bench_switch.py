@@ -16,8 +16,11 @@ Then --runs (default 50) starts each way:
              is released (its processes killed, the overlay purged, new
              mount/ipc/uts namespaces, cgroup limits reset: timed on its
              own, it is off the start's path), and a start repurposes a
-             released sandbox (binds the function's dependencies into it)
-             and restores into it;
+             released sandbox (criu-sandbox repurpose: binds the
+             function's dependencies into it) and restores into it;
+  in-restore the same, the restore repurposing the released sandbox
+             itself (criu restore --switch-deps): one step on the start's
+             path, no pool manager call;
   at-start   the same sandbox purged at the start instead (criu-sandbox
              repurpose of a used sandbox: kill, purge, new namespaces,
              dependencies, limits, all on the start's path);
@@ -34,8 +37,9 @@ of each series are checked by a request answered from inside the
 sandbox's network namespace (not timed). The sandbox pool manager is
 scripts/criu-sandbox, loaded as a module so that its operations are timed
 as a resident pool manager would run them (no Python start-up). p50/p99 in
-ms, and the ratio fresh / repurpose of the whole start. Goal: repurpose +
-restore >= 10x faster than fresh sandbox + restore.
+ms, and the ratios fresh / other ways of the whole start. Goal: repurpose +
+restore >= 10x faster than fresh sandbox + restore (checked on in-restore,
+the fast path).
 
 A bridge (criu-bench-br, 10.90.0.0/16) and a private state directory,
 pool and holder socket directory are made and removed. Needs root, a built
@@ -64,6 +68,7 @@ except ImportError:
 PLUGIN_DIR = os.path.join(REPO, "plugins", "mmtemplate")
 FN = os.path.join(REPO, "test", "zdtm", "functions", "fn_http.py")
 PORT = 8080
+WAYS = ("fresh", "repurpose", "in-restore", "at-start")
 
 
 def load_sandbox_module():
@@ -127,10 +132,13 @@ class Bench:
         self.criu(["-L", PLUGIN_DIR, "convert", "-D", self.img, "--mm-template", "fn"], "criu convert")
         self.sb.destroy(self.sb.load("bsrc"))
 
-    def restore(self, name, tmpl, via):
+    def restore(self, name, tmpl, via, deps=False):
+        """deps: the restore repurposes the released sandbox itself
+        (--switch-deps)."""
         if via == "service":
-            return rpc_restore(self.sock, self.img_fd, mm_template="fn" if tmpl else None, switch_sandbox=name)[0]
-        args = ["restore", "-d", "-D", self.img, "--switch", name]
+            return rpc_restore(self.sock, self.img_fd, mm_template="fn" if tmpl else None, switch_sandbox=name,
+                               switch_deps=self.deps if deps else None)[0]
+        args = ["restore", "-d", "-D", self.img, "--switch", name] + (["--switch-deps", self.deps] if deps else [])
         if tmpl:
             args += ["-L", PLUGIN_DIR, "--mm-template", "fn"]
         return self.criu(args, "criu restore --switch")
@@ -153,26 +161,27 @@ class Bench:
     def starts(self, way, tmpl, via, prefix, runs):
         """runs starts one way, in sandboxes named prefix...; per start the
         ms to get the sandbox ready and to have the function restored in
-        it; for repurpose also the ms of each release."""
+        it (none for in-restore: the restore repurposes the sandbox); for
+        repurpose and in-restore also the ms of each release."""
         sbox, total, release = [], [], []
         pooled = prefix + "pool"
+        released = way in ("repurpose", "in-restore")
         if way != "fresh":
-            self.sb.cmd_create(pooled, self.deps)
-            if way == "repurpose":
+            conf = self.sb.cmd_create(pooled, self.deps)
+            if released:
                 self.sb.cmd_release(pooled)
         for i in range(runs):
             time.sleep(self.args.gap / 1e3)
+            name = "%sf%d" % (prefix, i) if way == "fresh" else pooled
             t0 = time.perf_counter()
             if way == "fresh":
-                name = "%sf%d" % (prefix, i)
                 conf = self.sb.cmd_create(name, self.deps)
-            else:
-                name = pooled
+            elif way != "in-restore":
                 conf = self.sb.cmd_repurpose(name, self.deps, keep_trash=True)
                 if conf["released"] != (way == "repurpose"):
                     raise BenchError("repurpose of %s: released=%s" % (name, conf["released"]))
             t1 = time.perf_counter()
-            self.restore(name, tmpl, via)
+            self.restore(name, tmpl, via, deps=way == "in-restore")
             t2 = time.perf_counter()
             sbox.append((t1 - t0) * 1e3)
             total.append((t2 - t0) * 1e3)
@@ -181,7 +190,7 @@ class Bench:
             # untimed, as a resident pool manager does it between starts
             if way == "fresh":
                 self.sb.destroy(self.sb.load(name))
-            elif way == "repurpose":
+            elif released:
                 release.append(self.sb.cmd_release(name)["ms"])
             else:
                 self.sb.remove_trash(name)
@@ -243,25 +252,27 @@ class Bench:
             for via in vias:
                 label = "%s, restore by %s" % ("--mm-template" if tmpl else "plain restore",
                                               "`criu restore`" if via == "cli" else "criu service (RPC)")
-                res = {way: self.run_way(way, tmpl, via) for way in ("fresh", "repurpose", "at-start")}
+                res = {way: self.run_way(way, tmpl, via) for way in WAYS}
                 print("\n== %s" % label)
                 for way, (sbox, total, release) in res.items():
-                    print("  %-9s sandbox p50 %6.2f ms p99 %6.2f ms   sandbox + restore p50 %6.2f ms p99 %6.2f ms"
-                          % (way, percentile(sbox, 50), percentile(sbox, 99), percentile(total, 50),
-                             percentile(total, 99)), flush=True)
-                rel = res["repurpose"][2]
+                    ready = ("sandbox p50 %6.2f ms p99 %6.2f ms" % (percentile(sbox, 50), percentile(sbox, 99))
+                             if way != "in-restore" else "sandbox: in the restore       ")
+                    print("  %-10s %s   sandbox + restore p50 %6.2f ms p99 %6.2f ms"
+                          % (way, ready, percentile(total, 50), percentile(total, 99)), flush=True)
+                rel = res["repurpose"][2] + res["in-restore"][2]
                 print("  (release, when a function is done: p50 %.2f ms p99 %.2f ms, off the start's path)"
                       % (percentile(rel, 50), percentile(rel, 99)))
                 fresh = res["fresh"]
-                for way in ("repurpose", "at-start"):
-                    rs = percentile(fresh[0], 50) / percentile(res[way][0], 50)
+                for way in WAYS[1:]:
+                    rs = ("sandbox %5.1fx, " % (percentile(fresh[0], 50) / percentile(res[way][0], 50))
+                          if way != "in-restore" else "")
                     rt = percentile(fresh[1], 50) / percentile(res[way][1], 50)
                     rt99 = percentile(fresh[1], 99) / percentile(res[way][1], 99)
-                    print("  fresh / %-9s sandbox %5.1fx, whole start p50 %5.1fx, p99 %5.1fx%s"
+                    print("  fresh / %-10s %swhole start p50 %5.1fx, p99 %5.1fx%s"
                           % (way, rs, rt, rt99, " (goal >= 10: %s)" % ("met" if rt >= 10 else "NOT met")
-                             if way == "repurpose" else ""))
+                             if way == "in-restore" else ""))
                 if tmpl:
-                    met[via] = percentile(fresh[1], 50) / percentile(res["repurpose"][1], 50) >= 10
+                    met[via] = percentile(fresh[1], 50) / percentile(res["in-restore"][1], 50) >= 10
         print("\nGoal (--mm-template, the fast path, whole start p50 >= 10x): %s." % ", ".join(
             "%s %s" % (via, "met" if ok else "not met") for via, ok in met.items()))
 

@@ -292,29 +292,12 @@ def test_two_nodes_one_pool(zdtm, mm_pool):
     r.ok = True
 
 
-def _with_mm_template(req, name):
-    """req with criu_opts field 1000 (mm_template), which Debian's pycriu
-    does not know: appended as an unknown field, which protobuf keeps."""
-    data = name.encode()
-    tag = (1000 << 3) | 2
-    raw = b""
-    for v in (tag, len(data)):
-        while v >= 0x80:
-            raw += bytes([(v & 0x7f) | 0x80])
-            v >>= 7
-        raw += bytes([v])
-    opts = type(req.opts)()
-    opts.ParseFromString(req.opts.SerializeToString() + raw + data)
-    req.opts.CopyFrom(opts)
-    return req
-
-
 def test_rpc_mm_template(zdtm, mm_pool):
     """RESTORE over the service socket with criu_opts.mm_template (field
     1000): restored from the template, same PID, passes; an unknown
     template is an error response and the service keeps serving"""
     pytest.importorskip("pycriu")
-    from test_rpc import Service, open_dir, rpc
+    from test_rpc import Service, open_dir, rpc, with_our_opts
     r = zdtm("mm_anon")
     r.start()
     imgdir = r.dump(r.pid)
@@ -323,11 +306,11 @@ def test_rpc_mm_template(zdtm, mm_pool):
     svc = Service(r, extra=["-L", str(MMT_PLUGIN_DIR)])
     fd = open_dir(imgdir)
     try:
-        bad = svc.connect().call(_with_mm_template(rpc.criu_req(type=rpc.RESTORE, opts={"images_dir_fd": fd}),
-                                                   "no-such"))
+        def req(name):
+            return with_our_opts(rpc.criu_req(type=rpc.RESTORE, opts={"images_dir_fd": fd}), {1000: name})
+        bad = svc.connect().call(req("no-such"))
         r.check(not bad.success and "no template no-such" in bad.cr_errmsg, "unknown template: %s" % bad)
-        resp = svc.connect().call(_with_mm_template(rpc.criu_req(type=rpc.RESTORE, opts={"images_dir_fd": fd}),
-                                                    tmpl))
+        resp = svc.connect().call(req(tmpl))
     finally:
         os.close(fd)
     r.check(resp.success, "RPC restore with mm_template failed: %s" % resp.cr_errmsg)

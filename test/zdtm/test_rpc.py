@@ -95,6 +95,25 @@ def open_dir(path):
     return os.open(str(path), os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
 
 
+def with_our_opts(req, fields):
+    """req with criu_opts fields of our own ({number: string}, 1000 and
+    up), which Debian's pycriu does not know: appended encoded, as unknown
+    fields, which protobuf keeps."""
+    raw = b""
+    for number, text in fields.items():
+        data = str(text).encode()
+        for v in ((number << 3) | 2, len(data)):
+            while v >= 0x80:
+                raw += bytes([(v & 0x7f) | 0x80])
+                v >>= 7
+            raw += bytes([v])
+        raw += data
+    opts = type(req.opts)()
+    opts.ParseFromString(req.opts.SerializeToString() + raw)
+    req.opts.CopyFrom(opts)
+    return req
+
+
 class Service:
     """`criu service --address DIR/svc/criu.sock` of one Run, our child.  Its
     stdout/stderr go to svc/service.log, which r.diag() shows; the Run's

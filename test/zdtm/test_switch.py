@@ -324,6 +324,77 @@ def test_repurpose_leaves_nothing(zdtm, pool, tmp_path, how):
     r.ok = True
 
 
+
+def other_deps(pool, tmp_path):
+    """A copy of the pool's dependency directory with a marker file."""
+    deps2 = tmp_path / "deps2"
+    shutil.copytree(pool.deps, deps2)
+    (deps2 / "deps2.txt").write_text("2")
+    return deps2
+
+
+def rpc_switch_restore(svc, imgdir, fields):
+    """RESTORE of imgdir over svc with our criu_opts fields; the response."""
+    from test_rpc import open_dir, rpc, with_our_opts
+    fd = open_dir(imgdir)
+    try:
+        req = rpc.criu_req(type=rpc.RESTORE, opts={"images_dir_fd": fd})
+        return svc.connect().call(with_our_opts(req, fields))
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("how", ["cli", "template", "rpc-template"])
+def test_switch_deps_repurposes_released(zdtm, pool, mm_pool, tmp_path, how):
+    """criu restore --switch B --switch-deps DIR (RPC: switch_deps, field
+    1002) into a released sandbox B: the restore itself repurposes B, with
+    no criu-sandbox step on the start's path: it takes B's clean mark and
+    binds DIR read-only where B's dependencies go (/fn); the function
+    answers there. Plain, from an mm-template (the holder's root made ahead
+    binds DIR), and through the service. Once the function ended, B is not
+    clean: a second --switch-deps restore fails with one line, restores
+    nothing and binds nothing, and B still repurposes"""
+    r = zdtm("switch_deps_" + how.replace("-", "_"), timeout=120)
+    a, b = pool.create("a"), pool.create("b")
+    pid = start_fn(r, pool, a)
+    call(pool, a, 3)
+    imgdir = dump_fn(r, pid)
+    deps2 = other_deps(pool, tmp_path)
+    pool.sandbox("release", b["name"])
+    r.check(pool.state_of(b["name"]) == "clean", "not clean after release")
+    extra = mmt_restore_args(mm_template(r, imgdir, "switch_deps")) if how != "cli" else []
+    if how == "rpc-template":
+        pytest.importorskip("pycriu")
+        from test_rpc import Service
+        svc = Service(r, extra=["-L", str(test_zdtm.MMT_PLUGIN_DIR)])
+        resp = rpc_switch_restore(svc, imgdir, {1000: "switch_deps", 1001: b["name"], 1002: deps2})
+        r.check(resp.success, "RPC restore with switch_deps failed: %s" % resp.cr_errmsg)
+        pid = resp.restore.pid
+        r.track(pid)
+    else:
+        pid = switch_restore(r, imgdir, b["name"], extra=extra + ["--switch-deps", deps2], tag="deps")
+    if how == "template":
+        r.check("through its root made ahead" in read_text(imgdir / "deps.log"),
+                "the restore did not go through a root made ahead")
+    check_in_sandbox(r, pool, b, pid)
+    r.check(pool.state_of(b["name"]) == "idle", "the restore left the clean mark")
+    fn = "/proc/%d/root/fn" % pid
+    r.check(sorted(os.listdir(fn)) == sorted(os.listdir(deps2)), "/fn in B holds %s" % os.listdir(fn))
+    r.check(os.statvfs(fn).f_flag & os.ST_RDONLY, "/fn in B is writable")
+    r.check(call(pool, b, 6)["served"] == 2, "no answer after the repurposing restore")
+    finish_fn(r, pool, b, pid)
+    mounts = read_text("/proc/%d/mountinfo" % os.getpid())
+    rc = r.criu("again", ["restore", "-d", "-D", imgdir, "--switch", b["name"], "--switch-deps", deps2] + extra)
+    err = (read_text(r.dir / "criu-again.stderr") or "").strip().split("\n")
+    r.check(rc == 1 and len(err) == 1 and "was not released" in err[0], "not clean: rc %s, %r" % (rc, err))
+    r.check(not pool.procs(b["name"]), "the refused restore left processes")
+    r.check(read_text("/proc/%d/mountinfo" % os.getpid()) == mounts, "the refused restore changed mounts")
+    r.check(not pool.sandbox("repurpose", b["name"])["released"], "repurpose after the start took the fast path")
+    r.check(not any(pool.upper(b["name"]).iterdir()), "files of the restored function survived")
+    if how == "rpc-template":
+        svc.stop()
+    r.ok = True
+
 def test_clean_mark_taken_by_a_start(zdtm, pool):
     """whatever starts in a clean sandbox takes its clean mark away, so that
     the next repurpose purges it again: criu-sandbox run (in a released
@@ -421,8 +492,9 @@ def test_pool_concurrency(pool):
 
 def test_switch_errors(zdtm, pool):
     """a sandbox that does not exist, a busy one (a function runs in it),
-    and images without a pid namespace: a one-line error each, nothing
-    restored, the pool unchanged"""
+    images without a pid namespace, --switch-deps without --switch or with
+    a relative path: a one-line error each, nothing restored, the pool
+    unchanged"""
     r = zdtm("switch_errors", timeout=120)
     a, b = pool.create("a"), pool.create("b")
     pid = start_fn(r, pool, a)
@@ -437,6 +509,8 @@ def test_switch_errors(zdtm, pool):
     fails("busy", ["--switch", b["name"]], "is busy")
     r.check(busy in pool.procs(b["name"]), "the busy sandbox lost its function")
     fails("noswitch", [], "external")
+    fails("deps-noswitch", ["--switch-deps", "/tmp"], "give --switch SANDBOX")
+    fails("deps-relative", ["--switch", a["name"], "--switch-deps", "deps"], "absolute path")
     os.kill(busy, 9)
     pool.sandbox("repurpose", a["name"])
     r.check(not pool.procs(a["name"]), "a failed restore left processes in %s" % a["name"])
@@ -518,7 +592,7 @@ def test_switch_over_rpc(zdtm, pool, prepared):
     service runs with --prepare, the dump is prepared with a PREPARE
     request, and the switch restore is served by its spare"""
     pytest.importorskip("pycriu")
-    from test_rpc import Service, _prepare_call, _served, open_dir, rpc
+    from test_rpc import Service, _prepare_call, _served
     r = zdtm("switch_rpc", timeout=120)
     b, imgdir = warm_dump_and_target(r, pool)
     log = r.dir / "prepared.log"
@@ -526,16 +600,7 @@ def test_switch_over_rpc(zdtm, pool, prepared):
     if prepared:
         resp = _prepare_call(svc.connect(), imgdir)
         r.check(resp.success, "PREPARE failed: %s" % resp.cr_errmsg)
-    fd = open_dir(imgdir)
-    try:
-        req = rpc.criu_req(type=rpc.RESTORE, opts={"images_dir_fd": fd})
-        name = b["name"].encode()
-        opts = type(req.opts)()
-        opts.ParseFromString(req.opts.SerializeToString() + bytes([0xca, 0x3e, len(name)]) + name)
-        req.opts.CopyFrom(opts)
-        resp = svc.connect().call(req)
-    finally:
-        os.close(fd)
+    resp = rpc_switch_restore(svc, imgdir, {1001: b["name"]})
     r.check(resp.success, "RPC restore with switch_sandbox failed: %s" % resp.cr_errmsg)
     r.track(resp.restore.pid)
     r.check(_served(log) == int(prepared), "restores served by a spare: %d" % _served(log))
