@@ -8,6 +8,7 @@
 #include <sys/shm.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <vector>
 
@@ -82,52 +83,37 @@ IpcDescEntry desc_of(std::map<std::string, uint64_t> &m, const char *id_col)
 	return d;
 }
 
+// The sysctls of IpcVarEntry but kernel/sem (an array of four), for dump
+// and restore alike; `has` for the ones older kernels lack.
+struct VarField {
+	const char *name;
+	uint32_t IpcVarEntry::*u32;
+	uint64_t IpcVarEntry::*u64;
+	protobuf_c_boolean IpcVarEntry::*has;
+	uint64_t get(const IpcVarEntry &e) const { return u32 ? e.*u32 : e.*u64; }
+	bool in(const IpcVarEntry &e) const { return !has || e.*has; }
+};
+const VarField kVars[] = {
+    {"kernel/msgmax", &IpcVarEntry::msg_ctlmax, nullptr, nullptr},
+    {"kernel/msgmnb", &IpcVarEntry::msg_ctlmnb, nullptr, nullptr},
+    {"kernel/msgmni", &IpcVarEntry::msg_ctlmni, nullptr, nullptr},
+    {"kernel/shmmax", nullptr, &IpcVarEntry::shm_ctlmax, nullptr},
+    {"kernel/shmall", nullptr, &IpcVarEntry::shm_ctlall, nullptr},
+    {"kernel/shmmni", &IpcVarEntry::shm_ctlmni, nullptr, nullptr},
+    {"kernel/shm_rmid_forced", &IpcVarEntry::shm_rmid_forced, nullptr, nullptr},
+    {"fs/mqueue/queues_max", &IpcVarEntry::mq_queues_max, nullptr, nullptr},
+    {"fs/mqueue/msg_max", &IpcVarEntry::mq_msg_max, nullptr, nullptr},
+    {"fs/mqueue/msgsize_max", &IpcVarEntry::mq_msgsize_max, nullptr, nullptr},
+    {"fs/mqueue/msg_default", &IpcVarEntry::mq_msg_default, nullptr, &IpcVarEntry::has_mq_msg_default},
+    {"fs/mqueue/msgsize_default", &IpcVarEntry::mq_msgsize_default, nullptr, &IpcVarEntry::has_mq_msgsize_default},
+};
+
 Status dump_vars(const ImageDir &dir, uint32_t id)
 {
-	IpcVarEntry e = IPC_VAR_ENTRY__INIT;
-	auto sem = read_file("/proc/sys/kernel/sem");
-	if (!sem)
-		return sem.error();
-	std::vector<uint32_t> sems;
-	for (auto w : split(*sem, '\t'))
-		if (auto v = parse_u64(std::string(split(w, '\n')[0])))
-			sems.push_back(*v);
-	e.n_sem_ctls = sems.size();
-	e.sem_ctls = sems.data();
-	struct {
-		const char *name;
-		uint32_t *u32;
-		uint64_t *u64;
-		protobuf_c_boolean *has;
-	} vars[] = {
-	    {"kernel/msgmax", &e.msg_ctlmax, nullptr, nullptr},
-	    {"kernel/msgmnb", &e.msg_ctlmnb, nullptr, nullptr},
-	    {"kernel/msgmni", &e.msg_ctlmni, nullptr, nullptr},
-	    {"kernel/shmmax", nullptr, &e.shm_ctlmax, nullptr},
-	    {"kernel/shmall", nullptr, &e.shm_ctlall, nullptr},
-	    {"kernel/shmmni", &e.shm_ctlmni, nullptr, nullptr},
-	    {"kernel/shm_rmid_forced", &e.shm_rmid_forced, nullptr, nullptr},
-	    {"fs/mqueue/queues_max", &e.mq_queues_max, nullptr, nullptr},
-	    {"fs/mqueue/msg_max", &e.mq_msg_max, nullptr, nullptr},
-	    {"fs/mqueue/msgsize_max", &e.mq_msgsize_max, nullptr, nullptr},
-	    {"fs/mqueue/msg_default", &e.mq_msg_default, nullptr, &e.has_mq_msg_default},
-	    {"fs/mqueue/msgsize_default", &e.mq_msgsize_default, nullptr, &e.has_mq_msgsize_default},
-	};
-	for (auto &v : vars) {
-		auto val = read_sysctl(v.name);
-		if (!val) {
-			if (v.has)
-				continue;
-			return val.error();
-		}
-		if (v.u32)
-			*v.u32 = (uint32_t)*val;
-		else
-			*v.u64 = *val;
-		if (v.has)
-			*v.has = true;
-	}
-	return write_one(dir, strfmt("ipcns-var-%u.img", id), IPC_VAR_MAGIC, &e.base);
+	auto v = IpcVars::read();
+	if (!v)
+		return v.error();
+	return write_one(dir, strfmt("ipcns-var-%u.img", id), IPC_VAR_MAGIC, &v->entry().base);
 }
 
 Status dump_shm(const ImageDir &dir, uint32_t id)
@@ -232,33 +218,29 @@ Status check_id(const char *what, int got, uint32_t want)
 	return {};
 }
 
-Status restore_vars(const ImageDir &dir, uint32_t id)
+Status restore_vars(const ImageDir &dir, uint32_t id, const IpcVars *fresh)
 {
 	auto e = read_one<IpcVarEntry>(dir, strfmt("ipcns-var-%u.img", id), IPC_VAR_MAGIC, ipc_var_entry__descriptor);
 	if (!e)
 		return e.error();
-	auto &v = **e;
-	if (v.n_sem_ctls == 4)
+	const IpcVarEntry &v = **e;
+	const IpcVarEntry *f = fresh ? &fresh->entry() : nullptr;
+	size_t same = 0;
+	if (f && v.n_sem_ctls == f->n_sem_ctls && std::equal(v.sem_ctls, v.sem_ctls + v.n_sem_ctls, f->sem_ctls))
+		same++;
+	else if (v.n_sem_ctls == 4)
 		TRY(write_sysctl("kernel/sem",
 				 strfmt("%u %u %u %u", v.sem_ctls[0], v.sem_ctls[1], v.sem_ctls[2], v.sem_ctls[3])));
-	std::pair<const char *, uint64_t> vars[] = {
-	    {"kernel/msgmax", v.msg_ctlmax},
-	    {"kernel/msgmnb", v.msg_ctlmnb},
-	    {"kernel/msgmni", v.msg_ctlmni},
-	    {"kernel/shmmax", v.shm_ctlmax},
-	    {"kernel/shmall", v.shm_ctlall},
-	    {"kernel/shmmni", v.shm_ctlmni},
-	    {"kernel/shm_rmid_forced", v.shm_rmid_forced},
-	    {"fs/mqueue/queues_max", v.mq_queues_max},
-	    {"fs/mqueue/msg_max", v.mq_msg_max},
-	    {"fs/mqueue/msgsize_max", v.mq_msgsize_max},
-	};
-	for (auto &[name, val] : vars)
-		TRY(write_sysctl(name, std::to_string(val)));
-	if (v.has_mq_msg_default)
-		TRY(write_sysctl("fs/mqueue/msg_default", std::to_string(v.mq_msg_default)));
-	if (v.has_mq_msgsize_default)
-		TRY(write_sysctl("fs/mqueue/msgsize_default", std::to_string(v.mq_msgsize_default)));
+	for (auto &var : kVars) {
+		if (!var.in(v))
+			continue;
+		if (f && var.in(*f) && var.get(*f) == var.get(v))
+			same++;
+		else
+			TRY(write_sysctl(var.name, std::to_string(var.get(v))));
+	}
+	if (f)
+		pr_debug("ipc sysctls: %zu as in a new ipc namespace, not written\n", same);
 	return {};
 }
 
@@ -434,9 +416,42 @@ Status dump_ipc_ns(const ImageDir &dir, pid_t pid, uint32_t id)
 	return {};
 }
 
-Status restore_ipc_ns(const ImageDir &dir, uint32_t id)
+Result<IpcVars> IpcVars::read()
 {
-	TRY(restore_vars(dir, id));
+	IpcVars v;
+	auto sem = read_file("/proc/sys/kernel/sem");
+	if (!sem)
+		return sem.error();
+	for (auto w : split(*sem, '\t'))
+		if (auto n = parse_u64(std::string(split(w, '\n')[0])))
+			v.sems_.push_back(*n);
+	for (auto &var : kVars) {
+		auto val = read_sysctl(var.name);
+		if (!val) {
+			if (var.has)
+				continue;
+			return val.error();
+		}
+		if (var.u32)
+			v.e_.*var.u32 = (uint32_t)*val;
+		else
+			v.e_.*var.u64 = *val;
+		if (var.has)
+			v.e_.*var.has = true;
+	}
+	return v;
+}
+
+const IpcVarEntry &IpcVars::entry() const
+{
+	e_.n_sem_ctls = sems_.size();
+	e_.sem_ctls = const_cast<uint32_t *>(sems_.data());  // (protobuf-c's field type; read only)
+	return e_;
+}
+
+Status restore_ipc_ns(const ImageDir &dir, uint32_t id, const IpcVars *fresh)
+{
+	TRY(restore_vars(dir, id, fresh));
 	TRY(restore_shm(dir, id));
 	TRY(restore_sem(dir, id));
 	return restore_msg(dir, id);

@@ -284,6 +284,9 @@ public:
 	// it changes until the region is built, and a hole taken meanwhile
 	// makes the region's mapping fail and the maps be read again.
 	void maps_read_ahead(std::vector<ProcVma> maps) { maps_ahead_ = std::move(maps); }
+	// The ipc namespace the root restores into is a new one: what the
+	// images hold the same as ipc is not written.
+	void ipc_is_new(std::optional<IpcVars> ipc) { new_ipc_ = std::move(ipc); }
 
 	// Runs as the new task; never returns.
 	[[noreturn]] void run_and_exit();
@@ -315,6 +318,7 @@ private:
 	int pages_fd_ = -1, exe_fd_ = -1;
 	std::vector<int> close_fds_;
 	std::optional<std::vector<ProcVma>> maps_ahead_;
+	std::optional<IpcVars> new_ipc_;
 	uint64_t region_ = 0, region_len_ = 0, args_addr_ = 0, stack_top_ = 0;
 };
 
@@ -781,7 +785,7 @@ Status ChildSide::run()
 	if (&ti_ == &tree_.tasks[0] && tree_.ns.uts)
 		TRY(restore_uts(dir_, ti_.ids->uts_ns_id));
 	if (&ti_ == &tree_.tasks[0] && tree_.ipc_objects)
-		TRY(restore_ipc_ns(dir_, ti_.ids->ipc_ns_id));
+		TRY(restore_ipc_ns(dir_, ti_.ids->ipc_ns_id, new_ipc_ ? &*new_ipc_ : nullptr));
 	TRY(session());
 	TRY(create_children());
 	TRY(wait_barrier());
@@ -1353,6 +1357,12 @@ Status enter_sandbox(const Options &o, TreeImages &tree, pid_t criu)
 {
 	GoHeader h;
 	std::string blob;
+	// A root made in a new ipc namespace learns what a new one holds
+	// (before the maps: reading may grow the heap).
+	std::optional<IpcVars> new_ipc;
+	if (p.tree.ns.ipc)
+		if (auto v = IpcVars::read())
+			new_ipc.emplace(std::move(*v));
 	auto maps = parse_maps("/proc/self/maps");
 	if (!maps)
 		report_and_exit(inh.report_fd, p.tree.tasks[0].pid, maps.error());
@@ -1387,6 +1397,10 @@ Status enter_sandbox(const Options &o, TreeImages &tree, pid_t criu)
 		report_and_exit(inh.report_fd, vpid, st.error());
 	ChildSide root(o, p.dir, p.tree, 0, inh);
 	root.maps_read_ahead(std::move(*maps));
+	// --switch-deps took the sandbox only if it was released: its ipc
+	// namespace is as new (criu-sandbox(8) makes one at release)
+	if (!o.switch_deps.empty())
+		root.ipc_is_new(std::move(new_ipc));
 	root.run_and_exit();
 }
 

@@ -14,13 +14,31 @@
 
 #include <sys/types.h>
 
+#include <vector>
+
 #include "image.h"
+#include "ipc-var.pb-c.h"
 #include "util.h"
 
 namespace criu
 {
 
+// The ipc sysctls of the caller's ipc namespace, as the dump saves them.
+class IpcVars
+{
+public:
+	static Result<IpcVars> read();
+	const IpcVarEntry &entry() const;
+
+private:
+	mutable IpcVarEntry e_ = IPC_VAR_ENTRY__INIT;  // its sem_ctls point into sems_
+	std::vector<uint32_t> sems_;
+};
+
 Status dump_ipc_ns(const ImageDir &dir, pid_t pid, uint32_t id);
-Status restore_ipc_ns(const ImageDir &dir, uint32_t id);
+// fresh: the sysctls of a new ipc namespace, when the tree's namespace is
+// known to be new (a released sandbox's, see sandbox.h): those the images
+// hold the same are not written (each write costs 10-15 us).
+Status restore_ipc_ns(const ImageDir &dir, uint32_t id, const IpcVars *fresh = nullptr);
 
 }  // namespace criu

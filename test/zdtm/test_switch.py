@@ -333,6 +333,15 @@ def other_deps(pool, tmp_path):
     return deps2
 
 
+def ipc_sysctl(pool, conf, name, value=None):
+    """Reads (or sets) the sysctl name of the sandbox's ipc namespace."""
+    cmd = "cat /proc/sys/%s" % name if value is None else "echo %s > /proc/sys/%s" % (value, name)
+    res = subprocess.run(["nsenter", "--ipc=%s" % (pool.state / conf["name"] / "ns" / "ipc"), "sh", "-c", cmd],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, "ipc sysctl %s of %s: %s" % (name, conf["name"], res.stderr)
+    return res.stdout.strip()
+
+
 def rpc_switch_restore(svc, imgdir, fields):
     """RESTORE of imgdir over svc with our criu_opts fields; the response."""
     from test_rpc import open_dir, rpc, with_our_opts
@@ -351,13 +360,15 @@ def test_switch_deps_repurposes_released(zdtm, pool, mm_pool, tmp_path, how):
     no criu-sandbox step on the start's path: it takes B's clean mark and
     binds DIR read-only where B's dependencies go (/fn); the function
     answers there. Plain, from an mm-template (the holder's root made ahead
-    binds DIR), and through the service. Once the function ended, B is not
+    binds DIR), and through the service. The ipc sysctls of B's new ipc
+    namespace are the dump's. Once the function ended, B is not
     clean: a second --switch-deps restore fails with one line, restores
     nothing and binds nothing, and B still repurposes"""
     r = zdtm("switch_deps_" + how.replace("-", "_"), timeout=120)
     a, b = pool.create("a"), pool.create("b")
     pid = start_fn(r, pool, a)
     call(pool, a, 3)
+    ipc_sysctl(pool, a, "kernel/msgmax", "12345")
     imgdir = dump_fn(r, pid)
     deps2 = other_deps(pool, tmp_path)
     pool.sandbox("release", b["name"])
@@ -378,6 +389,16 @@ def test_switch_deps_repurposes_released(zdtm, pool, mm_pool, tmp_path, how):
                 "the restore did not go through a root made ahead")
     check_in_sandbox(r, pool, b, pid)
     r.check(pool.state_of(b["name"]) == "idle", "the restore left the clean mark")
+    # the sysctls of B's new ipc namespace: the dump's value where it had
+    # another, as new where it had the same; a root made ahead writes only
+    # the first (it knows what a new namespace holds)
+    new = subprocess.run(["unshare", "--ipc", "cat", "/proc/sys/kernel/msgmnb"], capture_output=True, text=True)
+    for name, want in (("kernel/msgmax", "12345"), ("kernel/msgmnb", new.stdout.strip())):
+        got = ipc_sysctl(pool, b, name)
+        r.check(got == want, "%s in B's ipc namespace is %s, not %s" % (name, got, want))
+    if how == "template":
+        r.check("ipc sysctls: 12 as in a new ipc namespace" in read_text(imgdir / "deps.log"),
+                "the root made ahead wrote ipc sysctls the images hold as in a new namespace")
     fn = "/proc/%d/root/fn" % pid
     r.check(sorted(os.listdir(fn)) == sorted(os.listdir(deps2)), "/fn in B holds %s" % os.listdir(fn))
     r.check(os.statvfs(fn).f_flag & os.ST_RDONLY, "/fn in B is writable")
