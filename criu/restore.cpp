@@ -625,6 +625,8 @@ Status ChildSide::build_region()
 					    i, (unsigned long)(specials[i]->end - specials[i]->start),
 					    (unsigned long)m.specials[i].len)};
 		a->specials[i] = {specials[i]->start, m.specials[i].len, m.specials[i].target_start};
+		pr_debug("vdso/vvar area %zu: at 0x%lx here, at 0x%lx in the dump\n", i,
+			 (unsigned long)specials[i]->start, (unsigned long)m.specials[i].target_start);
 	}
 	a->nr_specials = specials.size();
 

@@ -120,23 +120,49 @@ static void __attribute__((noreturn)) fail(struct rst_thread *t, int step, long 
 			fail(t, step, __r, (uint64_t)(addr));                                                          \
 	} while (0)
 
+static int overlap(uint64_t s1, uint64_t l1, uint64_t s2, uint64_t l2)
+{
+	return s1 < s2 + l2 && s2 < s1 + l1;
+}
+
 /*
- * Move the kernel's [vvar]/[vdso] to where the dump had them. They go through
- * a parking spot first so that a target that overlaps another special
- * mapping's current place cannot clobber it.
+ * A special's target overlaps a special's current place (its own too: mremap
+ * refuses overlapping ranges), but for one already in place.
+ */
+static int specials_collide(struct rst_args *a)
+{
+	for (uint32_t i = 0; i < a->nr_specials; i++)
+		for (uint32_t j = 0; j < a->nr_specials; j++) {
+			struct rst_special *s = &a->specials[i], *o = &a->specials[j];
+			if (!(i == j && s->cur_start == s->target_start) &&
+			    overlap(s->target_start, s->len, o->cur_start, o->len))
+				return 1;
+		}
+	return 0;
+}
+
+/*
+ * Move the kernel's [vvar]/[vdso] to where the dump had them. Where a target
+ * overlaps a special mapping's current place, they all go through a parking
+ * spot first, so that none clobbers another; else each moves once (an mremap
+ * costs 10-20 us in a VM).
  */
 static void move_specials(struct rst_args *a, struct rst_thread *t, uint64_t park)
 {
-	uint64_t off = 0;
-	for (uint32_t i = 0; i < a->nr_specials; i++) {
-		struct rst_special *s = &a->specials[i];
-		long r = sys_mremap(s->cur_start, s->len, s->len, MREMAP_MAYMOVE | MREMAP_FIXED, park + off);
-		CHECK(t, RST_SPECIAL, r, s->cur_start);
-		s->cur_start = park + off;
-		off += s->len;
+	if (specials_collide(a)) {
+		uint64_t off = 0;
+		for (uint32_t i = 0; i < a->nr_specials; i++) {
+			struct rst_special *s = &a->specials[i];
+			long r = sys_mremap(s->cur_start, s->len, s->len, MREMAP_MAYMOVE | MREMAP_FIXED, park + off);
+			CHECK(t, RST_SPECIAL, r, s->cur_start);
+			s->cur_start = park + off;
+			off += s->len;
+		}
 	}
 	for (uint32_t i = 0; i < a->nr_specials; i++) {
 		struct rst_special *s = &a->specials[i];
+		if (s->cur_start == s->target_start)
+			continue;
 		long r = sys_mremap(s->cur_start, s->len, s->len, MREMAP_MAYMOVE | MREMAP_FIXED, s->target_start);
 		CHECK(t, RST_SPECIAL, r, s->target_start);
 	}
@@ -185,7 +211,8 @@ static void map_vmas(struct rst_args *a, struct rst_thread *t)
 			/* the whole segment at once, from the VMA that starts it */
 			if (v->pgoff)
 				continue;
-			int fl = SHM_REMAP | (v->prot & PROT_WRITE ? 0 : SHM_RDONLY) | (v->prot & PROT_EXEC ? SHM_EXEC : 0);
+			int fl =
+			    SHM_REMAP | (v->prot & PROT_WRITE ? 0 : SHM_RDONLY) | (v->prot & PROT_EXEC ? SHM_EXEC : 0);
 			long r = sys_shmat(v->shmid, v->start, fl);
 			if (r < 0 && r > -4096)
 				fail(t, RST_MMAP, r, v->start);

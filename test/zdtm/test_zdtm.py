@@ -48,6 +48,7 @@ import json
 import os
 import random
 import re
+import resource
 import secrets
 import select
 import shutil
@@ -1120,6 +1121,49 @@ def test_shell_job(zdtm, pgrp):
     r.finish_task(pid)
     _finish_shell_job(r, pid)
     r.ok = True
+
+
+ADDR_NO_RANDOMIZE = 0x0040000
+
+
+@pytest.mark.parametrize("how", ["in-place", "overlapping"])
+def test_vdso_moves(zdtm, how):
+    """the restorer moves [vvar]/[vvar_vclock]/[vdso] to the dump's places:
+    with address space randomization off (ADDR_NO_RANDOMIZE, as setarch -R)
+    and a big stack limit, the kernel puts them below the stack gap, so
+    criu's layout (its stack limit the same, or 8 KB more) has them where
+    the dump had them (left in place), or 8 KB off, each target overlapping
+    a current area (moved through a parking spot); vdso00 passes either way"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm("vdso00")
+    libc = ctypes.CDLL(None, use_errno=True)
+    persona = libc.personality(0xffffffff)
+    stack = resource.getrlimit(resource.RLIMIT_STACK)
+    big = 256 << 20
+    if stack[1] != resource.RLIM_INFINITY and stack[1] < big + 8192:
+        pytest.skip("the hard stack limit is below 256 MB")
+    try:
+        libc.personality(persona | ADDR_NO_RANDOMIZE)
+        resource.setrlimit(resource.RLIMIT_STACK, (big, stack[1]))
+        r.start()
+        imgdir = r.dump(r.pid)
+        r.reap_dumped()
+        resource.setrlimit(resource.RLIMIT_STACK, (big + (8192 if how == "overlapping" else 0), stack[1]))
+        pid, _ = r.restore(imgdir)
+    finally:
+        libc.personality(persona)
+        resource.setrlimit(resource.RLIMIT_STACK, stack)
+    areas = [(int(a, 16), int(b, 16)) for a, b in
+             re.findall(r"vdso/vvar area \d+: at 0x([0-9a-f]+) here, at 0x([0-9a-f]+) in the dump",
+                        read_text(imgdir / "restore.log"))]
+    r.check(len(areas) >= 2, "restore.log names %d vdso/vvar areas" % len(areas))
+    if how == "in-place":
+        r.check(all(here == dump for here, dump in areas), "not all in place: %s" % areas)
+    else:
+        # 8 KB off, and [vvar] is 16 KB: its target overlaps its current place
+        r.check(all(dump - here == 8192 for here, dump in areas), "not 8 KB off: %s" % areas)
+    r.finish_task(pid)
 
 
 def _restore_without_j(r):
