@@ -412,7 +412,9 @@ struct Holder {
 	pid_t spare = -1;
 	Fd spare_ctl;
 
-	void fork_spare()
+	// request_coming: forked for a request the holder accepted (dispatch()),
+	// which it sends on ctl at once.
+	void fork_spare(bool request_coming)
 	{
 		int sp[2];
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
@@ -424,7 +426,7 @@ struct Holder {
 		if (w == 0) {
 			mine.reset();
 			spare_ctl.reset();
-			wait_for_work(theirs.get());
+			wait_for_work(theirs.get(), request_coming);
 		}
 		spare = w;
 		spare_ctl = std::move(mine);
@@ -456,13 +458,15 @@ struct Holder {
 	// socket (one hand-over less on the restore's path) and tells the
 	// holder it did (kTook), or it gets one the holder accepted while no
 	// spare was ready, on ctl. Any other request goes to the holder, with
-	// its connection, on ctl.
-	[[noreturn]] void wait_for_work(int ctl)
+	// its connection, on ctl. A spare forked for a request the holder
+	// accepted waits for that one only: had it taken another from the
+	// socket first, the holder's would have stayed unanswered in ctl.
+	[[noreturn]] void wait_for_work(int ctl, bool request_coming)
 	{
 		prepare_root();
 		for (;;) {
 			pollfd pf[2] = {{ctl, POLLIN, 0}, {listen_fd.get(), POLLIN, 0}};
-			if (poll(pf, 2, -1) < 0)
+			if (poll(pf, request_coming ? 1 : 2, -1) < 0)
 				continue;
 			std::string buf;
 			Fd fds[2];
@@ -488,7 +492,7 @@ struct Holder {
 	bool dispatch(int conn, int cwd, const std::string &argv_blob)
 	{
 		if (spare < 0)
-			fork_spare();
+			fork_spare(true);
 		if (spare < 0)
 			return false;
 		bool sent = send_with_fds(spare_ctl.get(), argv_blob, {conn, cwd});
@@ -553,7 +557,7 @@ struct Holder {
 			}
 		}
 		if (worker_done && spare < 0)
-			fork_spare();
+			fork_spare(false);
 	}
 
 	void loop()
@@ -610,7 +614,7 @@ Status run_holder(const Pool &p, const std::string &name)
 	criu_log(3, "Holding template %s generation %llu (%u VMAs) on %s\n", name.c_str(),
 		 (unsigned long long)h.ix.generation, h.nr_held, h.sock.c_str());
 	tell_ready("OK");  // first: a worker must not inherit the ready pipe
-	h.fork_spare();
+	h.fork_spare(false);
 	h.loop();
 	return ok();
 }
