@@ -412,9 +412,7 @@ struct Holder {
 	pid_t spare = -1;
 	Fd spare_ctl;
 
-	// request_coming: forked for a request the holder accepted (dispatch()),
-	// which it sends on ctl at once.
-	void fork_spare(bool request_coming)
+	void fork_spare()
 	{
 		int sp[2];
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
@@ -426,7 +424,7 @@ struct Holder {
 		if (w == 0) {
 			mine.reset();
 			spare_ctl.reset();
-			wait_for_work(theirs.get(), request_coming);
+			wait_for_work(theirs.get());
 		}
 		spare = w;
 		spare_ctl = std::move(mine);
@@ -456,25 +454,19 @@ struct Holder {
 
 	// The spare takes its restore itself: it accepts on the holder's
 	// socket (one hand-over less on the restore's path) and tells the
-	// holder it did (kTook), or it gets one the holder accepted while no
-	// spare was ready, on ctl. Any other request goes to the holder, with
-	// its connection, on ctl. A spare forked for a request the holder
-	// accepted waits for that one only: had it taken another from the
-	// socket first, the holder's would have stayed unanswered in ctl.
-	[[noreturn]] void wait_for_work(int ctl, bool request_coming)
+	// holder it did (kTook). Any other request goes to the holder, with
+	// its connection, on ctl.
+	[[noreturn]] void wait_for_work(int ctl)
 	{
 		prepare_root();
 		for (;;) {
 			pollfd pf[2] = {{ctl, POLLIN, 0}, {listen_fd.get(), POLLIN, 0}};
-			if (poll(pf, request_coming ? 1 : 2, -1) < 0)
+			if (poll(pf, 2, -1) < 0)
 				continue;
+			if (pf[0].revents)
+				_exit(0);  // the holder ended
 			std::string buf;
 			Fd fds[2];
-			if (pf[0].revents) {
-				if (!recv_with_fds(ctl, buf, fds) || !fds[0].valid())
-					_exit(0);  // the holder ended
-				work(std::move(fds[0]), std::move(fds[1]), split_args(buf));
-			}
 			Fd conn(accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
 			if (!conn.valid() || !recv_with_fds(conn.get(), buf, fds))
 				continue;  // (a client that went away has nothing to answer)
@@ -487,18 +479,22 @@ struct Holder {
 		}
 	}
 
-	// Gives a request the holder accepted to the spare worker (forked now
-	// if there is none).
+	// A worker forked for a request the holder has (accepted while no spare
+	// waited, or passed on by the spare): it inherits the connection. (Sent
+	// to a spare instead, it could stay unanswered: the spare may take
+	// another request from the socket first.)
 	bool dispatch(int conn, int cwd, const std::string &argv_blob)
 	{
-		if (spare < 0)
-			fork_spare(true);
-		if (spare < 0)
+		pid_t w = fork();
+		if (w < 0)
 			return false;
-		bool sent = send_with_fds(spare_ctl.get(), argv_blob, {conn, cwd});
-		spare = -1;
-		spare_ctl.reset();
-		return sent;
+		if (w == 0) {
+			spare_ctl.reset();
+			prepare_root();
+			work(Fd(conn), Fd(cwd), split_args(argv_blob));	 // (ours in this copy)
+		}
+		workers.push_back(w);
+		return true;
 	}
 
 	// One request (buf, with the client's directory in cwd_fd); false once
@@ -557,7 +553,7 @@ struct Holder {
 			}
 		}
 		if (worker_done && spare < 0)
-			fork_spare(false);
+			fork_spare();
 	}
 
 	void loop()
@@ -614,7 +610,7 @@ Status run_holder(const Pool &p, const std::string &name)
 	criu_log(3, "Holding template %s generation %llu (%u VMAs) on %s\n", name.c_str(),
 		 (unsigned long long)h.ix.generation, h.nr_held, h.sock.c_str());
 	tell_ready("OK");  // first: a worker must not inherit the ready pipe
-	h.fork_spare(false);
+	h.fork_spare();
 	h.loop();
 	return ok();
 }
