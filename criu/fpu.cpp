@@ -23,6 +23,7 @@ struct CompLayout {
 // so that forked service workers and spares have it.
 struct XsaveLayout {
 	uint64_t supported = 3;
+	size_t max_size = 64 * 1024;
 	CompLayout comp[kPkru + 1];
 	XsaveLayout()
 	{
@@ -31,6 +32,7 @@ struct XsaveLayout {
 			return;
 		__cpuid_count(0xd, 0, a, b, c, d);
 		supported = a | ((uint64_t)d << 32);
+		max_size = c;
 		for (int i = kYmm; i <= kPkru; i++)
 			if (supported & (1ULL << i)) {
 				__cpuid_count(0xd, i, a, b, c, d);
@@ -68,6 +70,11 @@ template <class T> void put(std::vector<uint8_t> &x, CompLayout l, const T *src,
 }
 
 }  // namespace
+
+size_t xsave_max_size()
+{
+	return g_layout.max_size;
+}
 
 UserX86FpregsEntry *fpu_to_image(Arena &arena, const std::vector<uint8_t> &x)
 {

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <set>
 
+#include "fpu.h"
 #include "log.h"
 #include "proc.h"
 
@@ -219,7 +220,7 @@ Result<long> Seized::syscall(pid_t tid, long nr, uint64_t a1, uint64_t a2, uint6
 
 Result<std::vector<uint8_t>> Seized::xsave(pid_t tid)
 {
-	std::vector<uint8_t> buf(64 * 1024);
+	std::vector<uint8_t> buf(xsave_max_size());
 	iovec iov = {buf.data(), buf.size()};
 	if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_X86_XSTATE, &iov) < 0)
 		return sys_error("can't read the xsave area of thread %d", tid);

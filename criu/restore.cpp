@@ -1065,7 +1065,7 @@ Status Tracer::set_thread_state(pid_t tid, const CoreEntry &c)
 	r.ds = g.ds, r.es = g.es, r.fs = g.fs, r.gs = g.gs;
 	if (ptrace(PTRACE_SETREGS, tid, nullptr, &r) < 0)
 		return sys_error("can't set the registers of thread %d", tid);
-	std::vector<uint8_t> xs(64 * 1024);
+	std::vector<uint8_t> xs(xsave_max_size());
 	iovec iov = {xs.data(), xs.size()};
 	if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_X86_XSTATE, &iov) < 0)
 		return sys_error("can't read the xsave area of thread %d", tid);
