@@ -84,6 +84,27 @@ Result<std::vector<ProcVma>> parse_maps(const std::string &path)
 	return parse_maps_text(path, false);
 }
 
+void own_pages_ahead(const std::vector<std::pair<uint64_t, uint64_t>> &skip)
+{
+	// beyond this a mapping is a buffer, mostly untouched: populating it
+	// would cost more memory than the faults it saves
+	constexpr uint64_t kMaxLen = 8 << 20;
+	auto maps = parse_maps("/proc/self/maps");
+	if (!maps)
+		return;
+	for (auto &v : *maps) {
+		bool special = v.path.starts_with("[") && v.path != "[heap]" && v.path != "[stack]";
+		bool held = std::any_of(skip.begin(), skip.end(),
+					[&v](auto &r) { return v.start < r.second && r.first < v.end; });
+		if (v.shared || special || held || !(v.prot & PROT_READ) || v.end - v.start > kMaxLen)
+			continue;
+		if (v.prot & PROT_WRITE)
+			madvise((void *)v.start, v.end - v.start, MADV_POPULATE_WRITE);
+		else if (v.path.starts_with("/"))
+			madvise((void *)v.start, v.end - v.start, MADV_POPULATE_READ);
+	}
+}
+
 Result<std::map<std::string, std::string>> parse_status(pid_t pid, pid_t tid)
 {
 	auto path = tid ? strfmt("/proc/%d/task/%d/status", pid, tid) : strfmt("/proc/%d/status", pid);

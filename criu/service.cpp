@@ -25,6 +25,7 @@
 #include "net.h"
 #include "options.h"
 #include "plugin.h"
+#include "proc.h"
 #include "ptrace.h"
 #include "rpc.pb-c.h"
 #include "sandbox.h"
@@ -555,6 +556,7 @@ private:
 	static int serve_next(int listener, Fd ctl, SparePool &spares, const Options &o)
 	{
 		constexpr char kTook = 'A';
+		own_pages_ahead();  // before any request: see proc.h
 		for (;;) {
 			pollfd fds[2] = {{listener, POLLIN, 0}, {ctl.get(), POLLIN, 0}};
 			if (poll(fds, 2, -1) < 0 && errno != EINTR)

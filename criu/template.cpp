@@ -10,6 +10,7 @@
 #include "files.h"
 #include "log.h"
 #include "mem.h"
+#include "proc.h"
 #include "mm.pb-c.h"
 #include "plugin.h"
 #include "pstree.h"
@@ -204,4 +205,13 @@ criu_template_prepare(const struct cr_held_range *held, unsigned nr_held, int pa
 		return -EINVAL;
 	}
 	return *r ? 0 : -ENOTSUP;
+}
+
+extern "C" __attribute__((visibility("default"))) void criu_own_pages_ahead(const struct cr_held_range *skip,
+									    unsigned nr_skip)
+{
+	std::vector<std::pair<uint64_t, uint64_t>> v;
+	for (unsigned i = 0; i < nr_skip; i++)
+		v.emplace_back(skip[i].start, skip[i].end);
+	criu::own_pages_ahead(v);
 }

@@ -27,6 +27,17 @@ struct ProcVma {
 Result<std::vector<ProcVma>> parse_smaps(pid_t pid);
 Result<std::vector<ProcVma>> parse_maps(const std::string &path);
 
+// For a process forked ahead to serve a later request (a service worker, a
+// template holder's spare): maps every page of its private mappings now,
+// but the ranges in skip (a template's memory): its own copy of each page
+// of the writable ones (heap, stacks, data), the page cache's pages of its
+// code and read-only data (fork copies no page table entries of those).
+// Otherwise it faults on each page it first touches while it serves, 2-3
+// us each in a VM. Not for a root made ahead: its restorer unmaps all of
+// criu, which costs more the more pages are mapped. Best effort: a mapping
+// the kernel refuses to populate is left to fault.
+void own_pages_ahead(const std::vector<std::pair<uint64_t, uint64_t>> &skip = {});
+
 // "Key:\tvalue" files (status).
 Result<std::map<std::string, std::string>> parse_status(pid_t pid, pid_t tid);
 

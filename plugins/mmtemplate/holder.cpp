@@ -465,6 +465,7 @@ struct Holder {
 	[[noreturn]] void wait_for_work(int ctl)
 	{
 		prepare_root();
+		criu_own_pages_ahead(held, nr_held);
 		for (;;) {
 			pollfd pf[2] = {{ctl, POLLIN, 0}, {listen_fd.get(), POLLIN, 0}};
 			if (poll(pf, 2, -1) < 0)

@@ -16,8 +16,8 @@ import time
 import pytest
 
 from test_zdtm import (CRIU, MMT_PLUGIN_DIR, NOCR, built, check_images, descendants, mm_pool,  # noqa: F401
-                       mm_template, mmt_restore_args, nspid, proc_starttime, read_text, start_in_namespaces,
-                       subreaper, zdtm)
+                       mm_template, mmt_restore_args, nspid, pages_not_owned, proc_starttime, read_text,
+                       start_in_namespaces, subreaper, zdtm)
 
 pytestmark = pytest.mark.skipif(NOCR, reason="ZDTM_NOCR")
 
@@ -372,6 +372,11 @@ def test_root_made_ahead(zdtm, mm_pool):
             break
         time.sleep(0.01)
     r.check(len(spares) == 1, "no root made ahead under the holder %d: %s" % (holder, descendants(holder)))
+    # its parent, the spare worker, owns its pages before the request
+    worker = holder_of(spares[0])
+    while (left := pages_not_owned(worker)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    r.check(left == [], "the spare worker %d has pages to fault in (kB): %s" % (worker, left))
     os.kill(spares[0], 9)
     finish(pid, "instance 3")
     finish(instance("killed", False), "the instance after a killed prepared root")

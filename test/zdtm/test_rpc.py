@@ -43,7 +43,8 @@ import pytest
 from test_zdtm import (CRIU, NOCR, TMPROOT, ZDTM_DIR, _check_job_ids, _finish_shell_job,  # noqa: F401
                        _no_task_left, _start_shell_job, _wait_running_untraced, built, check_images, check_pong,
                        descendants, nspid,
-                       host_dir, mount_table, ns_mnt_binds, ns_mnt_externals, ping_through, proc_starttime,
+                       host_dir, mount_table, ns_mnt_binds, ns_mnt_externals, pages_not_owned, ping_through,
+                       proc_starttime,
                        proc_state, read_text, reap_zombie_children,
                        start_in_namespaces, start_ns_veth, subreaper, tail, thread_cgroup, tree_threads,
                        wait_popen, wait_status_str, zdtm)
@@ -1083,6 +1084,30 @@ def test_rpc_socket_mode(zdtm):
     r.check(stat.S_ISSOCK(st.st_mode), "%s is not a socket: %o" % (svc.path, st.st_mode))
     r.check(stat.S_IMODE(st.st_mode) == 0o600, "socket mode %o, expected 600" % stat.S_IMODE(st.st_mode))
     r.check(st.st_uid == 0, "socket owned by uid %d" % st.st_uid)
+    svc.stop()
+    r.ok = True
+
+
+def test_rpc_idle_worker_owns_its_pages(zdtm):
+    """the worker the service forks ahead of the next connection (criu-idle)
+    owns its heap pages and has criu's code mapped before a request comes
+    (criu_own_pages_ahead), the first one and the one forked after a
+    request: serving does not fault on each page it first touches"""
+    r = zdtm("rpc_idle_worker_pages", timeout=60)
+    svc = Service(r)
+    for round_ in ("first", "after a request"):
+        if round_ != "first":
+            svc.check_serving("for the next worker")
+            svc.wait_idle()
+        end = time.monotonic() + 10
+        while True:
+            idle = [p for p in children_of(svc.pid) if comm(p) == "criu-idle"]
+            left = pages_not_owned(idle[0]) if len(idle) == 1 else None
+            if left == [] or time.monotonic() > end:
+                break
+            time.sleep(0.01)
+        r.check(len(idle) == 1, "%s: the service's idle workers: %s" % (round_, idle))
+        r.check(left == [], "%s: the idle worker %d has pages to fault in (kB): %s" % (round_, idle[0], left))
     svc.stop()
     r.ok = True
 

@@ -257,6 +257,32 @@ def read_text(path):
         return None
 
 
+def pages_not_owned(pid):
+    """What of pid's memory would still fault when first touched: for its
+    [heap] and the r-xp mapping of criu's executable, (name, kB not its
+    own or not mapped) where that is not 0.  A
+    process forked ahead to serve a request owns its heap pages and has
+    its code mapped (criu_own_pages_ahead); None once pid is gone."""
+    text = read_text("/proc/%d/smaps" % pid)
+    if text is None:
+        return None
+    left, name, size, rss = [], None, 0, 0
+    for line in text.splitlines() + ["0-0 end"]:
+        f = line.split()
+        if re.match(r"^[0-9a-f]+-[0-9a-f]+$", f[0]):
+            name, perms = (f[5] if len(f) > 5 else ""), (f[1] if len(f) > 1 else "")
+            name = name if name == "[heap]" or (name == os.path.realpath(CRIU) and perms == "r-xp") else None
+        elif name and f[0] == "Size:":
+            size = int(f[1])
+        elif name and f[0] == "Rss:":
+            rss = int(f[1])
+        elif name and f[0] == "Private_Dirty:":
+            miss = size - (int(f[1]) if name == "[heap]" else rss)
+            if miss:
+                left.append((name, miss))
+    return left
+
+
 def wait_popen(p, timeout):
     """p.wait() with a timeout; returns the exit code or None on timeout."""
     try:
