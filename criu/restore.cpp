@@ -1116,6 +1116,19 @@ Status Tracer::unmap_region(pid_t pid, const ChildReport &rep)
 	return {};
 }
 
+// Leaves the CPU criu runs on (where the restored root last ran, since its
+// stop woke us there) when another one is allowed: detached, the root then
+// runs its first instructions there without preempting criu's answer.
+static void step_aside()
+{
+	cpu_set_t set;
+	int here = sched_getcpu();
+	if (here < 0 || sched_getaffinity(0, sizeof(set), &set) < 0 || CPU_COUNT(&set) < 2)
+		return;
+	CPU_CLR(here, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
 // Every task is complete before any runs: shared memory they all wrote
 // during restore is never overwritten under a running task.
 Status Tracer::finish()
@@ -1127,6 +1140,7 @@ Status Tracer::finish()
 		for (size_t i = 0; i < ti.cores.size(); i++)
 			TRY(set_thread_state(outer(ti.pstree->threads[i]), *ti.cores[i]));
 	}
+	step_aside();
 	for (auto &ti : tree_.tasks) {
 		if (ti.zombie)
 			continue;

@@ -352,6 +352,11 @@ def test_root_made_ahead(zdtm, mm_pool):
         r.check(nspid(pid)[-1] == 1, "%s: NSpid %s" % (tag, nspid(pid)))
         got = sorted(nspid(p)[-1] for p in descendants(pid))
         r.check(got == inner, "%s: inner PIDs %s, dumped %s" % (tag, got, inner))
+        # criu leaves its CPU to the restored tasks before it detaches
+        # (step_aside): their affinity is not criu's new one
+        for p in [pid] + list(descendants(pid)):
+            r.check(os.sched_getaffinity(p) == os.sched_getaffinity(0), "%s: PID %d may run on CPUs %s only" % (
+                tag, p, sorted(os.sched_getaffinity(p))))
         return pid
 
     def finish(pid, tag):
