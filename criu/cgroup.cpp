@@ -127,7 +127,7 @@ Result<CgroupTarget> CgroupTarget::open(const std::vector<std::string> &dirs)
 
 Status CgroupTarget::apply_limits(const ImageDir &images)
 {
-	auto text = read_file(strfmt("/proc/self/fd/%d/cgroup-limits", images.fd()));
+	auto text = read_file_at(images.fd(), "cgroup-limits");
 	if (!text)
 		return {};  // dumped without them
 	for (auto line : split(*text, '\n')) {
@@ -153,9 +153,9 @@ Result<size_t> CgroupTarget::tasks() const
 {
 	size_t n = 0;
 	for (auto &[path, fd] : dirs_) {
-		auto text = read_file(strfmt("/proc/self/fd/%d/cgroup.procs", fd.get()));
+		auto text = read_file_at(fd.get(), "cgroup.procs");
 		if (!text)
-			return text.error();
+			return Error{strfmt("cgroup %s: %s", path.c_str(), text.error().msg.c_str())};
 		for (auto w : split(*text, '\n'))
 			n += !w.empty();
 	}

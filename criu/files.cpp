@@ -731,8 +731,7 @@ static Status read_memfds(const ImageDir &dir, const ImageDir &pages_dir, Restor
 		auto pm = read_pagemap(dir, name);
 		if (!pm)
 			return pm.error();
-		auto pages =
-		    read_file(strfmt("/proc/self/fd/%d/pages-%u.img", pages_dir.fd(), pm->pages_id), kMaxGhost + 1);
+		auto pages = read_file_at(pages_dir.fd(), strfmt("pages-%u.img", pm->pages_id), kMaxGhost + 1);
 		if (!pages)
 			return pages.error();
 		size_t off = 0;

@@ -81,7 +81,7 @@ Status write_external_ns(const ImageDir &dir, const ExternalNs &e)
 Result<ExternalNs> read_external_ns(const ImageDir &dir)
 {
 	ExternalNs e;
-	auto text = read_file(strfmt("/proc/self/fd/%d/external-ns", dir.fd()));
+	auto text = read_file_at(dir.fd(), "external-ns");
 	if (!text)
 		return e;
 	for (auto line : split(*text, '\n')) {

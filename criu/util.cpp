@@ -50,27 +50,45 @@ double ms_since(const timespec &t0)
 	return (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
 }
 
-Result<std::string> read_file(const std::string &path, size_t limit)
+namespace
 {
-	Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-	if (!fd.valid())
-		return sys_error("can't open %s", path.c_str());
+
+Result<std::string> read_whole(int fd, const std::string &what, size_t limit)
+{
 	std::string out;
 	char buf[65536];
 	for (;;) {
-		ssize_t n = read(fd.get(), buf, sizeof(buf));
+		ssize_t n = read(fd, buf, sizeof(buf));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return sys_error("can't read %s", path.c_str());
+			return sys_error("can't read %s", what.c_str());
 		}
 		if (n == 0)
 			break;
 		out.append(buf, n);
 		if (out.size() > limit)
-			return Error{strfmt("%s is larger than %zu bytes", path.c_str(), limit)};
+			return Error{strfmt("%s is larger than %zu bytes", what.c_str(), limit)};
 	}
 	return out;
+}
+
+}  // namespace
+
+Result<std::string> read_file(const std::string &path, size_t limit)
+{
+	Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+	if (!fd.valid())
+		return sys_error("can't open %s", path.c_str());
+	return read_whole(fd.get(), path, limit);
+}
+
+Result<std::string> read_file_at(int dir_fd, const std::string &name, size_t limit)
+{
+	Fd fd(openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC));
+	if (!fd.valid())
+		return sys_error("can't open %s", name.c_str());
+	return read_whole(fd.get(), name, limit);
 }
 
 Result<std::string> read_link(const std::string &path)

@@ -131,6 +131,8 @@ timespec now();
 double ms_since(const timespec &t0);
 
 Result<std::string> read_file(const std::string &path, size_t limit = 1 << 20);
+// name relative to the directory dir_fd: no path walk through /proc/self/fd
+Result<std::string> read_file_at(int dir_fd, const std::string &name, size_t limit = 1 << 20);
 Result<std::string> read_link(const std::string &path);
 Status write_all(int fd, const void *buf, size_t len, const std::string &what);
 Status read_all(int fd, void *buf, size_t len, const std::string &what);
