@@ -1337,33 +1337,54 @@ std::optional<PreparedRoot> g_prepared;
 struct GoHeader {
 	uint32_t argv_len;
 	int32_t log_fd;	 // criu's, reopened through /proc
-	// the cgroups to join (restore_cgroups()), criu's directory fds
+};
+
+// The second go, once criu checked the sandbox (restore_cgroups()) and set
+// its limits: the cgroups to join, criu's directory fds. Until then the
+// root does nothing seen from outside it.
+struct SandboxGo {
 	uint32_t n_cgroups;
 	int32_t cgroup_fds[4];
 };
 
+// What the prepared root opens of a --switch sandbox while criu checks it.
+struct SandboxOpened {
+	std::vector<std::pair<Fd, int>> ns;
+	std::optional<SandboxDeps> deps;
+};
+
+Result<SandboxOpened> open_sandbox(const Options &o)
+{
+	SandboxOpened s;
+	if (o.switch_to.empty())
+		return s;
+	auto ns = sandbox_namespaces(o.switch_to);
+	if (!ns)
+		return ns.error();
+	s.ns = std::move(*ns);
+	auto deps = SandboxDeps::clone(o);
+	if (!deps)
+		return deps.error();
+	s.deps.emplace(std::move(*deps));
+	return s;
+}
+
 // In the prepared root: with --switch, the sandbox's namespaces (as
 // JoinedNs gives them to criu otherwise) instead of the dump's; else
 // criu's directory (relative paths of the command line are the client's).
-Status enter_sandbox(const Options &o, TreeImages &tree, pid_t criu)
+Status enter_sandbox(const Options &o, TreeImages &tree, pid_t criu, SandboxOpened &s)
 {
 	if (o.switch_to.empty()) {
 		if (chdir(strfmt("/proc/%d/cwd", criu).c_str()) < 0)
 			return sys_error("can't go to criu's directory");
 		return {};
 	}
-	auto ns = sandbox_namespaces(o.switch_to);
-	if (!ns)
-		return ns.error();
-	auto deps = SandboxDeps::clone(o);
-	if (!deps)
-		return deps.error();
-	for (auto &[fd, kind] : *ns)
+	for (auto &[fd, kind] : s.ns)
 		if (setns(fd.get(), kind) < 0)
 			return sys_error("can't enter a namespace (%#x) of sandbox %s", kind, o.switch_to.c_str());
 	if (chdir("/") < 0)
 		return sys_error("can't chdir to the root of sandbox %s", o.switch_to.c_str());
-	TRY(deps->attach());
+	TRY(s.deps->attach());
 	tree.ns.uts = tree.ns.ipc = tree.ns.net = tree.ns.mnt = false;
 	return {};
 }
@@ -1387,7 +1408,6 @@ Status enter_sandbox(const Options &o, TreeImages &tree, pid_t criu)
 	blob.resize(h.argv_len);
 	if (!read_all(go_fd, blob.data(), blob.size(), "the command line"))
 		_exit(1);
-	::close(go_fd);
 	std::vector<char *> argv;
 	for (size_t at = 0; at < blob.size(); at += strlen(blob.data() + at) + 1)
 		argv.push_back(blob.data() + at);
@@ -1402,12 +1422,19 @@ Status enter_sandbox(const Options &o, TreeImages &tree, pid_t criu)
 			 ? STDERR_FILENO
 			 : ::open(strfmt("/proc/%d/fd/%d", criu, h.log_fd).c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
 	log::adopt(o.verbosity, log_fd, o.log_pid);
-	if (h.n_cgroups > 0) {
-		auto cg = CgroupTarget::reopen(criu, {h.cgroup_fds, h.cgroup_fds + std::min(h.n_cgroups, 4u)});
+	auto opened = open_sandbox(o);
+	if (!opened)
+		report_and_exit(inh.report_fd, vpid, opened.error());
+	SandboxGo sg;
+	if (!read_all(go_fd, &sg, sizeof(sg), "the second go"))
+		_exit(1);  // criu found the sandbox busy, or went away
+	::close(go_fd);
+	if (sg.n_cgroups > 0) {
+		auto cg = CgroupTarget::reopen(criu, {sg.cgroup_fds, sg.cgroup_fds + std::min(sg.n_cgroups, 4u)});
 		if (auto st = cg ? cg->join_self() : Status{cg.error()}; !st)
 			report_and_exit(inh.report_fd, vpid, st.error());
 	}
-	if (auto st = enter_sandbox(o, p.tree, criu); !st)
+	if (auto st = enter_sandbox(o, p.tree, criu, *opened); !st)
 		report_and_exit(inh.report_fd, vpid, st.error());
 	if (auto st = prepare_inherited(o, p.tree, inh); !st)
 		report_and_exit(inh.report_fd, vpid, st.error());
@@ -1441,23 +1468,29 @@ Result<pid_t> restore_prepared(const Options &o, const ImageDir &dir, timespec t
 	std::string blob;
 	for (auto &a : o.argv)
 		blob.append(a.c_str(), a.size() + 1);
-	GoHeader h{(uint32_t)blob.size(), log::fd(), 0, {}};
-	auto cgr = restore_cgroups(o);
-	if (!cgr)
-		return cgr.error();
-	std::optional<CgroupTarget> &cg = *cgr;
-	if (cg) {
-		auto fds = cg->fds();
-		if (fds.size() > std::size(h.cgroup_fds))
-			return Error{strfmt("more than %zu cgroups to join", std::size(h.cgroup_fds))};
-		std::copy(fds.begin(), fds.end(), h.cgroup_fds);
-		h.n_cgroups = fds.size();
-	}
+	GoHeader h{(uint32_t)blob.size(), log::fd()};
+	std::optional<CgroupTarget> cg;
+	// The root parses the command line and opens the sandbox while we check
+	// the sandbox and set its limits: both at once, on two CPUs.
 	auto go = [&]() -> Status {
 		TRY(write_all(p.go.get(), &h, sizeof(h), "the go"));
-		return write_all(p.go.get(), blob.data(), blob.size(), "the command line");
+		TRY(write_all(p.go.get(), blob.data(), blob.size(), "the command line"));
+		auto cgr = restore_cgroups(o);
+		if (!cgr)
+			return cgr.error();
+		cg = std::move(*cgr);
+		SandboxGo sg{};
+		if (cg) {
+			TRY(cg->apply_limits(dir));
+			auto fds = cg->fds();
+			if (fds.size() > std::size(sg.cgroup_fds))
+				return Error{strfmt("more than %zu cgroups to join", std::size(sg.cgroup_fds))};
+			std::copy(fds.begin(), fds.end(), sg.cgroup_fds);
+			sg.n_cgroups = fds.size();
+		}
+		return write_all(p.go.get(), &sg, sizeof(sg), "the second go");
 	};
-	return trace_tree(o, p.tree, dir, p.report.get(), p.pid, cg ? &*cg : nullptr, go, nullptr, t0);
+	return trace_tree(o, p.tree, dir, p.report.get(), p.pid, nullptr, go, nullptr, t0);
 }
 
 }  // namespace

@@ -250,7 +250,9 @@ def test_switch_with_mm_template(zdtm, pool, mm_pool):
     from the template's holder, the namespaces and cgroups from the
     sandbox; the holder's spare made the root ahead of the request (as PID
     1 of a new pid namespace) and the root entered the sandbox itself, into
-    B, then into A after A is repurposed"""
+    B, then into A after A is repurposed; a start into A while the function
+    runs there is refused with one line (the root made ahead had opened the
+    sandbox meanwhile) and leaves A's processes and mounts as they were"""
     r = zdtm("switch_mmt", timeout=120)
     a, b = pool.create("a"), pool.create("b")
     pid = start_fn(r, pool, a)
@@ -265,6 +267,16 @@ def test_switch_with_mm_template(zdtm, pool, mm_pool):
                 "the restore into %s did not go through a root made ahead" % target["name"])
         check_in_sandbox(r, pool, target, pid)
         r.check(call(pool, target, 9)["served"] == 2, "answer from the template instance")
+        if target is a:
+            procs, mounts = sorted(pool.procs(a["name"])), read_text("/proc/%d/mountinfo" % pid)
+            rc = r.criu("busy", ["restore", "-d", "-D", imgdir, "--switch", a["name"], "--switch-deps",
+                                 str(pool.deps)] + mmt_restore_args(tmpl))
+            err = (read_text(r.dir / "criu-busy.stderr") or "").strip().split("\n")
+            r.check(rc == 1 and len(err) == 1 and "is busy" in err[0], "busy: rc %s, %r" % (rc, err))
+            r.check(sorted(pool.procs(a["name"])) == procs, "the refused start changed the processes of %s: %s, "
+                    "were %s" % (a["name"], pool.procs(a["name"]), procs))
+            r.check(read_text("/proc/%d/mountinfo" % pid) == mounts, "the refused start changed the mounts of %s"
+                    % a["name"])
         finish_fn(r, pool, target, pid)
     r.ok = True
 
