@@ -101,10 +101,11 @@ bool on_dax_mount(const std::string &path)
 	return false;
 }
 
-std::vector<std::string> list_dir(const std::string &dir)
+// The names in d (closed here), sorted, without the dot files.
+std::vector<std::string> names_in(DIR *d)
 {
 	std::vector<std::string> out;
-	if (DIR *d = opendir(dir.c_str())) {
+	if (d) {
 		while (dirent *e = readdir(d))
 			if (e->d_name[0] != '.')
 				out.emplace_back(e->d_name);
@@ -112,6 +113,21 @@ std::vector<std::string> list_dir(const std::string &dir)
 	}
 	std::sort(out.begin(), out.end());
 	return out;
+}
+
+std::vector<std::string> list_dir(const std::string &dir)
+{
+	return names_in(opendir(dir.c_str()));
+}
+
+std::vector<std::string> list_dir_fd(int dir_fd)
+{
+	// a copy of the fd: readdir reads from its offset, closedir closes it
+	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : nullptr;
+	if (fd >= 0 && !d)
+		close(fd);
+	return names_in(d);
 }
 
 Status remove_tree(const std::string &dir)
@@ -363,7 +379,7 @@ namespace
 // pages (the template's, checksummed in the index).
 std::vector<std::string> fingerprinted(int dir_fd)
 {
-	auto names = list_dir(fmt("/proc/self/fd/%d", dir_fd));
+	auto names = list_dir_fd(dir_fd);
 	std::erase_if(names, [](auto &n) { return !is_image(n) || n.starts_with("pages-"); });
 	return names;
 }
