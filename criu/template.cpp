@@ -115,6 +115,11 @@ Result<std::vector<HeldRange>> hold_template(const ImageDir &images, const Image
 		TRY(fill(*plan, v, pages_fd.get()));
 		if (huge && !fid)
 			collapse(*plan, v);
+		// Its final protection now, once: the restorer's mprotect() of it
+		// is then a no-op, not a walk over every page table entry each
+		// instance inherits (0.1 ms for a library's 392 KiB of relro).
+		if (v.prot != (PROT_READ | PROT_WRITE) && mprotect((void *)v.start, v.end - v.start, v.prot) < 0)
+			return sys_error("can't protect template memory at %lx", (unsigned long)v.start);
 	}
 	pr_info("Holding %zu VMAs of PID %d\n", held.size(), root);
 	return held;

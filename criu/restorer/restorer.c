@@ -257,8 +257,8 @@ static void finish_vmas(struct rst_args *a, struct rst_thread *t)
 	for (uint32_t i = 0; i < a->nr_vmas; i++) {
 		struct rst_vma *v = &a->vmas[i];
 		uint64_t len = v->end - v->start;
-		/* a holder maps its VMAs read-write */
-		if ((v->has_pages && !(v->prot & PROT_WRITE)) || v->held || (v->sysv && v->pgoff))
+		/* (a held VMA has its protection from its holder already) */
+		if ((v->has_pages && !(v->prot & PROT_WRITE) && !v->held) || (v->sysv && v->pgoff))
 			CHECK(t, RST_MPROTECT, sys_mprotect(v->start, len, v->prot), v->start);
 		for (int adv = 0; adv < 64; adv++)
 			if (v->madv & (1ULL << adv))
