@@ -326,6 +326,32 @@ def _made_ahead(imgdir, tag):
     return "through its root made ahead" in (read_text(imgdir / ("%s.log" % tag)) or "")
 
 
+@pytest.mark.parametrize("name", ["sigaction00", "rlimits00"])
+def test_root_made_ahead_signal_state(zdtm, mm_pool, name):
+    """signal dispositions (sigaction00: handlers, SIG_IGN with and without
+    flags, SIGPIPE ignored as criu's own is) and resource limits
+    (rlimits00), the init of their own pid namespace: restored twice
+    through the template's root made ahead (a child of criu's holder, with
+    its signal actions and limits until the restorer sets them); both
+    instances find every one as dumped and pass"""
+    r = zdtm(name, timeout=120)
+    start_in_namespaces(r, ["pid"])
+    imgdir = r.dump(r.pid)
+    tmpl = mm_template(r, imgdir)
+    for i in range(2):
+        tag = "ahead%d" % i
+        rpid = r.dir / ("%s.pid" % tag)
+        args = ["restore", "-d", "-D", imgdir, "--pidfile", rpid, "-o", "%s.log" % tag, "-v4"]
+        rc = r.criu(tag, args + mmt_restore_args(tmpl), log=imgdir / ("%s.log" % tag))
+        r.check(rc == 0, "criu restore %s exited with %s" % (tag, rc))
+        pid = int(read_text(rpid).strip())
+        r.track(pid)
+        r.check(_made_ahead(imgdir, tag), "%s: not restored through its root made ahead" % tag)
+        r.out.unlink(missing_ok=True)
+        r.finish_task(pid, "instance %d" % i)
+    r.ok = True
+
+
 def test_root_made_ahead(zdtm, mm_pool):
     """a tree in pid and uts namespaces of its own (ns_pid_uts: children, a
     grandchild, a zombie, a hostname): the template's spare worker makes
