@@ -175,9 +175,16 @@ Status SandboxDeps::attach()
 {
 	if (!tree_.valid())
 		return {};
-	if (mkdir(at_.c_str(), 0755) < 0 && errno != EEXIST)
-		return sys_error("sandbox %s: can't make %s for --switch-deps", sandbox_.c_str(), at_.c_str());
-	if (move_mount(tree_.get(), "", AT_FDCWD, at_.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0)
+	// The mount point is made only if missing: a mkdir() of an existing
+	// directory of an overlay costs 20 us.
+	auto attach = [this] { return move_mount(tree_.get(), "", AT_FDCWD, at_.c_str(), MOVE_MOUNT_F_EMPTY_PATH); };
+	int r = attach();
+	if (r < 0 && errno == ENOENT) {
+		if (mkdir(at_.c_str(), 0755) < 0 && errno != EEXIST)
+			return sys_error("sandbox %s: can't make %s for --switch-deps", sandbox_.c_str(), at_.c_str());
+		r = attach();
+	}
+	if (r < 0)
 		return sys_error("sandbox %s: can't bind --switch-deps at %s", sandbox_.c_str(), at_.c_str());
 	tree_.reset();
 	pr_info("Bound the dependencies at %s of sandbox %s\n", at_.c_str(), sandbox_.c_str());

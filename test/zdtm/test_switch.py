@@ -370,8 +370,8 @@ def test_switch_deps_repurposes_released(zdtm, pool, mm_pool, tmp_path, how):
     """criu restore --switch B --switch-deps DIR (RPC: switch_deps, field
     1002) into a released sandbox B: the restore itself repurposes B, with
     no criu-sandbox step on the start's path: it takes B's clean mark and
-    binds DIR read-only where B's dependencies go (/fn); the function
-    answers there. Plain, from an mm-template (the holder's root made ahead
+    binds DIR read-only where B's dependencies go (/fn, made if missing);
+    the function answers there. Plain, from an mm-template (the holder's root made ahead
     binds DIR), and through the service. The ipc sysctls of B's new ipc
     namespace are the dump's. Once the function ended, B is not
     clean: a second --switch-deps restore fails with one line, restores
@@ -386,6 +386,10 @@ def test_switch_deps_repurposes_released(zdtm, pool, mm_pool, tmp_path, how):
     pool.sandbox("release", b["name"])
     r.check(pool.state_of(b["name"]) == "clean", "not clean after release")
     extra = mmt_restore_args(mm_template(r, imgdir, "switch_deps")) if how != "cli" else []
+    if how == "cli":
+        # a sandbox without its mount point: the restore makes it
+        subprocess.run(["nsenter", "--mount=%s" % (pool.state / b["name"] / "ns" / "mnt"), "rmdir", "/fn"],
+                       check=True)
     if how == "rpc-template":
         pytest.importorskip("pycriu")
         from test_rpc import Service
