@@ -94,9 +94,15 @@ Result<std::vector<HeldRange>> hold_template(const ImageDir &images, const Image
 			continue;
 		Fd file;
 		if (fid) {
+			// A file the holder does not see as the dump did (one of a
+			// sandbox's dependency directory, say) is not held: each
+			// restore maps the file it sees and reads the pages.
 			auto fd = open_file_entry(*files, fid, plan->vma_fflags[i]);
-			if (!fd)
-				return fd.error();
+			if (!fd) {
+				pr_info("Not holding %lx-%lx: %s\n", (unsigned long)v.start, (unsigned long)v.end,
+					fd.error().msg.c_str());
+				continue;
+			}
 			file.reset(*fd);
 		}
 		uint32_t flags = (v.mmap_flags & ~(MAP_SHARED | MAP_FIXED)) | MAP_FIXED_NOREPLACE;

@@ -281,6 +281,53 @@ def test_switch_with_mm_template(zdtm, pool, mm_pool):
     r.ok = True
 
 
+MAPDEPS = """
+import mmap, os, runpy, sys
+# a private writable mapping of a file of the dependency directory, with
+# its first page written (so the template holds it) and its second clean
+with open("/fn/data.bin", "rb") as f:
+    m = mmap.mmap(f.fileno(), 8192, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+m[0:8] = b"written!"
+sys.argv[0] = "/fn/fn_http.py"
+runpy.run_path("/fn/fn_http.py", run_name="__main__")
+"""
+
+
+def mapped_page(pid, name, page):
+    """8 bytes at the start of page of pid's mapping of a file called name."""
+    for line in read_text("/proc/%d/maps" % pid).splitlines():
+        if line.endswith("/" + name):
+            start = int(line.split("-")[0], 16)
+            with open("/proc/%d/mem" % pid, "rb") as f:
+                f.seek(start + 4096 * page)
+                return f.read(8)
+    return None
+
+
+def test_switch_mm_template_maps_deps_file(zdtm, pool, mm_pool):
+    """a function with a private, written mapping of a file in its
+    dependency directory (/fn in the sandbox, elsewhere on the host, where
+    the template's holder runs), as a native extension has: its switch
+    restore from a template maps that file from the target sandbox's /fn,
+    with the written page as dumped and the clean one from the file"""
+    r = zdtm("switch_mmt_deps_file", timeout=120)
+    (pool.deps / "data.bin").write_bytes(b"page-one" + b"." * 4088 + b"page-two" + b"." * 4088)
+    (pool.deps / "fn_mapdeps.py").write_text(MAPDEPS)
+    a, b = pool.create("a"), pool.create("b")
+    pid = start_fn(r, pool, a, "fn_mapdeps.py")
+    r.check(mapped_page(pid, "data.bin", 0) == b"written!", "the function did not write its mapping")
+    imgdir = dump_fn(r, pid)
+    tmpl = mm_template(r, imgdir, "switch_mmt_deps")
+    pool.sandbox("repurpose", b["name"], "--deps", pool.deps)
+    pid = switch_restore(r, imgdir, b["name"], extra=mmt_restore_args(tmpl), tag="mmt-deps")
+    for page, want in ((0, b"written!"), (1, b"page-two")):
+        got = mapped_page(pid, "data.bin", page)
+        r.check(got == want, "page %d of /fn/data.bin in the instance: %r, not %r" % (page, got, want))
+    r.check(call(pool, b, 4)["served"] == 1, "no answer from the instance")
+    finish_fn(r, pool, b, pid)
+    r.ok = True
+
+
 PROBE = """
 import json, os
 seen = json.dumps({
