@@ -178,6 +178,11 @@ extern "C" __attribute__((visibility("default"))) const char *criu_get_option(co
 	return nullptr;
 }
 
+extern "C" __attribute__((visibility("default"))) void criu_linger(int fd, int timeout_ms)
+{
+	criu::linger(fd, timeout_ms);
+}
+
 extern "C" __attribute__((visibility("default"))) void criu_log(int level, const char *fmt, ...)
 {
 	char buf[2048];

@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -185,22 +184,6 @@ private:
 	SparePool *spares_;
 	HeldMemory *held_;  // a spare's memory, for its first restore
 };
-
-// A service worker that answered waits for its client to hang up (a
-// second at most) before it exits. Its exit, and what follows from it (the
-// end of a template holder's worker, the next spare made), then costs the
-// CPUs nothing while the client wakes up to the answer: on a small machine
-// that cost was 0.1-0.4 ms of the start. At idle priority: woken by the
-// hang-up, it does not preempt the client (which reads its clock, say,
-// right after it closed).
-void linger(int fd)
-{
-	sched_param idle{};
-	sched_setscheduler(0, SCHED_IDLE, &idle);
-	pollfd p{fd, POLLIN, 0};
-	while (poll(&p, 1, 1000) < 0 && errno == EINTR)
-		;
-}
 
 // A worker looks for the spare of its first request's images; nothing
 // carried by the request but the images matters to the spare.
@@ -485,7 +468,7 @@ int Worker::serve(PbPtr<CriuReq> first)
 		// a failed dump's threads that never stopped are ours until we exit
 		if (!keep || tracees_left()) {
 			if (!swrk_)
-				linger(c_.fd());
+				linger(c_.fd(), 1000);	// see util.h
 			return 0;
 		}
 	}

@@ -4,6 +4,8 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -317,6 +319,15 @@ Result<LinkedChild> fork_linked(const char *comm)
 		return LinkedChild{0, std::move(child)};
 	}
 	return LinkedChild{pid, std::move(parent)};
+}
+
+void linger(int fd, int timeout_ms)
+{
+	sched_param idle{};
+	sched_setscheduler(0, SCHED_IDLE, &idle);
+	pollfd p{fd, POLLIN, 0};
+	while (poll(&p, 1, timeout_ms) < 0 && errno == EINTR)
+		;
 }
 
 }  // namespace criu

@@ -151,6 +151,11 @@ extern int criu_template_prepare(const struct cr_held_range *held, unsigned nr_h
  * pages; call it while nothing waits. Provided by criu. */
 extern void criu_own_pages_ahead(const struct cr_held_range *skip, unsigned nr_skip);
 
+/* In a worker that answered its client on fd: waits at idle priority for
+ * the client to hang up (timeout_ms at most), so that the worker's exit
+ * does not compete with the client for the CPUs. Provided by criu. */
+extern void criu_linger(int fd, int timeout_ms);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,7 +3,6 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <sched.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -402,13 +401,8 @@ struct Holder {
 		send(conn.get(), &rep, sizeof(rep), MSG_NOSIGNAL);
 		// Our exit (a copy of the holder's page tables to free) and the
 		// next spare's fork that follows it wait until the client is done
-		// with the answer (see keep_until_exit()), 5 s at most, and at
-		// idle priority: they never preempt the client.
-		sched_param idle{};
-		sched_setscheduler(0, SCHED_IDLE, &idle);
-		pollfd p{conn.get(), POLLIN, 0};
-		while (poll(&p, 1, 5000) < 0 && errno == EINTR)
-			;
+		// with the answer (see keep_until_exit()), 5 s at most.
+		criu_linger(conn.get(), 5000);
 		_exit(0);
 	}
 
