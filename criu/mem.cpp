@@ -512,13 +512,26 @@ Status mark_held(MemPlan &p, const std::vector<HeldRange> &held)
 					    (unsigned long)h.start, (unsigned long)h.end)};
 		it->held = 1;
 	}
-	std::erase_if(p.runs, [&](const rst_pagerun &r) {
-		for (auto &v : p.vmas)
-			if (v.held && r.vaddr >= v.start && r.vaddr < v.end)
-				return true;
-		return false;
-	});
+	p.held = held;
+	auto in_held = [&](const rst_pagerun &r) {
+		return std::any_of(p.vmas.begin(), p.vmas.end(),
+				   [&](const rst_vma &v) { return v.held && r.vaddr >= v.start && r.vaddr < v.end; });
+	};
+	auto kept = std::stable_partition(p.runs.begin(), p.runs.end(), [&](auto &r) { return !in_held(r); });
+	p.held_runs.assign(kept, p.runs.end());
+	p.runs.erase(kept, p.runs.end());
 	return {};
+}
+
+void unhold(MemPlan &p, size_t i)
+{
+	rst_vma &v = p.vmas[i];
+	v.held = 0;
+	auto mine = std::stable_partition(p.held_runs.begin(), p.held_runs.end(),
+					  [&](auto &r) { return r.vaddr < v.start || r.vaddr >= v.end; });
+	p.runs.insert(p.runs.end(), mine, p.held_runs.end());
+	p.held_runs.erase(mine, p.held_runs.end());
+	std::sort(p.runs.begin(), p.runs.end(), [](auto &a, auto &b) { return a.vaddr < b.vaddr; });
 }
 
 Status create_shmem_objects(const std::vector<const MemPlan *> &plans, int min_fd, std::map<uint64_t, int> &out)

@@ -356,6 +356,32 @@ Status ChildSide::move_service_fds()
 	return {};
 }
 
+// A held VMA of a file maps what its holder found at the file's path; the
+// tree restored here may see another file there (in a sandbox with a root
+// of its own): then the VMA is mapped from the file seen here, its written
+// pages read from the images, as without a template.
+void unhold_other_files(MemPlan &m, const RestoredFiles &files)
+{
+	std::map<uint32_t, std::optional<std::pair<dev_t, ino_t>>> seen;  // file id -> what is at its path
+	for (size_t i = 0; i < m.vmas.size(); i++) {
+		uint32_t id = m.vma_file[i];
+		auto h =
+		    std::find_if(m.held.begin(), m.held.end(), [&](auto &h) { return h.start == m.vmas[i].start; });
+		if (!m.vmas[i].held || !id || h == m.held.end() || (!h->dev && !h->ino))
+			continue;
+		const char *path = files.find(id)->reg->name;
+		if (!seen.count(id)) {
+			struct stat st;
+			seen[id] = stat(path, &st) == 0 ? std::optional(std::pair(st.st_dev, st.st_ino)) : std::nullopt;
+		}
+		if (seen[id] && seen[id]->first == h->dev && seen[id]->second == h->ino)
+			continue;
+		pr_info("%s (mapped at %lx) is not the file the template holds: mapping it\n", path,
+			(unsigned long)h->start);
+		unhold(m, i);
+	}
+}
+
 Status ChildSide::open_memory_fds()
 {
 	int p = openat(pages_dir_fd_, ti_.mem.pages_image.c_str(), O_RDONLY | O_CLOEXEC);
@@ -365,7 +391,10 @@ Status ChildSide::open_memory_fds()
 	std::map<std::pair<uint32_t, uint32_t>, int> by_file;
 	std::map<uint64_t, int> by_shmid;
 	auto &m = ti_.mem;
+	unhold_other_files(m, tree_.files);
 	for (size_t i = 0; i < m.vmas.size(); i++) {
+		if (m.vmas[i].held)
+			continue;
 		if (uint32_t id = m.vma_file[i]) {
 			auto key = std::make_pair(id, m.vma_fflags[i]);
 			if (!by_file.count(key)) {

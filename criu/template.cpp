@@ -67,6 +67,45 @@ void collapse(const MemPlan &m, const rst_vma &v)
 			pr_debug("MADV_COLLAPSE of %lx: %s\n", (unsigned long)block, strerror(errno));
 }
 
+// Maps VMA i of the plan at its address, from file (-1: anonymous), with
+// its pages from pages_fd and its final protection. ident: the file is
+// to be identified, for the restore to check it sees the same one.
+Result<HeldRange> hold_vma(const MemPlan &plan, size_t i, int file, bool ident, int pages_fd, bool huge,
+			   bool *collision)
+{
+	const rst_vma &v = plan.vmas[i];
+	HeldRange h{v.start, v.end};
+	struct stat st;
+	if (ident && fstat(file, &st) < 0)
+		return sys_error("can't stat the file mapped at %lx", (unsigned long)v.start);
+	if (ident)
+		h.dev = st.st_dev, h.ino = st.st_ino;
+	// Written at the final protection if nothing is to be written: the
+	// restorer's mprotect() of a held VMA would walk every page table
+	// entry each instance inherits (0.1 ms for a library's 392 KiB relro).
+	uint32_t prot = v.has_pages ? PROT_READ | PROT_WRITE : v.prot;
+	uint32_t flags = (v.mmap_flags & ~(MAP_SHARED | MAP_FIXED)) | MAP_FIXED_NOREPLACE;
+	void *a = mmap((void *)v.start, v.end - v.start, prot, flags, file, v.pgoff);
+	if (a == MAP_FAILED || a != (void *)v.start) {
+		// old kernels ignore MAP_FIXED_NOREPLACE and map elsewhere
+		*collision = a != MAP_FAILED || errno == EEXIST;
+		if (a != MAP_FAILED)
+			munmap(a, v.end - v.start);
+		if (*collision)
+			return Error{
+			    strfmt("%lx-%lx is taken in the holder", (unsigned long)v.start, (unsigned long)v.end)};
+		return sys_error("can't map template memory at %lx", (unsigned long)v.start);
+	}
+	if (!v.has_pages)
+		return h;
+	TRY(fill(plan, v, pages_fd));
+	if (huge && file < 0)
+		collapse(plan, v);
+	if (v.prot != prot && mprotect((void *)v.start, v.end - v.start, v.prot) < 0)
+		return sys_error("can't protect template memory at %lx", (unsigned long)v.start);
+	return h;
+}
+
 }  // namespace
 
 Result<std::vector<HeldRange>> hold_template(const ImageDir &images, const ImageDir &pages, bool huge, bool *collision)
@@ -90,13 +129,17 @@ Result<std::vector<HeldRange>> hold_template(const ImageDir &images, const Image
 		const rst_vma &v = plan->vmas[i];
 		uint32_t fid = plan->vma_file[i];
 		bool memfd = fid && files->find(fid) && files->find(fid)->memfd;
-		if (!v.has_pages || !(v.mmap_flags & MAP_PRIVATE) || memfd)
+		// Every private mapping of a file is held, written or not: each
+		// restore then inherits it instead of opening and mapping it
+		// (a library's text and relro, say). Anonymous memory only with
+		// pages to fill.
+		if (!(v.mmap_flags & MAP_PRIVATE) || memfd || (!fid && !v.has_pages))
 			continue;
 		Fd file;
 		if (fid) {
 			// A file the holder does not see as the dump did (one of a
 			// sandbox's dependency directory, say) is not held: each
-			// restore maps the file it sees and reads the pages.
+			// restore maps the file it sees.
 			auto fd = open_file_entry(*files, fid, plan->vma_fflags[i]);
 			if (!fd) {
 				pr_info("Not holding %lx-%lx: %s\n", (unsigned long)v.start, (unsigned long)v.end,
@@ -105,27 +148,13 @@ Result<std::vector<HeldRange>> hold_template(const ImageDir &images, const Image
 			}
 			file.reset(*fd);
 		}
-		uint32_t flags = (v.mmap_flags & ~(MAP_SHARED | MAP_FIXED)) | MAP_FIXED_NOREPLACE;
-		void *a = mmap((void *)v.start, v.end - v.start, PROT_READ | PROT_WRITE, flags, file.get(), v.pgoff);
-		if (a == MAP_FAILED || a != (void *)v.start) {
-			// old kernels ignore MAP_FIXED_NOREPLACE and map elsewhere
-			*collision = a != MAP_FAILED || errno == EEXIST;
-			if (a != MAP_FAILED)
-				munmap(a, v.end - v.start);
-			if (*collision)
-				return Error{strfmt("%lx-%lx is taken in the holder", (unsigned long)v.start,
-						    (unsigned long)v.end)};
-			return sys_error("can't map template memory at %lx", (unsigned long)v.start);
-		}
-		held.push_back({v.start, v.end});
-		TRY(fill(*plan, v, pages_fd.get()));
-		if (huge && !fid)
-			collapse(*plan, v);
-		// Its final protection now, once: the restorer's mprotect() of it
-		// is then a no-op, not a walk over every page table entry each
-		// instance inherits (0.1 ms for a library's 392 KiB of relro).
-		if (v.prot != (PROT_READ | PROT_WRITE) && mprotect((void *)v.start, v.end - v.start, v.prot) < 0)
-			return sys_error("can't protect template memory at %lx", (unsigned long)v.start);
+		// a deleted file's copy has its content from the images: any
+		// instance's copy is as good as the holder's
+		bool ident = fid && !files->ghosts.count(fid);
+		auto r = hold_vma(*plan, i, file.get(), ident, pages_fd.get(), huge, collision);
+		if (!r)
+			return r.error();
+		held.push_back(*r);
 	}
 	pr_info("Holding %zu VMAs of PID %d\n", held.size(), root);
 	return held;
@@ -148,7 +177,7 @@ std::vector<criu::HeldRange> held_ranges(const struct cr_held_range *held, unsig
 {
 	std::vector<criu::HeldRange> h;
 	for (unsigned i = 0; i < nr_held; i++)
-		h.push_back({held[i].start, held[i].end});
+		h.push_back({held[i].start, held[i].end, held[i].dev, held[i].ino});
 	return h;
 }
 
@@ -175,7 +204,7 @@ extern "C" __attribute__((visibility("default"))) int criu_template_hold(int ima
 	if (!*held)
 		return -ENOMEM;
 	for (size_t i = 0; i < r->size(); i++)
-		(*held)[i] = {(*r)[i].start, (*r)[i].end};
+		(*held)[i] = {(*r)[i].start, (*r)[i].end, (*r)[i].dev, (*r)[i].ino};
 	*nr_held = r->size();
 	return 0;
 }

@@ -106,9 +106,11 @@ extern const char *criu_get_option(const char *name);
 /* criu's log, with CRIU's levels (1 error .. 4 debug). */
 extern void criu_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* A range of memory a template holder has in place, [start, end). */
+/* A range of memory a template holder has in place, [start, end); dev and
+ * ino identify the file it maps (0 if none, or if not to be checked). */
 struct cr_held_range {
 	uint64_t start, end;
+	uint64_t dev, ino;
 };
 
 /* In a template holder: maps the root task's private memory of the dump

@@ -53,7 +53,9 @@ struct MemPlan {
 	std::vector<uint32_t> vma_fflags;  // open flags per file vma
 	std::vector<uint64_t> vma_shmid;   // shared anonymous memory object, 0 if none
 	std::vector<rst_pagerun> runs;
-	std::vector<rst_special> specials;  // target_start and len; cur_* filled later
+	std::vector<rst_pagerun> held_runs;  // of held VMAs, in case one is unheld
+	std::vector<HeldRange> held;	     // as marked
+	std::vector<rst_special> specials;   // target_start and len; cur_* filled later
 	std::string pages_image;
 	uint64_t pages_bytes = 0;
 };
@@ -65,6 +67,10 @@ Result<MemPlan> plan_memory(const ImageDir &dir, const ImageDir &pages_dir, pid_
 // range must be exactly one private VMA of the plan) and drops their page
 // runs: the blob keeps them instead of mapping and filling them.
 Status mark_held(MemPlan &p, const std::vector<HeldRange> &held);
+
+// Gives held VMA i back to the restore, to be mapped and filled as if it
+// were not held (the restoring process sees another file than its holder).
+void unhold(MemPlan &p, size_t i);
 
 // One shmem object per shared anonymous segment of the tree (as
 // mmap(MAP_SHARED|MAP_ANONYMOUS) makes it), sized for every task's windows

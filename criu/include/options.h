@@ -15,8 +15,13 @@ namespace criu
 {
 
 // A range of memory a template holder already has in place (mm-templates).
+// dev and ino name the file it maps, when it maps one by path: the restored
+// tree may see another file at that path (a sandbox with a /usr of its
+// own), and then maps that one. 0 and 0 for anonymous memory and for the
+// holder's copy of a deleted file (its content is the images').
 struct HeldRange {
 	uint64_t start, end;
+	uint64_t dev = 0, ino = 0;
 	bool operator==(const HeldRange &) const = default;
 };
 

@@ -34,6 +34,14 @@ def restore_instance(r, imgdir, tmpl, tag, wait=True):
     return pid
 
 
+def dumped_template(r):
+    """Starts r's test, dumps it and converts the images: (imgdir, template)."""
+    r.start()
+    imgdir = r.dump(r.pid)
+    r.reap_dumped()
+    return imgdir, mm_template(r, imgdir)
+
+
 def holder_of(pid):
     """The template holder an instance is a child of."""
     data = read_text("/proc/%d/stat" % pid)
@@ -97,10 +105,7 @@ def test_redump_instance(zdtm, mm_pool):
     """an instance restored from a template is dumped and restored plainly,
     and passes"""
     r = zdtm("mm_anon")
-    r.start()
-    imgdir = r.dump(r.pid)
-    r.reap_dumped()
-    tmpl = mm_template(r, imgdir)
+    imgdir, tmpl = dumped_template(r)
     pid, _ = r.restore(imgdir, extra=mmt_restore_args(tmpl))
     img2 = r.dump(pid)
     while proc_starttime(pid) is not None:
@@ -176,10 +181,7 @@ def test_copied_and_rewritten_images(zdtm, mm_pool):
     content and passes; after one image of the original is rewritten in
     place (same size, mtime set back) it fails: the ctime gave it away"""
     r = zdtm("heap00")
-    r.start()
-    imgdir = r.dump(r.pid)
-    r.reap_dumped()
-    tmpl = mm_template(r, imgdir)
+    imgdir, tmpl = dumped_template(r)
     copy = r.dir / "imgcopy"
     shutil.copytree(imgdir, copy)
     pid = restore_instance(r, imgdir, tmpl, "same")
@@ -203,16 +205,40 @@ def test_copied_and_rewritten_images(zdtm, mm_pool):
     r.ok = True
 
 
+def test_held_file_replaced(zdtm, mm_pool):
+    """the holder holds every private mapping of a file, written or not
+    (here a read-only one and a writable one with a page written); when the
+    file is replaced at its path after the holder mapped it (same size, new
+    content, new inode), an instance restored afterwards maps the file at
+    the path, as a restore without a template does: the pages it never
+    wrote show the new content, the written one the dump's"""
+    r = zdtm("mmap_file_replaced")
+    imgdir, tmpl = dumped_template(r)
+    data = r.dir / "mmap_file_replaced.data"
+    pid = restore_instance(r, imgdir, tmpl, "before")
+    held = [l for l in read_text("/proc/%d/maps" % holder_of(pid)).splitlines() if l.endswith(str(data))]
+    r.check(len(held) == 2, "the holder maps %d ranges of the file, not 2: %s" % (len(held), held))
+    r.finish_task(pid, "instance before the file is replaced")
+    r.out.unlink()
+    r.check("not the file the template holds" not in read_text(imgdir / "before.log"),
+            "the file the holder maps was not recognized")
+    new = r.dir / "replacement"
+    new.write_bytes(bytes(b ^ 0x5a for b in data.read_bytes()))
+    os.rename(new, data)
+    pid = restore_instance(r, imgdir, tmpl, "after")
+    r.finish_task(pid, "instance after the file was replaced")
+    unheld = [l for l in read_text(imgdir / "after.log").splitlines() if "not the file the template holds" in l]
+    r.check(len(unheld) == 2, "the restore did not map both ranges of the replaced file itself: %s" % unheld)
+    r.ok = True
+
+
 def test_reconvert_while_running(zdtm, mm_pool):
     """converting a template again while an instance of the old generation
     runs: the old instance keeps working, new restores use the new
     generation (a new holder), and the old generation leaves the pool once
     its holder is gone"""
     r = zdtm("mm_anon")
-    r.start()
-    imgdir = r.dump(r.pid)
-    r.reap_dumped()
-    tmpl = mm_template(r, imgdir)
+    imgdir, tmpl = dumped_template(r)
     pid = restore_instance(r, imgdir, tmpl, "gen1")
     holder1 = holder_of(pid)
     mm_template(r, imgdir, tmpl)
@@ -238,10 +264,7 @@ def test_delete_and_convert_while_in_use(zdtm, mm_pool):
     number instead of colliding with the old directory; the old instance
     passes, the next one comes from a new holder and passes"""
     r = zdtm("mm_anon")
-    r.start()
-    imgdir = r.dump(r.pid)
-    r.reap_dumped()
-    tmpl = mm_template(r, imgdir)
+    imgdir, tmpl = dumped_template(r)
     pid = restore_instance(r, imgdir, tmpl, "old")
     holder1 = holder_of(pid)
     with open(mm_pool / (tmpl + ".1") / ".lock", "rb") as lock:
@@ -299,10 +322,7 @@ def test_rpc_mm_template(zdtm, mm_pool):
     pytest.importorskip("pycriu")
     from test_rpc import Service, open_dir, rpc, with_our_opts
     r = zdtm("mm_anon")
-    r.start()
-    imgdir = r.dump(r.pid)
-    r.reap_dumped()
-    tmpl = mm_template(r, imgdir)
+    imgdir, tmpl = dumped_template(r)
     svc = Service(r, extra=["-L", str(MMT_PLUGIN_DIR)])
     fd = open_dir(imgdir)
     try:
