@@ -155,6 +155,11 @@ void set_options(const Options *o)
 	g_options = o;
 }
 
+const Options *current_options()
+{
+	return g_options;
+}
+
 }  // namespace criu::plugins
 
 extern "C" __attribute__((visibility("default"))) int criu_get_image_dir(void)

@@ -258,7 +258,16 @@ Result<Options> Worker::options(const CriuReq &req)
 	}
 	if (ro.root)
 		o.root = ro.root;
-	if (ro.mm_template)
+	if (held_ && !held_->template_name.empty()) {
+		// the template's own socket: its restore, here, with its memory
+		if (ro.mm_template && held_->template_name != ro.mm_template)
+			return Error{strfmt("this socket serves template %s, not %s", held_->template_name.c_str(),
+					    ro.mm_template)};
+		TRY(held_->check_images(o.images_dir));
+		o.held = held_->ranges;
+		o.pages_dir_fd = held_->dir_fd;
+		o.argv = restore_argv(o);
+	} else if (ro.mm_template)
 		TRY(template_options(o, ro));
 	else if (held_ && held_->serves(o.images_dir)) {
 		o.held = held_->ranges;
@@ -455,8 +464,11 @@ int Worker::serve(PbPtr<CriuReq> first)
 		if (held_) {
 			// A spare's memory serves its first request only. Dropped
 			// after the answer: the root then has the only copy (until
-			// then, a page it writes is copied).
-			held_->release();
+			// then, a page it writes is copied). A template's holder
+			// keeps a copy anyway: unmapping it here would only take a
+			// CPU from the client reading its answer (0.3 ms).
+			if (held_->template_name.empty())
+				held_->release();
 			held_ = nullptr;
 		}
 		if (!st) {
@@ -574,6 +586,14 @@ int cmd_swrk(const Options &o)
 	}
 	Connection c(o.swrk_fd);
 	Worker w(c, o, true);
+	return w.serve();
+}
+
+int serve_rpc_with(int conn_fd, HeldMemory &held)
+{
+	static const Options defaults;
+	Connection c(conn_fd);
+	Worker w(c, plugins::current_options() ? *plugins::current_options() : defaults, false, nullptr, &held);
 	return w.serve();
 }
 

@@ -145,6 +145,18 @@ extern int criu_template_restore(int argc, char **argv, const struct cr_held_ran
 extern int criu_template_prepare(const struct cr_held_range *held, unsigned nr_held, int pages_dir_fd, char *err,
 				 size_t errlen);
 
+/* In a child of a template holder: serves the CRIU RPC connection conn_fd
+ * (criu_req/criu_resp, as `criu service` does; it takes the fd) as the
+ * template name's own socket. Its first RESTORE request is restored here,
+ * with the held ranges inherited copy-on-write and the other pages read
+ * from pages_dir_fd, once check_images(path of the request's images, arg)
+ * returned 0 (else it is refused with the message check_images put in
+ * err). Returns the exit code for the process. Provided by criu. */
+extern int criu_template_serve(int conn_fd, const char *name, const struct cr_held_range *held, unsigned nr_held,
+			       int pages_dir_fd,
+			       int (*check_images)(const char *images_dir, void *arg, char *err, size_t errlen),
+			       void *arg);
+
 /* In a process forked to serve a request that has not come yet (a
  * holder's spare): maps its own copy of its private writable pages and the
  * page cache's pages of its code now, but in the ranges of skip (the held

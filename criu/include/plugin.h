@@ -34,5 +34,7 @@ Status resume_devices_late(int pid);
 void set_image_dir(int fd);
 // What criu_get_option() answers.
 void set_options(const Options *o);
+// The command's options (nullptr when there are none).
+const Options *current_options();
 
 }  // namespace criu::plugins

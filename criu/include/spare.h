@@ -47,11 +47,21 @@ struct HeldMemory {
 	int dir_fd = -1;  // the image directory the memory was read from
 	dev_t dev = 0;
 	ino_t ino = 0;
+	// A template's memory, served on its holder's own RPC socket: the
+	// template's name, and the check that a request's images (a path) are
+	// the ones the template was made from. Unset for a service's spare.
+	std::string template_name;
+	std::function<Status(const std::string &)> check_images;
 	// Same directory as path (the request's images_dir)?
 	bool serves(const std::string &path) const;
 	// Drops the memory: the restored root keeps the only copy.
 	void release();
 };
+
+// A process with held memory serves the CRIU RPC connection conn_fd (it
+// takes it): its first RESTORE gets that memory (see HeldMemory). Returns
+// the process's exit code.
+int serve_rpc_with(int conn_fd, HeldMemory &held);
 
 class SparePool;
 // A spare serves the connection it took, starting with the request the

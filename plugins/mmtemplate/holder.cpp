@@ -43,17 +43,46 @@ struct Rep {
 	char err[1024];
 };
 
+Result<sockaddr_un> unix_address(const std::string &path)
+{
+	sockaddr_un a{};
+	a.sun_family = AF_UNIX;
+	if (path.size() >= sizeof(a.sun_path))
+		return Result<sockaddr_un>::fail(fmt("socket path %s is too long", path.c_str()));
+	memcpy(a.sun_path, path.c_str(), path.size());
+	return a;
+}
+
 Result<sockaddr_un> address(const Pool &p, const std::string &name)
 {
 	auto path = p.socket_path(name);
 	if (!path)
 		return Result<sockaddr_un>::fail(path.error());
-	sockaddr_un a{};
-	a.sun_family = AF_UNIX;
-	if (path->size() >= sizeof(a.sun_path))
-		return Result<sockaddr_un>::fail(fmt("socket path %s is too long", path->c_str()));
-	memcpy(a.sun_path, path->c_str(), path->size());
-	return a;
+	return unix_address(*path);
+}
+
+// Listens on path, for root only (a dead holder's socket there is ours to
+// replace: we have the node lock). Non-blocking: the spare accepts too.
+Result<Fd> listen_at(const std::string &path)
+{
+	auto a = unix_address(path);
+	if (!a)
+		return Result<Fd>::fail(a.error());
+	unlink(a->sun_path);
+	Fd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+	if (!fd.valid() || bind(fd.get(), reinterpret_cast<sockaddr *>(&*a), sizeof(*a)) < 0 ||
+	    chmod(a->sun_path, 0600) < 0 || listen(fd.get(), 64) < 0)
+		return Result<Fd>::fail(sys("can't listen on %s", a->sun_path));
+	return fd;
+}
+
+// The template's own CRIU RPC socket, beside the holder's.
+Result<std::string> rpc_socket_path(const Pool &p, const std::string &name)
+{
+	auto path = p.socket_path(name);
+	if (!path)
+		return path;
+	return *path + ".rpc";
 }
 
 Result<Fd> connect_to(const Pool &p, const std::string &name)
@@ -301,10 +330,13 @@ bool holder_alive(const Pool &p, const std::string &name)
 struct Holder {
 	const Pool &pool;
 	Index ix;
-	Fd node_lock, gen_dir, lock, listen_fd;
+	Fd node_lock, gen_dir, lock, listen_fd, rpc_fd;
 	cr_held_range *held = nullptr;
 	unsigned nr_held = 0;
-	std::string sock;
+	std::string sock, rpc_sock;
+	struct stat index_at {
+	};  // the index this holder read (a convert replaces it)
+	bool stale = false;
 
 	// Workers hold the generation's lock too: it goes once they are done
 	// (instances, also our children, are not waited for).
@@ -315,6 +347,8 @@ struct Holder {
 		free(held);
 		if (!sock.empty())
 			unlink(sock.c_str());
+		if (!rpc_sock.empty())
+			unlink(rpc_sock.c_str());
 		spare_ctl.reset();  // the spare worker ends
 		for (pid_t w : workers)
 			waitpid(w, nullptr, 0);
@@ -338,6 +372,8 @@ struct Holder {
 
 	Status setup(const std::string &name)
 	{
+		if (stat(pool.index_path(name).c_str(), &index_at) < 0)
+			return fail(sys("template %s", name.c_str()));
 		auto x = read_index(pool, name);
 		if (!x)
 			return fail(x.error());
@@ -362,17 +398,56 @@ struct Holder {
 
 	Status listen_on(const std::string &name)
 	{
-		auto a = address(pool, name);
-		if (!a)
-			return fail(a.error());
-		unlink(a->sun_path);  // a dead holder's: we have the node lock
-		// (non-blocking: the spare accepts on it too)
-		listen_fd.reset(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-		if (!listen_fd.valid() || bind(listen_fd.get(), reinterpret_cast<sockaddr *>(&*a), sizeof(*a)) < 0 ||
-		    chmod(a->sun_path, 0600) < 0 || listen(listen_fd.get(), 64) < 0)
-			return fail(sys("can't listen on %s", a->sun_path));
-		sock = a->sun_path;
+		auto path = pool.socket_path(name);
+		auto rpc = rpc_socket_path(pool, name);
+		if (!path || !rpc)
+			return fail(!path ? path.error() : rpc.error());
+		auto l = listen_at(*path);
+		if (!l)
+			return fail(l.error());
+		listen_fd = std::move(*l);
+		sock = *path;
+		auto r = listen_at(*rpc);
+		if (!r)
+			return fail(r.error());
+		rpc_fd = std::move(*r);
+		rpc_sock = *rpc;
 		return ok();
+	}
+
+	// A request's images must be the ones this holder's generation was
+	// made from; a convert since then (a new index) makes the holder
+	// stale: it refuses and ends, and the next holder serves.
+	static int check_images_cb(const char *dir, void *arg, char *err, size_t errlen)
+	{
+		auto *h = static_cast<Holder *>(arg);
+		struct stat now;
+		if (stat(h->pool.index_path(h->ix.name).c_str(), &now) < 0 || now.st_ino != h->index_at.st_ino ||
+		    now.st_dev != h->index_at.st_dev) {
+			h->stale = true;
+			snprintf(err, errlen,
+				 "template %s was converted again or deleted since its holder started: "
+				 "ask for its socket again (criu mm-template socket %s)",
+				 h->ix.name.c_str(), h->ix.name.c_str());
+			return -ESTALE;
+		}
+		auto st = check_images(h->ix, dir);
+		if (st)
+			return 0;
+		snprintf(err, errlen, "%s", st.error().c_str());
+		return -EINVAL;
+	}
+
+	// Serves a connection to the template's own RPC socket here.
+	[[noreturn]] void serve_rpc(Fd conn)
+	{
+		listen_fd.reset();
+		rpc_fd.reset();
+		int rc = criu_template_serve(conn.release(), ix.name.c_str(), held, nr_held, gen_dir.get(),
+					     check_images_cb, this);
+		if (stale)
+			stop_holder(pool, ix.name);
+		_exit(rc);
 	}
 
 	// The worker: a copy of this process, memory included, restores.
@@ -461,11 +536,21 @@ struct Holder {
 		prepare_root();
 		criu_own_pages_ahead(held, nr_held);
 		for (;;) {
-			pollfd pf[2] = {{ctl, POLLIN, 0}, {listen_fd.get(), POLLIN, 0}};
-			if (poll(pf, 2, -1) < 0)
+			pollfd pf[3] = {{ctl, POLLIN, 0}, {listen_fd.get(), POLLIN, 0}, {rpc_fd.get(), POLLIN, 0}};
+			if (poll(pf, 3, -1) < 0)
 				continue;
 			if (pf[0].revents)
 				_exit(0);  // the holder ended
+			if (pf[2].revents) {
+				Fd conn(accept4(rpc_fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+				if (!conn.valid())
+					continue;
+				if (send(ctl, &kTook, 1, MSG_NOSIGNAL) != 1)
+					_exit(0);
+				serve_rpc(std::move(conn));
+			}
+			if (!pf[1].revents)
+				continue;
 			std::string buf;
 			Fd fds[2];
 			Fd conn(accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
@@ -496,6 +581,23 @@ struct Holder {
 		}
 		workers.push_back(w);
 		return true;
+	}
+
+	// A connection to the RPC socket while no spare waits: a worker forked
+	// for it serves it.
+	void dispatch_rpc()
+	{
+		Fd conn(accept4(rpc_fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+		if (!conn.valid())
+			return;
+		pid_t w = fork();
+		if (w == 0) {
+			spare_ctl.reset();
+			prepare_root();
+			serve_rpc(std::move(conn));
+		}
+		if (w > 0)
+			workers.push_back(w);
 	}
 
 	// One request (buf, with the client's directory in cwd_fd); false once
@@ -568,13 +670,16 @@ struct Holder {
 			reap();
 			// the spare accepts while there is one
 			bool spare_waits = spare >= 0;
-			pollfd pf[2] = {{spare_waits ? spare_ctl.get() : listen_fd.get(), POLLIN, 0},
-					{sfd.get(), POLLIN, 0}};
-			if (poll(pf, sfd.valid() ? 2 : 1, 1000) <= 0)
+			pollfd pf[3] = {{spare_waits ? spare_ctl.get() : listen_fd.get(), POLLIN, 0},
+					{sfd.get(), POLLIN, 0},
+					{spare_waits ? -1 : rpc_fd.get(), POLLIN, 0}};
+			if (poll(pf, 3, 1000) <= 0)
 				continue;
 			signalfd_siginfo si;
 			while (sfd.valid() && read(sfd.get(), &si, sizeof(si)) > 0)
 				;
+			if (pf[2].revents)
+				dispatch_rpc();
 			if (!pf[0].revents)
 				continue;
 			if (spare_waits) {
@@ -657,6 +762,23 @@ Result<int> restore_via_holder(const Pool &p, const Index &ix, int argc, char **
 		stale++;
 	}
 	return Result<int>::fail(fmt("no holder of template %s could be reached", ix.name.c_str()));
+}
+
+Result<std::string> template_socket(const Pool &p, const std::string &name)
+{
+	auto ix = read_index(p, name);
+	if (!ix)
+		return Result<std::string>::fail(ix.error());
+	// a holder of an older generation answers a ping of this one stale,
+	// and ends: the socket is then the next holder's
+	if (holder_alive(p, name))
+		if (auto rep = ask(p, name, kPing, ix->generation); rep && rep->status == kStale)
+			for (int i = 0; i < 500 && holder_alive(p, name); i++)
+				usleep(10000);
+	if (!holder_alive(p, name))
+		if (auto st = spawn_holder(p, name); !st)
+			return Result<std::string>::fail(st.error());
+	return rpc_socket_path(p, name);
 }
 
 void stop_holder(const Pool &p, const std::string &name)

@@ -21,6 +21,9 @@ Status run_holder(const Pool &p, const std::string &name);
 // needed) restore argv; returns the restored root's PID.
 Result<int> restore_via_holder(const Pool &p, const Index &ix, int argc, char **argv);
 void stop_holder(const Pool &p, const std::string &name);
+// The template's own CRIU RPC socket (its holder started if needed): a
+// RESTORE sent there is served by the holder's spare itself.
+Result<std::string> template_socket(const Pool &p, const std::string &name);
 // The PID of the running holder of name, or 0.
 int holder_pid(const Pool &p, const std::string &name);
 

@@ -1,6 +1,6 @@
 // mmtemplate: mm-templates as a criu plugin (see Documentation/mm-templates.md).
 //   criu convert -D DIR --mm-template NAME [--mem-pool dram|dax] [--dax-device PATH]
-//   criu mm-template list | delete NAME | hold NAME | stop NAME
+//   criu mm-template list | delete NAME | hold NAME | socket NAME | stop NAME
 //   criu restore -D DIR --mm-template NAME -d ...   (RESTORE_DELEGATE)
 #include <errno.h>
 #include <fcntl.h>
@@ -46,7 +46,7 @@ int do_mm_template(int argc, char **argv)
 	if (sub == "list" && argc == 2)
 		return report(list(*pool));
 	if (argc != 3)
-		return report(fail("usage: criu mm-template list | delete NAME | hold NAME | stop NAME"));
+		return report(fail("usage: criu mm-template list | delete NAME | hold NAME | socket NAME | stop NAME"));
 	std::string name = argv[2];
 	if (auto st = check_name(name); !st)
 		return report(st);
@@ -54,6 +54,13 @@ int do_mm_template(int argc, char **argv)
 		return report(remove_template(*pool, name));
 	if (sub == "hold")
 		return report(run_holder(*pool, name));
+	if (sub == "socket") {
+		auto path = template_socket(*pool, name);
+		if (!path)
+			return report(fail(path.error()));
+		printf("%s\n", path->c_str());
+		return 0;
+	}
 	if (sub == "stop") {
 		stop_holder(*pool, name);
 		return 0;
@@ -87,19 +94,8 @@ int restore_delegate(int argc, char **argv, int *pid, char *err, size_t errlen)
 	if (!ix)
 		return fail_with(ix.error());
 	const char *dir = criu_get_option("images-dir");
-	Fd d(open(dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-	if (!d.valid())
-		return fail_with(sys("can't open images directory %s", dir ? dir : "."));
-	auto stamp = dir_stamp(d.get());
-	if (!stamp || !ix->stamp || *stamp != ix->stamp) {
-		criu_log(4, "template %s: %s are not the files it was made from: checked by content\n", name,
-			 dir ? dir : ".");
-		auto fp = fingerprint(d.get());
-		if (!fp)
-			return fail_with(fp.error());
-		if (*fp != ix->fingerprint)
-			return fail_with(fmt("template %s was made from another dump than %s", name, dir ? dir : "."));
-	}
+	if (auto st = check_images(*ix, dir ? dir : "."); !st)
+		return fail_with(st.error());
 	auto r = restore_via_holder(*pool, *ix, argc, argv);
 	if (!r)
 		return fail_with(r.error());

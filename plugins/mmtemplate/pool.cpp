@@ -242,6 +242,24 @@ Result<std::string> Pool::socket_path(const std::string &name) const
 	return base + fmt("/%llx-%llx-", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino) + name + ".sock";
 }
 
+Status check_images(const Index &ix, const std::string &dir)
+{
+	Fd d(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	if (!d.valid())
+		return fail(sys("can't open images directory %s", dir.c_str()));
+	auto stamp = dir_stamp(d.get());
+	if (stamp && ix.stamp && *stamp == ix.stamp)
+		return ok();
+	criu_log(4, "template %s: %s are not the files it was made from: checked by content\n", ix.name.c_str(),
+		 dir.c_str());
+	auto fp = fingerprint(d.get());
+	if (!fp)
+		return fail(fp.error());
+	if (*fp != ix.fingerprint)
+		return fail(fmt("template %s was made from another dump than %s", ix.name.c_str(), dir.c_str()));
+	return ok();
+}
+
 uint64_t Index::bytes() const
 {
 	uint64_t b = 0;

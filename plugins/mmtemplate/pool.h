@@ -68,6 +68,9 @@ Result<uint64_t> fingerprint(int dir_fd);
 // can't be set back) and gets the full check.
 Result<uint64_t> dir_stamp(int dir_fd);
 Result<uint64_t> checksum_file(int fd, uint64_t *size);
+// Are the images in dir those template ix was made from? By their stamp,
+// else by their fingerprint (a copy of the dump).
+Status check_images(const Index &ix, const std::string &dir);
 
 // criu convert / mm-template list / mm-template delete
 Status convert(const Pool &p, const std::string &name, const std::string &images_dir);

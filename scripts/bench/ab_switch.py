@@ -4,6 +4,7 @@ template start into a released sandbox through `criu service`
 (restore --switch --switch-deps --mm-template).
 
     /usr/bin/python3 scripts/bench/ab_switch.py OLD_TREE NEW_TREE [--starts N] [--gap MS]
+                                                [--old-via service|socket] [--new-via service|socket]
 
 OLD_TREE and NEW_TREE are built checkouts (criu/criu and
 plugins/mmtemplate/mmtemplate.so in each; `git worktree add /tmp/old HEAD~1
@@ -16,6 +17,9 @@ each build's p25/p50/p75 of the restore (connect to answer, ms) and the
 one-sided Wilcoxon p that each is the slower one: on a VM whose speed
 drifts from one minute to the next, only such paired starts tell a change
 of 0.1 ms from the drift. The first four starts are not counted.
+--old-via/--new-via socket send that side's requests to the template's own
+RPC socket instead of its service (the same tree twice with one side on
+the socket compares the two ways).
 """
 import argparse
 import os
@@ -70,23 +74,32 @@ class Side:
 def body(args, b, sides):
     b.prepare()
     pool = os.environ["CRIU_MM_POOL"]
-    for tag, tree in (("old", args.old), ("new", args.new)):
+    for tag, tree, via in (("old", args.old, args.old_via), ("new", args.new, args.new_via)):
         sides.append(Side(tree, b.tmp, pool, tag, b.procs))
+        sides[-1].via = via
+        if via == "socket":
+            sides[-1].tmpl_sock = subprocess.run(
+                [sides[-1].criu, "-L", sides[-1].plugins, "mm-template", "socket", "fn"], env=sides[-1].env,
+                capture_output=True, text=True, check=True).stdout.strip()
     img_fd = os.open(b.img, os.O_RDONLY | os.O_DIRECTORY)
     b.sb.cmd_create("ab", b.deps)
     b.sb.cmd_release("ab")
     for i in range(2 * (args.starts + WARMUP)):
         side = sides[(i // 2 + i) % 2]  # old new new old old new ...
         time.sleep(args.gap / 1e3)
-        ms, resp = rpc_restore(side.sock, img_fd, mm_template="fn", switch_sandbox="ab", switch_deps=b.deps)
+        if side.via == "socket":
+            ms, resp = rpc_restore(side.tmpl_sock, img_fd, switch_sandbox="ab", switch_deps=b.deps)
+        else:
+            ms, resp = rpc_restore(side.sock, img_fd, mm_template="fn", switch_sandbox="ab", switch_deps=b.deps)
         b.procs.pids.add(resp.restore.pid)
         if i >= 2 * WARMUP:
             side.times.append(ms)
         b.sb.cmd_release("ab")
     os.close(img_fd)
     for s in sides:
-        print("%-4s %s  p25 %.3f  p50 %.3f  p75 %.3f ms  (%d starts)" % (
-            s.tag, s.tree, percentile(s.times, 25), percentile(s.times, 50), percentile(s.times, 75), len(s.times)))
+        print("%-4s %s (%s)  p25 %.3f  p50 %.3f  p75 %.3f ms  (%d starts)" % (
+            s.tag, s.tree, s.via, percentile(s.times, 25), percentile(s.times, 50), percentile(s.times, 75),
+            len(s.times)))
     old, new = sides[0].times, sides[1].times
     print("new - old p50: %+.3f ms;  p(new is slower) %.3f  p(old is slower) %.3f" % (
         percentile(new, 50) - percentile(old, 50), slower_p(new, old), slower_p(old, new)))
@@ -98,6 +111,10 @@ def main():
     ap.add_argument("new", help="the built tree with the change")
     ap.add_argument("--starts", type=int, default=40, help="counted starts per build (default 40)")
     ap.add_argument("--gap", type=float, default=50.0, help="ms between two starts, untimed (default 50)")
+    for side in ("old", "new"):
+        ap.add_argument("--%s-via" % side, choices=("service", "socket"), default="service",
+                        help="the %s build's requests: through its criu service (default) or to the template's "
+                        "own socket (criu mm-template socket)" % side)
     args = ap.parse_args()
     if not 4 <= args.starts <= 1000:
         ap.error("--starts must be 4..1000")

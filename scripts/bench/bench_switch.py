@@ -26,7 +26,9 @@ Then --runs (default 50) starts each way:
              dependencies, limits, all on the start's path);
 each with a plain restore and with --mm-template, and each restore both by
 spawning `criu restore` (cli) and through a resident `criu service` (one
-RPC request per start, as a platform's agent sends it). Between two starts
+RPC request per start, as a platform's agent sends it); with --mm-template
+also through the template's own RPC socket (`criu mm-template socket fn`:
+the request goes to the template's holder, no service in between). Between two starts
 the bench waits --gap ms (default 50, untimed): starts of one sandbox are
 that far apart on a platform, and back-to-back starts would hide costs the
 kernel only pays after an idle moment (a cgroup migration's wait for an RCU
@@ -69,6 +71,8 @@ PLUGIN_DIR = os.path.join(REPO, "plugins", "mmtemplate")
 FN = os.path.join(REPO, "test", "zdtm", "functions", "fn_http.py")
 PORT = 8080
 WAYS = ("fresh", "repurpose", "in-restore", "at-start")
+VIA_LABEL = {"cli": "`criu restore`", "service": "criu service (RPC)",
+             "socket": "the template's own socket (RPC, criu mm-template socket)"}
 
 
 def load_sandbox_module():
@@ -135,8 +139,9 @@ class Bench:
     def restore(self, name, tmpl, via, deps=False):
         """deps: the restore repurposes the released sandbox itself
         (--switch-deps)."""
-        if via == "service":
-            return rpc_restore(self.sock, self.img_fd, mm_template="fn" if tmpl else None, switch_sandbox=name,
+        if via in ("service", "socket"):
+            return rpc_restore(self.sock if via == "service" else self.tmpl_sock, self.img_fd,
+                               mm_template="fn" if tmpl and via == "service" else None, switch_sandbox=name,
                                switch_deps=self.deps if deps else None)[0]
         args = ["restore", "-d", "-D", self.img, "--switch", name] + (["--switch-deps", self.deps] if deps else [])
         if tmpl:
@@ -249,9 +254,12 @@ class Bench:
               flush=True)
         met = {}
         for tmpl in (False, True):
+            if tmpl and rpc is not None:
+                vias.append("socket")
+                self.tmpl_sock = subprocess.run([self.args.criu, "-L", PLUGIN_DIR, "mm-template", "socket", "fn"],
+                                                capture_output=True, text=True, check=True).stdout.strip()
             for via in vias:
-                label = "%s, restore by %s" % ("--mm-template" if tmpl else "plain restore",
-                                              "`criu restore`" if via == "cli" else "criu service (RPC)")
+                label = "%s, restore by %s" % ("--mm-template" if tmpl else "plain restore", VIA_LABEL[via])
                 res = {way: self.run_way(way, tmpl, via) for way in WAYS}
                 print("\n== %s" % label)
                 for way, (sbox, total, release) in res.items():

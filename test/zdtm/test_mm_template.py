@@ -9,6 +9,7 @@ and its session pool (mm_pool: a private dram pool under /dev/shm).
 import fcntl
 import os
 import shutil
+import stat
 import struct
 import subprocess
 import time
@@ -17,7 +18,7 @@ import pytest
 
 from test_zdtm import (CRIU, MMT_PLUGIN_DIR, NOCR, built, check_images, descendants, mm_pool,  # noqa: F401
                        mm_template, mmt_restore_args, nspid, pages_not_owned, proc_starttime, read_text,
-                       start_in_namespaces, subreaper, zdtm)
+                       reap_zombie_children, start_in_namespaces, subreaper, zdtm)
 
 pytestmark = pytest.mark.skipif(NOCR, reason="ZDTM_NOCR")
 
@@ -339,6 +340,101 @@ def test_rpc_mm_template(zdtm, mm_pool):
     r.finish_task(pid)
     svc.check_serving("after the mm_template restores")
     svc.stop()
+    r.ok = True
+
+
+def template_socket(r, tmpl):
+    out = subprocess.run([CRIU, "-L", str(MMT_PLUGIN_DIR), "mm-template", "socket", tmpl], capture_output=True,
+                         text=True, timeout=60)
+    r.check(out.returncode == 0, "criu mm-template socket %s: %s" % (tmpl, out.stderr.strip()))
+    return out.stdout.strip()
+
+
+def test_template_socket(zdtm, mm_pool):
+    """the template's own RPC socket (`criu mm-template socket NAME`, which
+    starts its holder): pycriu's RESTORE sent there is restored by the
+    holder's worker itself (the instance is the holder's child), same
+    PID, passes; images of another dump, another
+    template's name and a malformed request get an error answer, and the
+    socket serves again afterwards; after a convert of the template the
+    old holder refuses (stale), ends, and the socket named again serves
+    the new generation"""
+    pycriu = pytest.importorskip("pycriu")
+    from test_rpc import Rpc, open_dir, rpc, with_our_opts
+    r = zdtm("mm_anon")
+    imgdir, tmpl = dumped_template(r)
+    other = zdtm("env00")
+    other.start()
+    other_img = other.dump(other.pid)
+    other.reap_dumped()
+    path = template_socket(r, tmpl)
+    r.check(stat.S_ISSOCK(os.stat(path).st_mode) and os.stat(path).st_mode & 0o777 == 0o600,
+            "%s is not a socket for root only" % path)
+
+    def restore(img, log, name=None):
+        fd = open_dir(img)
+        try:
+            req = rpc.criu_req(type=rpc.RESTORE, opts={"images_dir_fd": fd, "log_file": log, "log_level": 4})
+            c = Rpc.connect(r, path)
+            try:
+                return c.call(with_our_opts(req, {1000: name}) if name else req)
+            finally:
+                c.sock.close()  # (its worker, and a stale holder, end once the client is gone)
+        finally:
+            os.close(fd)
+
+    bad = restore(other_img, "other.log")
+    r.check(not bad.success and "made from another dump" in bad.cr_errmsg, "another dump's images: %s" % bad)
+    bad = restore(imgdir, "name.log", name="no-such")
+    r.check(not bad.success and "serves template %s, not no-such" % tmpl in bad.cr_errmsg,
+            "another template's name: %s" % bad)
+    c = Rpc.connect(r, path)
+    c.send(b"\xff\xfe not a criu_req")
+    bad = c.recv()
+    c.sock.close()
+    r.check(bad is not None and not bad.success and "malformed" in bad.cr_errmsg, "malformed request: %s" % bad)
+    fd = open_dir(imgdir)
+    try:
+        c = pycriu.criu()
+        c.use_sk(path)
+        c.opts.images_dir_fd = fd
+        c.opts.log_file = "socket.log"
+        c.opts.log_level = 4
+        resp = c.restore()
+    except pycriu.CRIUException as e:
+        r.fail("pycriu restore on the template's socket: %s" % e)
+    finally:
+        os.close(fd)
+    pid = r.check_restored_pid(resp.pid)
+    holder = holder_of(pid)
+    r.check("criu" in read_text("/proc/%d/cmdline" % holder) and "hold" in read_text("/proc/%d/cmdline" % holder),
+            "the instance is the child of PID %d, not of the holder" % holder)
+    r.finish_task(pid, "instance restored on the template's socket")
+    r.out.unlink()
+    mm_template(r, imgdir, tmpl)
+    stale = restore(imgdir, "stale.log")
+    r.check(not stale.success and "converted again" in stale.cr_errmsg, "stale holder: %s" % stale)
+    end = time.monotonic() + 10
+    while proc_starttime(holder) is not None and time.monotonic() < end:
+        reap_zombie_children()  # (the holder, orphaned, is our child)
+        time.sleep(0.02)
+    r.check(proc_starttime(holder) is None, "the stale holder did not end")
+    path = template_socket(r, tmpl)
+    resp = restore(imgdir, "gen2.log")
+    r.check(resp.success, "restore of generation 2 on the socket: %s" % resp.cr_errmsg)
+    pid = r.check_restored_pid(resp.restore.pid)
+    holder2 = holder_of(pid)
+    r.check(holder2 != holder, "generation 2 was restored by the old holder")
+    r.finish_task(pid, "generation 2 instance")
+    r.out.unlink()
+    # asked for after a convert, the socket is the new generation's at once
+    mm_template(r, imgdir, tmpl)
+    path = template_socket(r, tmpl)
+    resp = restore(imgdir, "gen3.log")
+    r.check(resp.success, "restore of generation 3 on the socket: %s" % resp.cr_errmsg)
+    pid = r.check_restored_pid(resp.restore.pid)
+    r.check(holder_of(pid) not in (holder, holder2), "generation 3 was restored by an old holder")
+    r.finish_task(pid, "generation 3 instance")
     r.ok = True
 
 
