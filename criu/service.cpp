@@ -202,8 +202,13 @@ Result<Options> Worker::options(const CriuReq &req)
 	const CriuOpts &ro = *req.opts;
 	TRY(refuse_unsupported(ro));
 	// The client's fds, seen through /proc: valid for service and swrk alike.
-	o.images_dir = strfmt("/proc/%d/fd/%d", c_.peer_pid(), ro.images_dir_fd);
-	o.work_dir = ro.has_work_dir_fd ? strfmt("/proc/%d/fd/%d", c_.peer_pid(), ro.work_dir_fd) : o.images_dir;
+	// On a template's socket, images_dir_fd -1 means the template's own
+	// copy of the dump: nothing of the client's to check, nor to log into.
+	bool own = ro.images_dir_fd < 0 && held_ && !held_->own_images.empty();
+	o.images_dir = own ? held_->own_images : strfmt("/proc/%d/fd/%d", c_.peer_pid(), ro.images_dir_fd);
+	o.work_dir = ro.has_work_dir_fd ? strfmt("/proc/%d/fd/%d", c_.peer_pid(), ro.work_dir_fd)
+		     : own		? ""
+					: o.images_dir;
 	o.pid = ro.has_pid ? ro.pid : c_.peer_pid();
 	o.leave_running = ro.has_leave_running && ro.leave_running;
 	o.shell_job = ro.has_shell_job && ro.shell_job;
@@ -211,6 +216,8 @@ Result<Options> Worker::options(const CriuReq &req)
 	o.log_file = ro.log_file ? ro.log_file : "";
 	if (o.log_file.find('/') != std::string::npos)
 		return Error{"RPC log_file must be a plain name (use work_dir_fd for its directory)"};
+	if (!o.log_file.empty() && o.work_dir.empty())
+		return Error{"RPC log_file needs work_dir_fd when images_dir_fd is -1 (the template's images)"};
 	if (ro.has_timeout && ro.timeout) {
 		if (ro.timeout > 86400)
 			return Error{strfmt("RPC timeout %u: at most 86400 s", ro.timeout)};
@@ -263,7 +270,7 @@ Result<Options> Worker::options(const CriuReq &req)
 		if (ro.mm_template && held_->template_name != ro.mm_template)
 			return Error{strfmt("this socket serves template %s, not %s", held_->template_name.c_str(),
 					    ro.mm_template)};
-		TRY(held_->check_images(o.images_dir));
+		TRY(held_->check_images(own ? "" : o.images_dir));
 		o.held = held_->ranges;
 		o.pages_dir_fd = held_->dir_fd;
 		o.argv = restore_argv(o);

@@ -237,12 +237,14 @@ extern "C" __attribute__((visibility("default"))) int criu_template_restore(int 
 }
 
 extern "C" __attribute__((visibility("default"))) int
-criu_template_serve(int conn_fd, const char *name, const struct cr_held_range *held, unsigned nr_held, int pages_dir_fd,
+criu_template_serve(int conn_fd, const char *name, const char *images, const struct cr_held_range *held,
+		    unsigned nr_held, int pages_dir_fd,
 		    int (*check_images)(const char *images_dir, void *arg, char *err, size_t errlen), void *arg)
 {
 	using namespace criu;
 	HeldMemory h{held_ranges(held, nr_held), pages_dir_fd};
 	h.template_name = name;
+	h.own_images = images;
 	h.check_images = [&](const std::string &dir) -> Status {
 		char err[1024] = "";
 		if (check_images(dir.c_str(), arg, err, sizeof(err)) == 0)

@@ -149,11 +149,14 @@ extern int criu_template_prepare(const struct cr_held_range *held, unsigned nr_h
  * (criu_req/criu_resp, as `criu service` does; it takes the fd) as the
  * template name's own socket. Its first RESTORE request is restored here,
  * with the held ranges inherited copy-on-write and the other pages read
- * from pages_dir_fd, once check_images(path of the request's images, arg)
- * returned 0 (else it is refused with the message check_images put in
- * err). Returns the exit code for the process. Provided by criu. */
-extern int criu_template_serve(int conn_fd, const char *name, const struct cr_held_range *held, unsigned nr_held,
-			       int pages_dir_fd,
+ * from pages_dir_fd: of the images at the path images (the template's copy
+ * of the dump) if the request's images_dir_fd is -1, else of the client's,
+ * once check_images(their path, arg) returned 0 (else it is refused with
+ * the message check_images put in err). check_images is called with ""
+ * for the template's own images. Returns the exit code for the process.
+ * Provided by criu. */
+extern int criu_template_serve(int conn_fd, const char *name, const char *images, const struct cr_held_range *held,
+			       unsigned nr_held, int pages_dir_fd,
 			       int (*check_images)(const char *images_dir, void *arg, char *err, size_t errlen),
 			       void *arg);
 

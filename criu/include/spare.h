@@ -50,7 +50,9 @@ struct HeldMemory {
 	// A template's memory, served on its holder's own RPC socket: the
 	// template's name, and the check that a request's images (a path) are
 	// the ones the template was made from. Unset for a service's spare.
-	std::string template_name;
+	// own_images: the path of the template's copy of the dump, restored
+	// for a request whose images_dir_fd is -1 (check_images gets "").
+	std::string template_name, own_images;
 	std::function<Status(const std::string &)> check_images;
 	// Same directory as path (the request's images_dir)?
 	bool serves(const std::string &path) const;

@@ -431,6 +431,8 @@ struct Holder {
 				 h->ix.name.c_str(), h->ix.name.c_str());
 			return -ESTALE;
 		}
+		if (!*dir)
+			return 0;  // the template's own copy
 		auto st = check_images(h->ix, dir);
 		if (st)
 			return 0;
@@ -443,8 +445,9 @@ struct Holder {
 	{
 		listen_fd.reset();
 		rpc_fd.reset();
-		int rc = criu_template_serve(conn.release(), ix.name.c_str(), held, nr_held, gen_dir.get(),
-					     check_images_cb, this);
+		int rc =
+		    criu_template_serve(conn.release(), ix.name.c_str(), pool.gen_dir(ix.name, ix.generation).c_str(),
+					held, nr_held, gen_dir.get(), check_images_cb, this);
 		if (stale)
 			stop_holder(pool, ix.name);
 		_exit(rc);

@@ -4,7 +4,7 @@ template start into a released sandbox through `criu service`
 (restore --switch --switch-deps --mm-template).
 
     /usr/bin/python3 scripts/bench/ab_switch.py OLD_TREE NEW_TREE [--starts N] [--gap MS]
-                                                [--old-via service|socket] [--new-via service|socket]
+                                                [--old-via VIA] [--new-via VIA]
 
 OLD_TREE and NEW_TREE are built checkouts (criu/criu and
 plugins/mmtemplate/mmtemplate.so in each; `git worktree add /tmp/old HEAD~1
@@ -19,7 +19,9 @@ drifts from one minute to the next, only such paired starts tell a change
 of 0.1 ms from the drift. The first four starts are not counted.
 --old-via/--new-via socket send that side's requests to the template's own
 RPC socket instead of its service (the same tree twice with one side on
-the socket compares the two ways).
+the socket compares the two ways); socket-own as well, naming the
+template's own copy of the dump (images_dir_fd -1: no check of the
+client's images).
 """
 import argparse
 import os
@@ -77,7 +79,7 @@ def body(args, b, sides):
     for tag, tree, via in (("old", args.old, args.old_via), ("new", args.new, args.new_via)):
         sides.append(Side(tree, b.tmp, pool, tag, b.procs))
         sides[-1].via = via
-        if via == "socket":
+        if via.startswith("socket"):
             sides[-1].tmpl_sock = subprocess.run(
                 [sides[-1].criu, "-L", sides[-1].plugins, "mm-template", "socket", "fn"], env=sides[-1].env,
                 capture_output=True, text=True, check=True).stdout.strip()
@@ -87,8 +89,9 @@ def body(args, b, sides):
     for i in range(2 * (args.starts + WARMUP)):
         side = sides[(i // 2 + i) % 2]  # old new new old old new ...
         time.sleep(args.gap / 1e3)
-        if side.via == "socket":
-            ms, resp = rpc_restore(side.tmpl_sock, img_fd, switch_sandbox="ab", switch_deps=b.deps)
+        if side.via.startswith("socket"):
+            ms, resp = rpc_restore(side.tmpl_sock, -1 if side.via == "socket-own" else img_fd,
+                                   switch_sandbox="ab", switch_deps=b.deps)
         else:
             ms, resp = rpc_restore(side.sock, img_fd, mm_template="fn", switch_sandbox="ab", switch_deps=b.deps)
         b.procs.pids.add(resp.restore.pid)
@@ -112,9 +115,10 @@ def main():
     ap.add_argument("--starts", type=int, default=40, help="counted starts per build (default 40)")
     ap.add_argument("--gap", type=float, default=50.0, help="ms between two starts, untimed (default 50)")
     for side in ("old", "new"):
-        ap.add_argument("--%s-via" % side, choices=("service", "socket"), default="service",
+        ap.add_argument("--%s-via" % side, choices=("service", "socket", "socket-own"), default="service",
                         help="the %s build's requests: through its criu service (default) or to the template's "
-                        "own socket (criu mm-template socket)" % side)
+                        "own socket (criu mm-template socket; socket-own: naming the template's own copy of "
+                        "the dump, images_dir_fd -1)" % side)
     args = ap.parse_args()
     if not 4 <= args.starts <= 1000:
         ap.error("--starts must be 4..1000")

@@ -28,7 +28,9 @@ each with a plain restore and with --mm-template, and each restore both by
 spawning `criu restore` (cli) and through a resident `criu service` (one
 RPC request per start, as a platform's agent sends it); with --mm-template
 also through the template's own RPC socket (`criu mm-template socket fn`:
-the request goes to the template's holder, no service in between). Between two starts
+the request goes to the template's holder, no service in between, and
+names the template's own copy of the dump, images_dir_fd -1, so that no
+client images are checked). Between two starts
 the bench waits --gap ms (default 50, untimed): starts of one sandbox are
 that far apart on a platform, and back-to-back starts would hide costs the
 kernel only pays after an idle moment (a cgroup migration's wait for an RCU
@@ -140,7 +142,9 @@ class Bench:
         """deps: the restore repurposes the released sandbox itself
         (--switch-deps)."""
         if via in ("service", "socket"):
-            return rpc_restore(self.sock if via == "service" else self.tmpl_sock, self.img_fd,
+            # (on the template's socket, the template's own copy of the dump)
+            return rpc_restore(self.sock if via == "service" else self.tmpl_sock,
+                               self.img_fd if via == "service" else -1,
                                mm_template="fn" if tmpl and via == "service" else None, switch_sandbox=name,
                                switch_deps=self.deps if deps else None)[0]
         args = ["restore", "-d", "-D", self.img, "--switch", name] + (["--switch-deps", self.deps] if deps else [])

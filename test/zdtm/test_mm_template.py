@@ -354,7 +354,8 @@ def test_template_socket(zdtm, mm_pool):
     """the template's own RPC socket (`criu mm-template socket NAME`, which
     starts its holder): pycriu's RESTORE sent there is restored by the
     holder's worker itself (the instance is the holder's child), same
-    PID, passes; images of another dump, another
+    PID, passes, and so does one of the template's own copy of the dump
+    (images_dir_fd -1, logging into work_dir_fd); images of another dump, another
     template's name and a malformed request get an error answer, and the
     socket serves again afterwards; after a convert of the template the
     old holder refuses (stale), ends, and the socket named again serves
@@ -407,9 +408,25 @@ def test_template_socket(zdtm, mm_pool):
         os.close(fd)
     pid = r.check_restored_pid(resp.pid)
     holder = holder_of(pid)
+    r.finish_task(pid, "instance restored on the template's socket")
+    r.out.unlink()
+    # images_dir_fd -1: the template's own copy of the dump, no check
+    bad = Rpc.connect(r, path).call(rpc.criu_req(type=rpc.RESTORE, opts={"images_dir_fd": -1, "log_file": "x.log"}))
+    r.check(not bad.success and "needs work_dir_fd" in bad.cr_errmsg, "log_file without a directory: %s" % bad)
+    wd = open_dir(r.dir)
+    try:
+        own = Rpc.connect(r, path).call(rpc.criu_req(type=rpc.RESTORE, opts={
+            "images_dir_fd": -1, "work_dir_fd": wd, "log_file": "own.log", "log_level": 4}))
+    finally:
+        os.close(wd)
+    r.check(own.success, "restore of the template's own images: %s" % own.cr_errmsg)
+    pid = r.check_restored_pid(own.restore.pid)
+    parent = holder_of(pid)  # the holder, or its worker until the worker ends
+    r.check(holder in (parent, holder_of(parent)), "the instance of the template's own images is not the holder's")
+    r.check("checked by content" not in read_text(r.dir / "own.log"), "the template's own images were checked")
     r.check("criu" in read_text("/proc/%d/cmdline" % holder) and "hold" in read_text("/proc/%d/cmdline" % holder),
             "the instance is the child of PID %d, not of the holder" % holder)
-    r.finish_task(pid, "instance restored on the template's socket")
+    r.finish_task(pid, "instance of the template's own images")
     r.out.unlink()
     mm_template(r, imgdir, tmpl)
     stale = restore(imgdir, "stale.log")
