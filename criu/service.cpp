@@ -472,8 +472,8 @@ int Worker::serve(PbPtr<CriuReq> first)
 			// A spare's memory serves its first request only. Dropped
 			// after the answer: the root then has the only copy (until
 			// then, a page it writes is copied). A template's holder
-			// keeps a copy anyway: unmapping it here would only take a
-			// CPU from the client reading its answer (0.3 ms).
+			// keeps a copy anyway: unmapping it here would only compete
+			// for a CPU with the client reading its answer.
 			if (held_->template_name.empty())
 				held_->release();
 			held_ = nullptr;
