@@ -349,6 +349,12 @@ struct Holder {
 			unlink(sock.c_str());
 		if (!rpc_sock.empty())
 			unlink(rpc_sock.c_str());
+		listen_fd.reset();
+		rpc_fd.reset();
+		// The next holder may start while our workers finish serving
+		// their connections (a client may keep one open for long): they
+		// hold the generation's lock, not the node's.
+		node_lock.reset();
 		spare_ctl.reset();  // the spare worker ends
 		for (pid_t w : workers)
 			waitpid(w, nullptr, 0);
@@ -536,6 +542,7 @@ struct Holder {
 	// its connection, on ctl.
 	[[noreturn]] void wait_for_work(int ctl)
 	{
+		node_lock.reset();  // (the holder's own; see ~Holder)
 		prepare_root();
 		criu_own_pages_ahead(held, nr_held);
 		for (;;) {
@@ -579,6 +586,7 @@ struct Holder {
 			return false;
 		if (w == 0) {
 			spare_ctl.reset();
+			node_lock.reset();
 			prepare_root();
 			work(Fd(conn), Fd(cwd), split_args(argv_blob));	 // (ours in this copy)
 		}
@@ -596,6 +604,7 @@ struct Holder {
 		pid_t w = fork();
 		if (w == 0) {
 			spare_ctl.reset();
+			node_lock.reset();
 			prepare_root();
 			serve_rpc(std::move(conn));
 		}

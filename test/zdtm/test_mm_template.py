@@ -374,8 +374,9 @@ def test_template_socket(zdtm, mm_pool):
     (images_dir_fd -1, logging into work_dir_fd); images of another dump, another
     template's name and a malformed request get an error answer, and the
     socket serves again afterwards; after a convert of the template the
-    old holder refuses (stale), ends, and the socket named again serves
-    the new generation"""
+    old holder refuses (stale), and the socket named again serves the new
+    generation at once, even while a client keeps a connection to the old
+    holder's worker (the old holder ends when that client leaves)"""
     pycriu = pytest.importorskip("pycriu")
     from test_rpc import Rpc, open_dir, rpc, with_our_opts
     r = zdtm("mm_anon")
@@ -443,14 +444,14 @@ def test_template_socket(zdtm, mm_pool):
             "the instance is the child of PID %d, not of the holder" % holder)
     r.finish_task(pid, "instance of the template's own images")
     r.out.unlink()
+    # a client that keeps a connection (its worker serves it on) does not
+    # keep a stale holder from being replaced
+    idle = Rpc.connect(r, path)
+    idle.send(b"\xff not a criu_req")
+    r.check(idle.recv() is not None, "no answer to a malformed request")
     mm_template(r, imgdir, tmpl)
     stale = restore(imgdir, "stale.log")
     r.check(not stale.success and "converted again" in stale.cr_errmsg, "stale holder: %s" % stale)
-    end = time.monotonic() + 10
-    while proc_starttime(holder) is not None and time.monotonic() < end:
-        reap_zombie_children()  # (the holder, orphaned, is our child)
-        time.sleep(0.02)
-    r.check(proc_starttime(holder) is None, "the stale holder did not end")
     path = template_socket(r, tmpl)
     resp = restore(imgdir, "gen2.log")
     r.check(resp.success, "restore of generation 2 on the socket: %s" % resp.cr_errmsg)
@@ -458,6 +459,13 @@ def test_template_socket(zdtm, mm_pool):
     holder2 = template_holder(pid)
     r.check(holder2 != holder, "generation 2 was restored by the old holder")
     r.finish_task(pid, "generation 2 instance")
+    r.check(proc_starttime(holder) is not None, "the stale holder ended while its worker served a connection")
+    idle.sock.close()
+    end = time.monotonic() + 10
+    while proc_starttime(holder) is not None and time.monotonic() < end:
+        reap_zombie_children()  # (the holder, orphaned, is our child)
+        time.sleep(0.02)
+    r.check(proc_starttime(holder) is None, "the stale holder did not end once its last client left")
     r.out.unlink()
     # asked for after a convert, the socket is the new generation's at once
     mm_template(r, imgdir, tmpl)
