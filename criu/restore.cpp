@@ -363,21 +363,21 @@ Status ChildSide::move_service_fds()
 void unhold_other_files(MemPlan &m, const RestoredFiles &files)
 {
 	std::map<uint32_t, std::optional<std::pair<dev_t, ino_t>>> seen;  // file id -> what is at its path
-	for (size_t i = 0; i < m.vmas.size(); i++) {
+	for (auto &h : m.held) {
+		if (!h.dev && !h.ino)
+			continue;  // anonymous, or a deleted file's copy
+		size_t i = std::find_if(m.vmas.begin(), m.vmas.end(), [&](auto &v) { return v.start == h.start; }) -
+			   m.vmas.begin();
 		uint32_t id = m.vma_file[i];
-		auto h =
-		    std::find_if(m.held.begin(), m.held.end(), [&](auto &h) { return h.start == m.vmas[i].start; });
-		if (!m.vmas[i].held || !id || h == m.held.end() || (!h->dev && !h->ino))
-			continue;
 		const char *path = files.find(id)->reg->name;
 		if (!seen.count(id)) {
 			struct stat st;
 			seen[id] = stat(path, &st) == 0 ? std::optional(std::pair(st.st_dev, st.st_ino)) : std::nullopt;
 		}
-		if (seen[id] && seen[id]->first == h->dev && seen[id]->second == h->ino)
+		if (seen[id] && seen[id]->first == h.dev && seen[id]->second == h.ino)
 			continue;
 		pr_info("%s (mapped at %lx) is not the file the template holds: mapping it\n", path,
-			(unsigned long)h->start);
+			(unsigned long)h.start);
 		unhold(m, i);
 	}
 }

@@ -575,11 +575,11 @@ struct Holder {
 		}
 	}
 
-	// A worker forked for a request the holder has (accepted while no spare
-	// waited, or passed on by the spare): it inherits the connection. (Sent
-	// to a spare instead, it could stay unanswered: the spare may take
-	// another request from the socket first.)
-	bool dispatch(int conn, int cwd, const std::string &argv_blob)
+	// A worker forked for a connection the holder has (accepted while no
+	// spare waited, or passed on by the spare): it inherits the connection,
+	// makes its root ahead and serves. (Sent to a spare instead, it could
+	// stay unanswered: the spare may take another request first.)
+	template <class Serve> bool fork_worker(Serve serve)
 	{
 		pid_t w = fork();
 		if (w < 0)
@@ -588,28 +588,23 @@ struct Holder {
 			spare_ctl.reset();
 			node_lock.reset();
 			prepare_root();
-			work(Fd(conn), Fd(cwd), split_args(argv_blob));	 // (ours in this copy)
+			serve();  // (never returns)
 		}
 		workers.push_back(w);
 		return true;
 	}
 
-	// A connection to the RPC socket while no spare waits: a worker forked
-	// for it serves it.
+	bool dispatch(int conn, int cwd, const std::string &argv_blob)
+	{
+		return fork_worker([&] { work(Fd(conn), Fd(cwd), split_args(argv_blob)); });  // (ours in the copy)
+	}
+
+	// A connection to the RPC socket while no spare waits.
 	void dispatch_rpc()
 	{
 		Fd conn(accept4(rpc_fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
-		if (!conn.valid())
-			return;
-		pid_t w = fork();
-		if (w == 0) {
-			spare_ctl.reset();
-			node_lock.reset();
-			prepare_root();
-			serve_rpc(std::move(conn));
-		}
-		if (w > 0)
-			workers.push_back(w);
+		if (conn.valid())
+			fork_worker([&] { serve_rpc(std::move(conn)); });
 	}
 
 	// One request (buf, with the client's directory in cwd_fd); false once

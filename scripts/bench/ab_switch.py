@@ -40,10 +40,11 @@ WARMUP = 4
 
 
 class Side:
-    """One build: its pool copy, its holders' directory and its service."""
+    """One build: its pool copy, its holders' directory and its service, and
+    the way its requests go (via)."""
 
-    def __init__(self, tree, tmp, pool, tag, procs):
-        self.tree, self.tag = os.path.abspath(tree), tag
+    def __init__(self, tree, tmp, pool, tag, via, procs):
+        self.tree, self.tag, self.via = os.path.abspath(tree), tag, via
         self.criu = os.path.join(self.tree, "criu", "criu")
         self.plugins = os.path.join(self.tree, "plugins", "mmtemplate")
         for f in (self.criu, os.path.join(self.plugins, "mmtemplate.so")):
@@ -64,6 +65,16 @@ class Side:
             if p.poll() is not None or time.monotonic() > end:
                 raise BenchError("criu service of %s did not start: %s" % (tree, log_tail(log.name)))
             time.sleep(0.01)
+        self.tmpl_sock = None if via == "service" else subprocess.run(
+            [self.criu, "-L", self.plugins, "mm-template", "socket", "fn"], env=self.env, capture_output=True,
+            text=True, check=True).stdout.strip()
+
+    def restore(self, img_fd, deps):
+        """One start into the sandbox "ab": (ms, response)."""
+        if self.via == "service":
+            return rpc_restore(self.sock, img_fd, mm_template="fn", switch_sandbox="ab", switch_deps=deps)
+        return rpc_restore(self.tmpl_sock, -1 if self.via == "socket-own" else img_fd, switch_sandbox="ab",
+                           switch_deps=deps)
 
     def cleanup(self, procs):
         procs.stop(self.service.pid)
@@ -77,23 +88,14 @@ def body(args, b, sides):
     b.prepare()
     pool = os.environ["CRIU_MM_POOL"]
     for tag, tree, via in (("old", args.old, args.old_via), ("new", args.new, args.new_via)):
-        sides.append(Side(tree, b.tmp, pool, tag, b.procs))
-        sides[-1].via = via
-        if via.startswith("socket"):
-            sides[-1].tmpl_sock = subprocess.run(
-                [sides[-1].criu, "-L", sides[-1].plugins, "mm-template", "socket", "fn"], env=sides[-1].env,
-                capture_output=True, text=True, check=True).stdout.strip()
+        sides.append(Side(tree, b.tmp, pool, tag, via, b.procs))
     img_fd = os.open(b.img, os.O_RDONLY | os.O_DIRECTORY)
     b.sb.cmd_create("ab", b.deps)
     b.sb.cmd_release("ab")
     for i in range(2 * (args.starts + WARMUP)):
         side = sides[(i // 2 + i) % 2]  # old new new old old new ...
         time.sleep(args.gap / 1e3)
-        if side.via.startswith("socket"):
-            ms, resp = rpc_restore(side.tmpl_sock, -1 if side.via == "socket-own" else img_fd,
-                                   switch_sandbox="ab", switch_deps=b.deps)
-        else:
-            ms, resp = rpc_restore(side.sock, img_fd, mm_template="fn", switch_sandbox="ab", switch_deps=b.deps)
+        ms, resp = side.restore(img_fd, b.deps)
         b.procs.pids.add(resp.restore.pid)
         if i >= 2 * WARMUP:
             side.times.append(ms)
