@@ -44,8 +44,8 @@ def dumped_template(r):
 
 
 def template_holder(pid):
-    """The template holder of an instance restored on a template's socket:
-    the instance's parent is the holder's worker until that worker ends
+    """The template holder of an instance restored from a template: the
+    instance's parent is the holder's worker until that worker ends
     (a copy of the holder, same command line), the holder afterwards."""
     for _ in range(100):  # (again if a worker ended while we looked)
         p = holder_of(pid)
@@ -60,7 +60,8 @@ def template_holder(pid):
 
 
 def holder_of(pid):
-    """The template holder an instance is a child of."""
+    """The parent of pid (the holder's worker or the holder itself for an
+    instance: see template_holder())."""
     data = read_text("/proc/%d/stat" % pid)
     return int(data[data.rindex(")") + 2:].split()[1])
 
@@ -108,7 +109,7 @@ def test_isolation_10_instances(zdtm, mm_pool):
     while len({holder_of(p) for p in pids}) > 1:
         r.check(time.monotonic() < end, "the instances have different parents: %s" % [holder_of(p) for p in pids])
         time.sleep(0.005)
-    holder = holder_of(pids[0])
+    holder = template_holder(pids[0])
     r.check(mem_word(holder, addr) == template_word, "a write of an instance reached the holder's template")
     late = restore_instance(r, imgdir, tmpl, "late")
     r.check(mem_word(late, addr) == template_word, "a later instance sees an earlier one's write")
@@ -233,7 +234,7 @@ def test_held_file_replaced(zdtm, mm_pool):
     imgdir, tmpl = dumped_template(r)
     data = r.dir / "mmap_file_replaced.data"
     pid = restore_instance(r, imgdir, tmpl, "before")
-    held = [l for l in read_text("/proc/%d/maps" % holder_of(pid)).splitlines() if l.endswith(str(data))]
+    held = [l for l in read_text("/proc/%d/maps" % template_holder(pid)).splitlines() if l.endswith(str(data))]
     r.check(len(held) == 2, "the holder maps %d ranges of the file, not 2: %s" % (len(held), held))
     r.finish_task(pid, "instance before the file is replaced")
     r.out.unlink()
@@ -257,14 +258,14 @@ def test_reconvert_while_running(zdtm, mm_pool):
     r = zdtm("mm_anon")
     imgdir, tmpl = dumped_template(r)
     pid = restore_instance(r, imgdir, tmpl, "gen1")
-    holder1 = holder_of(pid)
+    holder1 = template_holder(pid)
     mm_template(r, imgdir, tmpl)
     gens = sorted(p.name for p in mm_pool.glob(tmpl + ".*") if p.is_dir())
     r.check(gens == [tmpl + ".1", tmpl + ".2"], "pool holds %s while generation 1 is in use" % gens)
     r.finish_task(pid, "generation 1 instance")
     r.out.unlink()
     pid2 = restore_instance(r, imgdir, tmpl, "gen2")
-    r.check(holder_of(pid2) != holder1, "generation 2 was restored by the generation 1 holder")
+    r.check(template_holder(pid2) != holder1, "generation 2 was restored by the generation 1 holder")
     end = time.monotonic() + 10
     while proc_starttime(holder1) is not None and time.monotonic() < end:
         time.sleep(0.02)
@@ -283,7 +284,7 @@ def test_delete_and_convert_while_in_use(zdtm, mm_pool):
     r = zdtm("mm_anon")
     imgdir, tmpl = dumped_template(r)
     pid = restore_instance(r, imgdir, tmpl, "old")
-    holder1 = holder_of(pid)
+    holder1 = template_holder(pid)
     with open(mm_pool / (tmpl + ".1") / ".lock", "rb") as lock:
         fcntl.flock(lock, fcntl.LOCK_SH)
         rc = subprocess.run([CRIU, "-L", str(MMT_PLUGIN_DIR), "mm-template", "delete", tmpl], capture_output=True)
@@ -295,7 +296,7 @@ def test_delete_and_convert_while_in_use(zdtm, mm_pool):
     r.finish_task(pid, "old instance")
     r.out.unlink()
     pid2 = restore_instance(r, imgdir, tmpl, "new")
-    r.check(holder_of(pid2) != holder1, "the new template was restored by the deleted one's holder")
+    r.check(template_holder(pid2) != holder1, "the new template was restored by the deleted one's holder")
     r.finish_task(pid2, "new instance")
     r.ok = True
 
@@ -320,7 +321,7 @@ def test_two_nodes_one_pool(zdtm, mm_pool):
     r.check(p.returncode == 0, "node 2 restore failed: %s" % p.stderr)
     pid2 = int(read_text(rpid).strip())
     r.track(pid2)
-    h1, h2 = holder_of(pid1), holder_of(pid2)
+    h1, h2 = template_holder(pid1), template_holder(pid2)
     r.track(h2)
     r.check(h1 != h2, "both nodes used one holder")
     r.check(os.stat("/proc/%d/ns/mnt" % h2).st_ino != os.stat("/proc/self/ns/mnt").st_ino,
@@ -550,11 +551,11 @@ def test_root_made_ahead(zdtm, mm_pool):
     finish(instance("root", False, ["--root", "/"]), "the --root instance")
     pid = instance("ahead3", True)
     # the spare worker made the next root meanwhile: kill it
-    holder = holder_of(pid)
+    holder = template_holder(pid)
     deadline = time.monotonic() + 10
     while True:
         spares = [p for p, pp in descendants(holder).items() if pp != holder and holder_of(pp) == holder
-                  and p not in descendants(pid) and pp not in descendants(pid) and pp != pid]
+                  and p != pid and p not in descendants(pid) and pp not in descendants(pid) and pp != pid]
         if spares or time.monotonic() > deadline:
             break
         time.sleep(0.01)
