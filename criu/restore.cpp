@@ -9,7 +9,7 @@
 //     maps the bootstrap region (restorer blob + arguments) in a hole of
 //     both address spaces and jumps into the blob;
 //  4. the blob replaces the address space and per-thread state, creates
-//     the threads and stops each on an int3;
+//     the threads and stops each with a SIGSTOP of its own;
 //  5. this process (the tracer) unmaps the blob inside the task, sets each
 //     thread's registers, FPU state and signal mask, and detaches.
 // Any failure kills the new task: nothing half-restored survives.
@@ -543,6 +543,21 @@ Status ChildSide::wait_zombie_children()
 }
 
 // Finds an address range free in our current address space and in the target's.
+// See rst_args::unmap_self.
+bool may_unmap_itself(const rst_args &a)
+{
+	auto segv = [](const rst_siginfo &s) {
+		int32_t signo;
+		memcpy(&signo, s.raw, sizeof(signo));
+		return signo == SIGSEGV;
+	};
+	const rst_thread &lead = a.threads[0];
+	return a.nr_threads == 1 &&
+	       !(a.nr_sigactions >= SIGSEGV && a.sigactions[SIGSEGV - 1].handler == (uint64_t)SIG_IGN) &&
+	       std::none_of(a.shared_signals, a.shared_signals + a.nr_shared_signals, segv) &&
+	       std::none_of(lead.signals, lead.signals + lead.nr_signals, segv);
+}
+
 Result<uint64_t> find_hole(const std::vector<ProcVma> &cur, const MemPlan &m, uint64_t len)
 {
 	std::vector<std::pair<uint64_t, uint64_t>> used;
@@ -782,6 +797,7 @@ Status ChildSide::build_region()
 		rc.last_cap = last_cap;
 	}
 	stack_top_ = region_ + o_stacks + RST_THREAD_STACK * nthreads + kLeaderStack;
+	a->unmap_self = may_unmap_itself(*a);
 
 	a->nr_close_fds = close_fds_.size();
 	a->close_fds = reinterpret_cast<int32_t *>(base + o_close);
@@ -922,12 +938,14 @@ private:
 	const TaskImages *zombie(pid_t pid) const;
 	const TaskImages *task(pid_t vpid) const;
 	Status check_leader(const TaskImages &ti);
+	bool unmapped_itself(pid_t t);
 
 	TreeImages &tree_;
 	int report_fd_;
 	std::set<pid_t> seen_;
 	std::map<pid_t, pid_t> inner_, outer_;
 	std::map<pid_t, ChildReport> reports_;
+	std::set<pid_t> unmapped_;  // leaders that unmapped their region themselves
 	size_t zombies_exited_ = 0;
 };
 
@@ -1011,12 +1029,17 @@ Status Tracer::on_stop(pid_t t, int status, size_t &trapped)
 	int sig = WSTOPSIG(status), event = status >> 16, pass = 0;
 	if (event == PTRACE_EVENT_CLONE || event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_STOP) {
 		// a new task or thread, or its first stop
-	} else if (sig == SIGTRAP) {
+	} else if (sig == SIGSTOP) {
+		// the blob's own stop (see stop() there), discarded
 		trapped++;
-		// A leader traps last, unless its blob failed before making the
+		// A leader stops last, unless its blob failed before making the
 		// other threads, which then never come: look at its records now.
 		if (const TaskImages *ti = task(inner(t)); ti && outer(ti->pid) == t)
 			TRY(check_leader(*ti));
+		return {};
+	} else if (sig == SIGSEGV && unmapped_itself(t)) {
+		// done, and the fault discarded (see rst_args::unmap_self)
+		trapped++;
 		return {};
 	} else if (sig == SIGCHLD) {
 		// from zombie children, whose SIGCHLD the parent got before the dump
@@ -1031,6 +1054,22 @@ Status Tracer::on_stop(pid_t t, int status, size_t &trapped)
 	if (ptrace(PTRACE_CONT, t, nullptr, (void *)(long)pass) < 0 && errno != ESRCH)
 		return sys_error("can't resume task %d", t);
 	return {};
+}
+
+// A leader's stop on the fetch fault right behind the munmap() of its
+// region that succeeded (rst_args::unmap_self).
+bool Tracer::unmapped_itself(pid_t t)
+{
+	const TaskImages *ti = task(inner(t));
+	if (!ti || outer(ti->pid) != t || !drain_reports())
+		return false;
+	auto it = reports_.find(ti->pid);
+	user_regs_struct r{};
+	if (it == reports_.end() || ptrace(PTRACE_GETREGS, t, nullptr, &r) < 0 ||
+	    r.rip != it->second.region_start + RST_BLOB_UNMAPPED_OFF || r.rax != 0)
+		return false;
+	unmapped_.insert(t);
+	return true;
 }
 
 Status Tracer::wait_all()
@@ -1058,8 +1097,8 @@ Status Tracer::wait_all()
 			TRY(on_stop(t, status, trapped));
 		}
 	}
-	// each task's records were checked at its leader's trap: the leader
-	// traps once every other thread is done or failed
+	// each task's records were checked at its leader's stop: the leader
+	// stops once every other thread is done or failed
 	return drain_reports();
 }
 
@@ -1125,21 +1164,23 @@ Status Tracer::unmap_region(pid_t pid, const ChildReport &rep)
 	r.rsi = rep.region_len;
 	if (ptrace(PTRACE_SETREGS, pid, nullptr, &r) < 0)
 		return sys_error("can't set the registers of %d", pid);
-	// A single step over the gadget's syscall stops once, with SIGTRAP,
-	// right after the syscall returns (no entry and exit stops), at the
-	// int3 that is no longer mapped. Other stops (none is expected: the
-	// blob blocks every signal) are passed over.
-	for (;;) {
-		if (ptrace(PTRACE_SINGLESTEP, pid, nullptr, nullptr) < 0)
+	// The gadget's syscall between its entry and exit stops. Not a single
+	// step: its trap is a forced SIGTRAP, which would reset the restored
+	// action for SIGTRAP (see stop() in the blob). Other stops (none is
+	// expected: the blob blocks every signal) are passed over.
+	for (int seen = 0; seen < 2;) {
+		if (ptrace(PTRACE_SYSCALL, pid, nullptr, nullptr) < 0)
 			return sys_error("can't resume %d to unmap the restorer", pid);
 		int status;
 		if (waitpid(pid, &status, __WALL) < 0 || !WIFSTOPPED(status))
 			return Error{strfmt("the restored task %d died while unmapping the restorer", pid)};
-		if (ptrace(PTRACE_GETREGS, pid, nullptr, &r) < 0)
-			return sys_error("can't read the registers of %d", pid);
-		if (WSTOPSIG(status) == SIGTRAP && r.rip == gadget + 2)
-			break;
+		seen += WSTOPSIG(status) == (SIGTRAP | 0x80);
 	}
+	if (ptrace(PTRACE_GETREGS, pid, nullptr, &r) < 0)
+		return sys_error("can't read the registers of %d", pid);
+	if (r.rip != gadget + 2)
+		return Error{
+		    strfmt("the restored task %d left the restorer's syscall at %llx", pid, (unsigned long long)r.rip)};
 	if ((long)r.rax != 0)
 		return Error{strfmt("unmapping the restorer in %d failed: %s", pid, strerror((int)-(long)r.rax))};
 	return {};
@@ -1165,7 +1206,10 @@ Status Tracer::finish()
 	for (auto &ti : tree_.tasks) {
 		if (ti.zombie)
 			continue;
-		TRY(unmap_region(outer(ti.pid), reports_.at(ti.pid)));
+		if (unmapped_.count(outer(ti.pid)))
+			pr_debug("PID %d unmapped its restorer itself\n", ti.pid);
+		else
+			TRY(unmap_region(outer(ti.pid), reports_.at(ti.pid)));
 		for (size_t i = 0; i < ti.cores.size(); i++)
 			TRY(set_thread_state(outer(ti.pstree->threads[i]), *ti.cores[i]));
 	}

@@ -6,8 +6,9 @@
  * the target address space: [blob code][struct rst_args][arrays][stacks].
  * Every pointer in it is absolute and valid inside that region, so the blob
  * needs no relocation. The blob builds the target address space, creates the
- * threads, sets per-thread kernel state and stops every thread on an int3;
- * the driver (the ptrace tracer) then unmaps the region and sets registers,
+ * threads, sets per-thread kernel state and stops every thread with a
+ * SIGSTOP of its own; the driver (the ptrace tracer) discards those, then
+ * unmaps the region and sets registers,
  * FPU state and signal masks through ptrace.
  */
 #ifndef CRIU_RESTORER_ARGS_H
@@ -16,7 +17,9 @@
 #include <stdint.h>
 
 #define RST_BLOB_ENTRY_OFF 0   /* entry(struct rst_args *) on the blob stack */
-#define RST_BLOB_GADGET_OFF 16 /* "syscall; int3" used by the tracer */
+#define RST_BLOB_GADGET_OFF 16 /* "syscall" used by the tracer */
+/* where a blob that unmapped its own region (unmap_self) faults next */
+#define RST_BLOB_UNMAPPED_OFF 31
 
 #define RST_MAX_SPECIAL 4      /* [vvar], [vvar_vclock], [vdso], spare */
 #define RST_THREAD_STACK 16384 /* blob stack of each thread */
@@ -32,7 +35,7 @@ struct rst_vma {
 	uint32_t has_pages;  /* some page of it comes from the pages image */
 	uint32_t held;	     /* already in place, inherited from a template holder */
 	uint32_t sysv;	     /* a SysV shared memory attach: shmat(shmid) */
-	uint64_t madv; /* bit n set: madvise(n) */
+	uint64_t madv;	     /* bit n set: madvise(n) */
 	int32_t shmid;
 	uint32_t pad;
 };
@@ -182,6 +185,15 @@ struct rst_args {
 	uint32_t nr_threads; /* threads[0] is the leader */
 	struct rst_thread *threads;
 	volatile int32_t threads_done; /* counted by the blob */
+	/*
+	 * The leader unmaps the region itself and stops on the fault of its next
+	 * instruction fetch (a SIGSEGV the tracer discards) instead of stopping
+	 * for the tracer to do it: two round trips with the tracer fewer. Only
+	 * for a single thread (no other thread runs in the region) whose
+	 * SIGSEGV is neither ignored nor pending: forcing it then changes no
+	 * state of the task.
+	 */
+	int32_t unmap_self;
 };
 
 #endif

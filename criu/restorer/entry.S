@@ -2,6 +2,8 @@
  * Fixed layout at the start of the blob (see restorer-args.h):
  *   +0   entry: rdi = struct rst_args *, rsp = top of the leader's blob stack
  *   +16  gadget used by the tracer to run a syscall inside the target
+ *   +24  rst_unmap_self(start, len): munmap() of the region that holds it;
+ *        the fetch at +31 (RST_BLOB_UNMAPPED_OFF) faults
  */
 	.section .text.head, "ax"
 	.globl rst_head
@@ -13,7 +15,14 @@ rst_head:
 	.globl rst_gadget
 rst_gadget:
 	syscall
-	int3
+	ud2
+	.org	rst_head + 24, 0xcc
+	.globl rst_unmap_self
+rst_unmap_self:
+	movl	$11, %eax		/* munmap */
+	syscall
+	.org	rst_head + 31		/* (an error here: RST_BLOB_UNMAPPED_OFF moved) */
+	ud2
 
 /*
  * long rst_clone_thread(struct clone_args *ca, size_t size,

@@ -76,6 +76,7 @@ struct cap_data {
 };
 
 long rst_clone_thread(struct clone_args_v2 *ca, unsigned long size, void (*fn)(void *), void *arg);
+void rst_unmap_self(uint64_t start, uint64_t len);
 
 /* gcc may emit calls to these for struct copies and zeroing. */
 void *memset(void *s, int c, unsigned long n)
@@ -95,12 +96,20 @@ void *memcpy(void *d, const void *s, unsigned long n)
 	return d;
 }
 
-static void trap(void)
+/*
+ * Stops for the tracer with SIGSTOP, which it discards. Not with a trap: the
+ * kernel forces a trap's SIGTRAP through, and forcing a signal that is
+ * blocked (as every one is in the blob) or ignored resets the task's action
+ * for it to SIG_DFL, so a restored SIGTRAP handler would be lost. SIGSTOP has
+ * no action to lose; its one side effect is the kernel's discarding of a
+ * pending SIGCONT, which a task can only have had blocked.
+ */
+static void stop(void)
 {
-	__asm__ volatile("int3" ::: "memory");
+	sys_tgkill(sys_getpid(), sys_gettid(), 19 /* SIGSTOP */);
 }
 
-/* Record what failed and stop: the tracer reads the record at the trap. */
+/* Record what failed and stop: the tracer reads the record at the stop. */
 static void __attribute__((noreturn)) fail(struct rst_thread *t, int step, long ret, uint64_t addr)
 {
 	t->err_errno = (int32_t)-ret;
@@ -108,7 +117,7 @@ static void __attribute__((noreturn)) fail(struct rst_thread *t, int step, long 
 	/* last: the leader polls it (see threads_pending) */
 	__atomic_store_n(&t->err_step, step, __ATOMIC_SEQ_CST);
 	for (;;) {
-		trap();
+		stop();
 		sys_exit_group(1);
 	}
 }
@@ -358,7 +367,7 @@ static void thread_main(void *arg)
 	restore_thread(a, t);
 	__atomic_add_fetch(&a->threads_done, 1, __ATOMIC_SEQ_CST);
 	for (;;) {
-		trap();
+		stop();
 		sys_exit_group(1);
 	}
 }
@@ -414,7 +423,7 @@ static void create_threads(struct rst_args *a, struct rst_thread *lead)
 
 /* Until every other thread is done or failed: a failed one never counts
  * itself done, and the tracer learns of the failure only once the leader
- * traps too. */
+ * stops too. */
 static int threads_pending(struct rst_args *a)
 {
 	if (__atomic_load_n(&a->threads_done, __ATOMIC_SEQ_CST) == (int32_t)a->nr_threads - 1)
@@ -456,8 +465,13 @@ void rst_main(struct rst_args *a)
 	while (threads_pending(a))
 		sys_sched_yield();
 	sys_prctl(PR_SET_DUMPABLE, (uint64_t)a->dumpable, 0, 0, 0);
+	if (a->unmap_self) {
+		uint64_t segv = 1ULL << (11 - 1);
+		sys_rt_sigprocmask(1 /* SIG_UNBLOCK */, &segv, 0, 8);
+		rst_unmap_self(a->region_start, a->region_len);
+	}
 	for (;;) {
-		trap();
+		stop();
 		sys_exit_group(1);
 	}
 }

@@ -23,6 +23,18 @@ static inline long sys_pread64(int fd, uint64_t buf, uint64_t n, uint64_t off)
 {
 	return S6(17, fd, buf, n, off, 0, 0);
 }
+static inline long sys_getpid(void)
+{
+	return S6(39, 0, 0, 0, 0, 0, 0);
+}
+static inline long sys_gettid(void)
+{
+	return S6(186, 0, 0, 0, 0, 0, 0);
+}
+static inline long sys_tgkill(long tgid, long tid, int sig)
+{
+	return S6(234, tgid, tid, sig, 0, 0, 0);
+}
 static inline long sys_close(int fd)
 {
 	return S6(3, fd, 0, 0, 0, 0, 0);

@@ -993,6 +993,25 @@ def test_zdtm_mmt(zdtm, mm_pool, name):
     r.ok = True
 
 
+@pytest.mark.parametrize("name,itself", [("sigsegv00", True), ("tree_threads", False), ("sigsegv01", False),
+                                         ("sigsegv02", False)])
+def test_restorer_unmaps_itself(zdtm, name, itself):
+    """a single-threaded task unmaps the restorer itself and stops on the
+    fault that follows (one stop for criu instead of three); a task with
+    other threads, SIGSEGV ignored or SIGSEGV pending is stopped the other
+    way; each passes"""
+    if NOCR:
+        pytest.skip("ZDTM_NOCR")
+    r = zdtm(name)
+    r.start()
+    pid, _ = _cr_cycle(r)
+    log = read_text(r.imgdirs[-1] / "restore.log") or ""
+    r.check(("unmapped its restorer itself" in log) == itself, "%s: the restorer %s itself" % (
+        name, "did not unmap" if itself else "unmapped"))
+    r.finish_task(pid)
+    r.ok = True
+
+
 @pytest.mark.parametrize("name", NODETACH_TESTS)
 def test_zdtm_nodetach(zdtm, name):
     """restore without -d: criu waits for the task and exits with its status"""

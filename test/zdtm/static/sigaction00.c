@@ -1,7 +1,8 @@
 /*
  * sigaction00: signal dispositions.  SA_SIGINFO|SA_RESTART handlers with
  * sa_mask, a SA_RESETHAND|SA_NODEFER handler, SIG_IGN for some signals, an
- * RT signal handler.  After restore every signal's disposition (handler,
+ * RT signal handler, a SIGTRAP handler (the restore's own stops must not
+ * reset it).  After restore every signal's disposition (handler,
  * flags, mask, restorer) is what it was, and the handlers really work:
  * raised signals run them with the right siginfo and blocked mask, SIG_IGN
  * signals are ignored and SA_RESETHAND resets the disposition.
@@ -108,6 +109,7 @@ int main(int argc, char **argv)
 	install(SIGWINCH, SIG_IGN, SA_RESTART, NULL);
 	install(SIGRTMAX - 1, SIG_IGN, 0, NULL);
 	install(SIGCHLD, SIG_DFL, SA_NOCLDSTOP, NULL);
+	install(SIGTRAP, rt_handler, SA_SIGINFO | SA_RESTART, NULL);
 	get_all(before);
 
 	test_daemon();
