@@ -229,6 +229,8 @@ struct Dumper {
 		if ((*st)["Seccomp"] != "0")
 			return Error{
 			    strfmt("thread %d of PID %d uses seccomp, which is not supported yet", tid, s.pid())};
+		if ((*st)["NoNewPrivs"] == "1")
+			tc->has_no_new_privs = tc->no_new_privs = true;
 		return tc;
 	}
 

@@ -774,6 +774,7 @@ Status ChildSide::build_region()
 			t.sas_flags = th.sas->ss_flags & ~1u;  // SS_ONSTACK is a state, not a setting
 		}
 		t.pdeath_sig = th.has_pdeath_sig ? th.pdeath_sig : 0;
+		t.no_new_privs = th.has_no_new_privs && th.no_new_privs;
 		const char *comm = th.comm ? th.comm : (i == 0 ? tc.comm : "");
 		strncpy(t.comm, comm, sizeof(t.comm) - 1);
 		if (th.signals_p && th.signals_p->n_signals) {

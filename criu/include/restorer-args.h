@@ -93,6 +93,8 @@ struct rst_thread {
 	struct rst_siginfo *signals; /* private pending signals */
 	char comm[16];
 	struct rst_creds creds;
+	uint32_t no_new_privs; /* set after the credentials */
+	uint32_t pad2;
 	/* Filled by the blob when something fails in this thread. */
 	int32_t err_step;
 	int32_t err_errno;

@@ -357,6 +357,9 @@ static void restore_thread(struct rst_args *a, struct rst_thread *t)
 		CHECK(t, RST_SIGQUEUE, sys_rt_tgsigqueueinfo(tgid, t->tid, sig, t->signals[i].raw), sig);
 	}
 	restore_creds(t);
+	/* (no_new_privs can't be cleared: one criu has stays) */
+	if (t->no_new_privs)
+		CHECK(t, RST_PRCTL, sys_prctl(38 /* PR_SET_NO_NEW_PRIVS */, 1, 0, 0, 0), 38);
 }
 
 static void thread_main(void *arg)
