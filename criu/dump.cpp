@@ -40,6 +40,7 @@ namespace
 
 constexpr int kNSig = 64;
 constexpr long kPtraceGetRseqConfig = 0x420f;
+constexpr int kSchedDeadline = 6;  // (not in glibc's <sched.h>)
 
 // Finds a "syscall" instruction in the target's vdso for syscall injection.
 Status find_syscall_insn(Seized &s)
@@ -173,6 +174,9 @@ struct Dumper {
 		sched_param sp{};
 		if (policy < 0 || sched_getparam(tid, &sp) < 0)
 			return sys_error("can't get the scheduler of thread %d", tid);
+		if ((policy & ~SCHED_RESET_ON_FORK) == kSchedDeadline)
+			return Error{strfmt("thread %d of PID %d runs under SCHED_DEADLINE, which is not supported yet",
+					    tid, s.pid())};
 		tc->has_sched_policy = tc->has_sched_prio = true;
 		tc->sched_policy = policy;
 		tc->sched_prio = sp.sched_priority;

@@ -775,6 +775,9 @@ Status ChildSide::build_region()
 		}
 		t.pdeath_sig = th.has_pdeath_sig ? th.pdeath_sig : 0;
 		t.no_new_privs = th.has_no_new_privs && th.no_new_privs;
+		t.sched_policy = th.has_sched_policy ? th.sched_policy : SCHED_OTHER;
+		t.sched_prio = th.has_sched_prio ? th.sched_prio : 0;
+		t.sched_nice = th.has_sched_nice ? th.sched_nice : 0;
 		const char *comm = th.comm ? th.comm : (i == 0 ? tc.comm : "");
 		strncpy(t.comm, comm, sizeof(t.comm) - 1);
 		if (th.signals_p && th.signals_p->n_signals) {
@@ -906,7 +909,8 @@ const char *step_name(int s)
 				      "restoring credentials",
 				      "queueing a signal",
 				      "prctl",
-				      "creating a POSIX timer"};
+				      "creating a POSIX timer",
+				      "setting the scheduling policy and nice value"};
 	return s >= 0 && s < RST_STEP_MAX ? names[s] : "?";
 }
 
@@ -915,6 +919,9 @@ class Tracer
 public:
 	Tracer(TreeImages &tree, int report_fd) : tree_(tree), report_fd_(report_fd) {}
 	void add(pid_t pid) { seen_.insert(pid); }
+	// The dump's oom_score_adj of task ti (criu's PID pid), where it is not
+	// the one the task inherited.
+	static Status set_oom_score_adj(pid_t pid, const TaskImages &ti);
 	// Until every thread of every live task stopped in the blob and every
 	// zombie has exited; what a task's blob reported is checked when its
 	// leader stops.
@@ -939,7 +946,7 @@ private:
 	const TaskImages *zombie(pid_t pid) const;
 	const TaskImages *task(pid_t vpid) const;
 	Status check_leader(const TaskImages &ti);
-	bool unmapped_itself(pid_t t);
+	Result<bool> unmapped_itself(pid_t t);
 
 	TreeImages &tree_;
 	int report_fd_;
@@ -1028,6 +1035,13 @@ Status Tracer::on_exit(pid_t t, int status)
 Status Tracer::on_stop(pid_t t, int status, size_t &trapped)
 {
 	int sig = WSTOPSIG(status), event = status >> 16, pass = 0;
+	bool unmapped = false;
+	if (sig == SIGSEGV && event == 0) {
+		auto u = unmapped_itself(t);
+		if (!u)
+			return u.error();
+		unmapped = *u;
+	}
 	if (event == PTRACE_EVENT_CLONE || event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_STOP) {
 		// a new task or thread, or its first stop
 	} else if (sig == SIGSTOP) {
@@ -1038,7 +1052,7 @@ Status Tracer::on_stop(pid_t t, int status, size_t &trapped)
 		if (const TaskImages *ti = task(inner(t)); ti && outer(ti->pid) == t)
 			TRY(check_leader(*ti));
 		return {};
-	} else if (sig == SIGSEGV && unmapped_itself(t)) {
+	} else if (unmapped) {
 		// done, and the fault discarded (see rst_args::unmap_self)
 		trapped++;
 		return {};
@@ -1058,12 +1072,14 @@ Status Tracer::on_stop(pid_t t, int status, size_t &trapped)
 }
 
 // A leader's stop on the fetch fault right behind the munmap() of its
-// region that succeeded (rst_args::unmap_self).
-bool Tracer::unmapped_itself(pid_t t)
+// region that succeeded (rst_args::unmap_self). A failure another task
+// reported meanwhile is the restore's error.
+Result<bool> Tracer::unmapped_itself(pid_t t)
 {
 	const TaskImages *ti = task(inner(t));
-	if (!ti || outer(ti->pid) != t || !drain_reports())
+	if (!ti || outer(ti->pid) != t)
 		return false;
+	TRY(drain_reports());
 	auto it = reports_.find(ti->pid);
 	user_regs_struct r{};
 	if (it == reports_.end() || ptrace(PTRACE_GETREGS, t, nullptr, &r) < 0 ||
@@ -1200,6 +1216,30 @@ static void step_aside()
 	sched_setaffinity(0, sizeof(set), &set);
 }
 
+// Written from here, in /proc of criu's own pid namespace: the tasks' /proc
+// may be another's. Lowering it below what criu may (CAP_SYS_RESOURCE)
+// keeps the inherited value, as with a hard rlimit.
+Status Tracer::set_oom_score_adj(pid_t pid, const TaskImages &ti)
+{
+	const TaskCoreEntry &tc = *ti.cores[0]->tc;
+	if (!tc.has_oom_score_adj)
+		return {};
+	auto path = strfmt("/proc/%d/oom_score_adj", pid);
+	auto cur = read_file(path);
+	if (cur && atoi(cur->c_str()) == tc.oom_score_adj)
+		return {};
+	Fd f(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+	auto v = std::to_string(tc.oom_score_adj);
+	if (f.valid() && write(f.get(), v.data(), v.size()) == (ssize_t)v.size())
+		return {};
+	if (errno == EACCES) {
+		pr_warn("PID %d: oom_score_adj %d is below what criu may set: keeping %d\n", ti.pid, tc.oom_score_adj,
+			cur ? atoi(cur->c_str()) : 0);
+		return {};
+	}
+	return sys_error("PID %d: can't set oom_score_adj to %d", ti.pid, tc.oom_score_adj);
+}
+
 // Every task is complete before any runs: shared memory they all wrote
 // during restore is never overwritten under a running task.
 Status Tracer::finish()
@@ -1213,6 +1253,8 @@ Status Tracer::finish()
 			TRY(unmap_region(outer(ti.pid), reports_.at(ti.pid)));
 		for (size_t i = 0; i < ti.cores.size(); i++)
 			TRY(set_thread_state(outer(ti.pstree->threads[i]), *ti.cores[i]));
+		if (&ti != &tree_.tasks[0])  // (the root's is set at its start)
+			TRY(set_oom_score_adj(outer(ti.pid), ti));
 	}
 	step_aside();
 	for (auto &ti : tree_.tasks) {
@@ -1341,6 +1383,9 @@ Result<pid_t> trace_tree(const Options &o, TreeImages &tree, const ImageDir &dir
 		if (auto st = cg->apply_limits(dir); !st)
 			return fail(st.error());
 	if (auto st = go(); !st)
+		return fail(st.error());
+	// the root's (its children inherit it) while it works: criu waits anyway
+	if (auto st = Tracer::set_oom_score_adj(pid, tree.tasks[0]); !st)
 		return fail(st.error());
 	if (auto st = tr.wait_all(); !st)
 		return fail(st.error());

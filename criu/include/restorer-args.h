@@ -94,7 +94,10 @@ struct rst_thread {
 	char comm[16];
 	struct rst_creds creds;
 	uint32_t no_new_privs; /* set after the credentials */
-	uint32_t pad2;
+	/* sched_setscheduler() and setpriority() of the thread */
+	uint32_t sched_policy; /* with SCHED_RESET_ON_FORK */
+	uint32_t sched_prio;
+	int32_t sched_nice;
 	/* Filled by the blob when something fails in this thread. */
 	int32_t err_step;
 	int32_t err_errno;
@@ -144,6 +147,7 @@ enum rst_step {
 	RST_SIGQUEUE,
 	RST_PRCTL,
 	RST_POSIX_TIMER,
+	RST_SCHED,
 	RST_STEP_MAX
 };
 

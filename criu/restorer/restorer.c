@@ -352,6 +352,10 @@ static void restore_thread(struct rst_args *a, struct rst_thread *t)
 		CHECK(t, RST_SIGALTSTACK, sys_sigaltstack(&ss, 0), t->sas_sp);
 	}
 	sys_set_tid_address(t->clear_tid_addr);
+	/* (before the credentials: raising a priority may need CAP_SYS_NICE) */
+	int32_t prio = (int32_t)t->sched_prio;
+	CHECK(t, RST_SCHED, sys_sched_setscheduler(0, t->sched_policy, &prio), t->sched_policy);
+	CHECK(t, RST_SCHED, sys_setpriority(0 /* PRIO_PROCESS: this thread */, 0, t->sched_nice), t->sched_nice);
 	for (uint32_t i = 0; i < t->nr_signals; i++) {
 		int sig = *(int32_t *)t->signals[i].raw;
 		CHECK(t, RST_SIGQUEUE, sys_rt_tgsigqueueinfo(tgid, t->tid, sig, t->signals[i].raw), sig);

@@ -35,6 +35,14 @@ static inline long sys_tgkill(long tgid, long tid, int sig)
 {
 	return S6(234, tgid, tid, sig, 0, 0, 0);
 }
+static inline long sys_sched_setscheduler(int pid, uint32_t policy, const void *param)
+{
+	return S6(144, pid, policy, param, 0, 0, 0);
+}
+static inline long sys_setpriority(int which, int who, int nice)
+{
+	return S6(141, which, who, nice, 0, 0, 0);
+}
 static inline long sys_close(int fd)
 {
 	return S6(3, fd, 0, 0, 0, 0, 0);

@@ -67,6 +67,14 @@ pid_t test_gettid(void);
 extern pid_t test_main_tid;
 
 /*
+ * One gate for the threads of a test: test_gate_wait() blocks until the
+ * main thread calls test_gate_open() (after the restore), then returns at
+ * once.
+ */
+void test_gate_wait(void);
+void test_gate_open(void);
+
+/*
  * Read a whole (small, e.g. /proc) file into buf (NUL terminated), using
  * only open/read/close, so it does not touch the heap.  Returns the length
  * or -1.

@@ -24,9 +24,6 @@ static struct gsblock blocks[NTHR + 1];
 static unsigned long fs_before[NTHR + 1];
 static char errs[NTHR + 1][256];
 static pthread_barrier_t bar;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int go;
 
 static unsigned long get_base(int code)
 {
@@ -73,10 +70,7 @@ static void *worker(void *arg)
 
 	setup(idx);
 	pthread_barrier_wait(&bar);
-	pthread_mutex_lock(&mu);
-	while (!go)
-		pthread_cond_wait(&cv, &mu);
-	pthread_mutex_unlock(&mu);
+	test_gate_wait();
 	verify(idx);
 	return NULL;
 }
@@ -101,10 +95,7 @@ int main(int argc, char **argv)
 	test_waitsig();
 
 	verify(NTHR);
-	pthread_mutex_lock(&mu);
-	go = 1;
-	pthread_cond_broadcast(&cv);
-	pthread_mutex_unlock(&mu);
+	test_gate_open();
 	for (i = 0; i < NTHR; i++)
 		pthread_join(t[i], NULL);
 	for (i = 0; i <= NTHR; i++)

@@ -13,9 +13,6 @@
 #include <sys/prctl.h>
 
 static pthread_barrier_t bar;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int go;
 static char errs[3][256];
 
 static void check(int idx, int want)
@@ -36,10 +33,7 @@ static void *worker(void *arg)
 
 	check(idx, want);
 	pthread_barrier_wait(&bar);
-	pthread_mutex_lock(&mu);
-	while (!go)
-		pthread_cond_wait(&cv, &mu);
-	pthread_mutex_unlock(&mu);
+	test_gate_wait();
 	check(idx, want);
 	return NULL;
 }
@@ -66,10 +60,7 @@ int main(int argc, char **argv)
 	test_waitsig();
 
 	check(2, 1);
-	pthread_mutex_lock(&mu);
-	go = 1;
-	pthread_cond_broadcast(&cv);
-	pthread_mutex_unlock(&mu);
+	test_gate_open();
 	pthread_join(early, NULL);
 	pthread_join(late, NULL);
 	for (i = 0; i < 3; i++)

@@ -14,9 +14,6 @@
 #define NTHR 5
 
 static pthread_barrier_t bar;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int go;
 static char errs[NTHR + 1][256];
 
 static unsigned long long want_mask(int idx)
@@ -80,10 +77,7 @@ static void *worker(void *arg)
 
 	set_mask(idx);
 	pthread_barrier_wait(&bar);
-	pthread_mutex_lock(&mu);
-	while (!go)
-		pthread_cond_wait(&cv, &mu);
-	pthread_mutex_unlock(&mu);
+	test_gate_wait();
 	check_mask(idx, test_gettid());
 	return NULL;
 }
@@ -108,10 +102,7 @@ int main(int argc, char **argv)
 	test_waitsig(); /* sleeps in sigsuspend: the kernel keeps our mask aside */
 
 	check_mask(NTHR, test_gettid());
-	pthread_mutex_lock(&mu);
-	go = 1;
-	pthread_cond_broadcast(&cv);
-	pthread_mutex_unlock(&mu);
+	test_gate_open();
 	for (i = 0; i < NTHR; i++)
 		pthread_join(t[i], NULL);
 	for (i = 0; i <= NTHR; i++)

@@ -18,9 +18,6 @@ static __thread int tls_idx = -1;
 static pthread_key_t key;
 
 static pthread_barrier_t bar_ready;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int go;
 static char errs[NTHR + 1][256];
 static void *addrs[NTHR + 1];
 
@@ -62,10 +59,7 @@ static void *worker(void *arg)
 
 	setup(idx);
 	pthread_barrier_wait(&bar_ready);
-	pthread_mutex_lock(&mu);
-	while (!go)
-		pthread_cond_wait(&cv, &mu);
-	pthread_mutex_unlock(&mu);
+	test_gate_wait();
 	verify(idx);
 	return NULL;
 }
@@ -92,10 +86,7 @@ int main(int argc, char **argv)
 	test_daemon();
 	test_waitsig();
 
-	pthread_mutex_lock(&mu);
-	go = 1;
-	pthread_cond_broadcast(&cv);
-	pthread_mutex_unlock(&mu);
+	test_gate_open();
 	verify(NTHR);
 	for (i = 0; i < NTHR; i++)
 		pthread_join(t[i], NULL);
