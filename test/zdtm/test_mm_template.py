@@ -483,6 +483,47 @@ def _made_ahead(imgdir, tag):
     return "through its root made ahead" in (read_text(imgdir / ("%s.log" % tag)) or "")
 
 
+def test_template_socket_concurrent(zdtm, mm_pool):
+    """four RESTOREs on a template's own socket at once, from clients all
+    connected before any sends (the holder's spare takes one, the holder
+    forks a worker for each other): each succeeds, each instance is the
+    init of a pid namespace of its own with memory of its own, and all
+    pass"""
+    pytest.importorskip("pycriu")
+    from test_rpc import Rpc, open_dir, rpc
+    r = zdtm("mm_isolation", timeout=120)
+    wrapper = start_in_namespaces(r, ["pid"])
+    addr = int(read_text(r.dir / "addr").strip(), 16)
+    imgdir = r.dump(r.pid)
+    wrapper.wait(timeout=r.remaining(10))
+    tmpl = mm_template(r, imgdir)
+    path = template_socket(r, tmpl)
+    conns = [Rpc.connect(r, path) for _ in range(4)]
+    wd = open_dir(r.dir)
+    try:
+        for i, c in enumerate(conns):
+            c.send(rpc.criu_req(type=rpc.RESTORE, opts={"images_dir_fd": -1, "work_dir_fd": wd,
+                                                         "log_file": "conc%d.log" % i, "log_level": 4}))
+        resps = [c.recv(timeout=r.remaining(60)) for c in conns]
+    finally:
+        os.close(wd)
+    pids = []
+    for i, resp in enumerate(resps):
+        r.check(resp is not None and resp.success, "concurrent restore %d: %s" % (i, resp))
+        pids.append(resp.restore.pid)  # (criu's view: the instance is PID 1 in its namespace)
+        r.track(pids[-1])
+    r.check(len(set(pids)) == 4, "the instances share PIDs: %s" % pids)
+    for i, pid in enumerate(pids):
+        r.check(nspid(pid)[-1] == 1, "instance %d is not the init of its own pid namespace: %s" % (i, nspid(pid)))
+        mem_word(pid, addr, 0xc0c0 + i)
+    for i, pid in enumerate(pids):
+        r.check(mem_word(pid, addr) == 0xc0c0 + i, "instance %d sees another's write" % i)
+    for i, pid in enumerate(pids):
+        r.out.unlink(missing_ok=True)
+        r.finish_task(pid, "concurrent instance %d" % i)
+    r.ok = True
+
+
 @pytest.mark.parametrize("name", ["sigaction00", "rlimits00"])
 def test_root_made_ahead_signal_state(zdtm, mm_pool, name):
     """signal dispositions (sigaction00: handlers, SIG_IGN with and without
