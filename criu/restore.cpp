@@ -543,19 +543,27 @@ Status ChildSide::wait_zombie_children()
 }
 
 // Finds an address range free in our current address space and in the target's.
-// See rst_args::unmap_self.
-bool may_unmap_itself(const rst_args &a)
+// Whether the blob's threads may stop on a fault (rst_thread::stop_at).
+bool may_stop_on_faults(const rst_args &a)
 {
 	auto segv = [](const rst_siginfo &s) {
 		int32_t signo;
 		memcpy(&signo, s.raw, sizeof(signo));
 		return signo == SIGSEGV;
 	};
-	const rst_thread &lead = a.threads[0];
-	return a.nr_threads == 1 &&
-	       !(a.nr_sigactions >= SIGSEGV && a.sigactions[SIGSEGV - 1].handler == (uint64_t)SIG_IGN) &&
-	       std::none_of(a.shared_signals, a.shared_signals + a.nr_shared_signals, segv) &&
-	       std::none_of(lead.signals, lead.signals + lead.nr_signals, segv);
+	if ((a.nr_sigactions >= SIGSEGV && a.sigactions[SIGSEGV - 1].handler == (uint64_t)SIG_IGN) ||
+	    std::any_of(a.shared_signals, a.shared_signals + a.nr_shared_signals, segv))
+		return false;
+	return std::none_of(a.threads, a.threads + a.nr_threads, [&](const rst_thread &t) {
+		return std::any_of(t.signals, t.signals + t.nr_signals, segv);
+	});
+}
+
+// The PROT_NONE page of the region, behind the blob's code: the threads
+// stop on a fault there (rst_thread::stop_at).
+uint64_t stop_page_offset()
+{
+	return page_align(restorer_blob_end - restorer_blob);
 }
 
 Result<uint64_t> find_hole(const std::vector<ProcVma> &cur, const MemPlan &m, uint64_t len)
@@ -611,9 +619,9 @@ Status ChildSide::build_region()
 {
 	auto &m = ti_.mem;
 	size_t nthreads = ti_.cores.size();
-	size_t blob_len = page_align(restorer_blob_end - restorer_blob);
-	// Arguments, then arrays, then stacks; everything 16-byte aligned.
-	size_t off = blob_len;
+	size_t blob_len = stop_page_offset();
+	// The stop page, arguments, arrays, stacks; everything 16-byte aligned.
+	size_t off = blob_len + kPageSize;
 	auto take = [&](size_t bytes) {
 		size_t at = off;
 		off += (bytes + 15) & ~size_t(15);
@@ -801,12 +809,15 @@ Status ChildSide::build_region()
 		rc.last_cap = last_cap;
 	}
 	stack_top_ = region_ + o_stacks + RST_THREAD_STACK * nthreads + kLeaderStack;
-	a->unmap_self = may_unmap_itself(*a);
+	bool faults = may_stop_on_faults(*a);
+	for (size_t i = 0; i < nthreads; i++)
+		a->threads[i].stop_at = faults ? region_ + blob_len : 0;
+	a->unmap_self = faults && nthreads == 1;
 
 	a->nr_close_fds = close_fds_.size();
 	a->close_fds = reinterpret_cast<int32_t *>(base + o_close);
 	std::copy(close_fds_.begin(), close_fds_.end(), a->close_fds);
-	if (mprotect(base, blob_len, PROT_READ | PROT_EXEC) < 0)
+	if (mprotect(base, blob_len, PROT_READ | PROT_EXEC) < 0 || mprotect(base + blob_len, kPageSize, PROT_NONE) < 0)
 		return sys_error("can't make the restorer executable");
 	return {};
 }
@@ -946,7 +957,9 @@ private:
 	const TaskImages *zombie(pid_t pid) const;
 	const TaskImages *task(pid_t vpid) const;
 	Status check_leader(const TaskImages &ti);
-	Result<bool> unmapped_itself(pid_t t);
+	enum class BlobStop { kNone, kStopped, kUnmapped };
+	Result<BlobStop> blob_stop(pid_t t, int sig);
+	const TaskImages *task_of_thread(pid_t vtid) const;
 
 	TreeImages &tree_;
 	int report_fd_;
@@ -1035,26 +1048,22 @@ Status Tracer::on_exit(pid_t t, int status)
 Status Tracer::on_stop(pid_t t, int status, size_t &trapped)
 {
 	int sig = WSTOPSIG(status), event = status >> 16, pass = 0;
-	bool unmapped = false;
-	if (sig == SIGSEGV && event == 0) {
-		auto u = unmapped_itself(t);
-		if (!u)
-			return u.error();
-		unmapped = *u;
+	BlobStop blob = BlobStop::kNone;
+	if (event == 0) {
+		auto b = blob_stop(t, sig);
+		if (!b)
+			return b.error();
+		blob = *b;
 	}
 	if (event == PTRACE_EVENT_CLONE || event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_STOP) {
 		// a new task or thread, or its first stop
-	} else if (sig == SIGSTOP) {
-		// the blob's own stop (see stop() there), discarded
+	} else if (blob != BlobStop::kNone) {
 		trapped++;
 		// A leader stops last, unless its blob failed before making the
-		// other threads, which then never come: look at its records now.
-		if (const TaskImages *ti = task(inner(t)); ti && outer(ti->pid) == t)
+		// other threads, which then never come: look at its records now
+		// (unless it unmapped them, which it does only when all is well).
+		if (const TaskImages *ti = task(inner(t)); ti && outer(ti->pid) == t && blob == BlobStop::kStopped)
 			TRY(check_leader(*ti));
-		return {};
-	} else if (unmapped) {
-		// done, and the fault discarded (see rst_args::unmap_self)
-		trapped++;
 		return {};
 	} else if (sig == SIGCHLD) {
 		// from zombie children, whose SIGCHLD the parent got before the dump
@@ -1071,22 +1080,39 @@ Status Tracer::on_stop(pid_t t, int status, size_t &trapped)
 	return {};
 }
 
-// A leader's stop on the fetch fault right behind the munmap() of its
-// region that succeeded (rst_args::unmap_self). A failure another task
-// reported meanwhile is the restore's error.
-Result<bool> Tracer::unmapped_itself(pid_t t)
+// Which of the blob's stops (see stop() there) a signal stop of thread t
+// is, if any; its signal is then discarded. A SIGSEGV is one where its
+// rip says so: the region's stop page, or, for a leader, right behind the
+// munmap() of its region that succeeded (rst_args::unmap_self). A failure
+// another task reported meanwhile is the restore's error.
+Result<Tracer::BlobStop> Tracer::blob_stop(pid_t t, int sig)
 {
-	const TaskImages *ti = task(inner(t));
-	if (!ti || outer(ti->pid) != t)
-		return false;
+	if (sig == SIGSTOP)
+		return BlobStop::kStopped;
+	const TaskImages *ti = sig == SIGSEGV ? task_of_thread(inner(t)) : nullptr;
+	if (!ti)
+		return BlobStop::kNone;
 	TRY(drain_reports());
 	auto it = reports_.find(ti->pid);
 	user_regs_struct r{};
-	if (it == reports_.end() || ptrace(PTRACE_GETREGS, t, nullptr, &r) < 0 ||
-	    r.rip != it->second.region_start + RST_BLOB_UNMAPPED_OFF || r.rax != 0)
-		return false;
+	if (it == reports_.end() || ptrace(PTRACE_GETREGS, t, nullptr, &r) < 0)
+		return BlobStop::kNone;
+	uint64_t region = it->second.region_start;
+	if (r.rip == region + stop_page_offset())
+		return BlobStop::kStopped;
+	if (outer(ti->pid) != t || r.rip != region + RST_BLOB_UNMAPPED_OFF || r.rax != 0)
+		return BlobStop::kNone;
 	unmapped_.insert(t);
-	return true;
+	return BlobStop::kUnmapped;
+}
+
+const TaskImages *Tracer::task_of_thread(pid_t vtid) const
+{
+	for (auto &ti : tree_.tasks)
+		if (!ti.zombie && std::find(ti.pstree->threads, ti.pstree->threads + ti.pstree->n_threads,
+					    (uint32_t)vtid) != ti.pstree->threads + ti.pstree->n_threads)
+			return &ti;
+	return nullptr;
 }
 
 Status Tracer::wait_all()

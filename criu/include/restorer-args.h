@@ -94,6 +94,13 @@ struct rst_thread {
 	char comm[16];
 	struct rst_creds creds;
 	uint32_t no_new_privs; /* set after the credentials */
+	/*
+	 * Where the thread stops for the tracer: a call into the region's
+	 * PROT_NONE page (a SIGSEGV the tracer discards) where SIGSEGV is
+	 * neither ignored nor pending in the dump (forcing it then changes no
+	 * state of the task), else 0: a SIGSTOP (see stop() in the blob).
+	 */
+	uint64_t stop_at;
 	/* sched_setscheduler() and setpriority() of the thread */
 	uint32_t sched_policy; /* with SCHED_RESET_ON_FORK */
 	uint32_t sched_prio;
@@ -195,9 +202,8 @@ struct rst_args {
 	 * The leader unmaps the region itself and stops on the fault of its next
 	 * instruction fetch (a SIGSEGV the tracer discards) instead of stopping
 	 * for the tracer to do it: two round trips with the tracer fewer. Only
-	 * for a single thread (no other thread runs in the region) whose
-	 * SIGSEGV is neither ignored nor pending: forcing it then changes no
-	 * state of the task.
+	 * for a single thread (no other thread runs in the region) that stops
+	 * on a fault anyway (rst_thread::stop_at).
 	 */
 	int32_t unmap_self;
 };

@@ -97,15 +97,22 @@ void *memcpy(void *d, const void *s, unsigned long n)
 }
 
 /*
- * Stops for the tracer with SIGSTOP, which it discards. Not with a trap: the
+ * Stops for the tracer, which discards the signal. Not with a trap: the
  * kernel forces a trap's SIGTRAP through, and forcing a signal that is
  * blocked (as every one is in the blob) or ignored resets the task's action
- * for it to SIG_DFL, so a restored SIGTRAP handler would be lost. SIGSTOP has
- * no action to lose; its one side effect is the kernel's discarding of a
- * pending SIGCONT, which a task can only have had blocked.
+ * for it to SIG_DFL, so a restored SIGTRAP handler would be lost. A fault on
+ * the region's PROT_NONE page forces SIGSEGV, which is unblocked first and
+ * used only where the dump neither ignores it nor has it pending
+ * (rst_thread::stop_at). Else SIGSTOP, which has no action to lose; its one
+ * side effect is the kernel's discarding of a pending SIGCONT.
  */
-static void stop(void)
+static void stop(struct rst_thread *t)
 {
+	if (t->stop_at) {
+		uint64_t segv = 1ULL << (11 - 1);
+		sys_rt_sigprocmask(1 /* SIG_UNBLOCK */, &segv, 0, 8);
+		((void (*)(void))t->stop_at)();
+	}
 	sys_tgkill(sys_getpid(), sys_gettid(), 19 /* SIGSTOP */);
 }
 
@@ -117,7 +124,7 @@ static void __attribute__((noreturn)) fail(struct rst_thread *t, int step, long 
 	/* last: the leader polls it (see threads_pending) */
 	__atomic_store_n(&t->err_step, step, __ATOMIC_SEQ_CST);
 	for (;;) {
-		stop();
+		stop(t);
 		sys_exit_group(1);
 	}
 }
@@ -374,7 +381,7 @@ static void thread_main(void *arg)
 	restore_thread(a, t);
 	__atomic_add_fetch(&a->threads_done, 1, __ATOMIC_SEQ_CST);
 	for (;;) {
-		stop();
+		stop(t);
 		sys_exit_group(1);
 	}
 }
@@ -478,7 +485,7 @@ void rst_main(struct rst_args *a)
 		rst_unmap_self(a->region_start, a->region_len);
 	}
 	for (;;) {
-		stop();
+		stop(lead);
 		sys_exit_group(1);
 	}
 }

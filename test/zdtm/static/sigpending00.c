@@ -2,6 +2,8 @@
  * sigpending00: pending signals survive the checkpoint.
  *   - SIGUSR1 raised (thread-directed) at the blocked main thread
  *   - SIGHUP sent with kill() (process-wide, shared pending)
+ *   - SIGCONT sent with kill(), blocked too (a stop signal sent to the
+ *     task would discard it: the restore must not use one)
  *   - three queued instances of a blocked RT signal with distinct values
  *   - SIGUSR2 sent with tgkill() to a thread that blocks it
  * After restore: sigpending() shows them in the right threads, and
@@ -18,7 +20,7 @@
 
 #define RTSIG (SIGRTMIN + 2)
 
-static volatile sig_atomic_t usr1_hits, hup_hits, usr2_hits, rt_hits, usr2_tid_ok, usr1_code, usr2_code;
+static volatile sig_atomic_t usr1_hits, hup_hits, cont_hits, usr2_hits, rt_hits, usr2_tid_ok, usr1_code, usr2_code;
 static volatile int rt_vals[8];
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -34,6 +36,8 @@ static void handler(int sig, siginfo_t *si, void *uc)
 		usr1_code = si->si_code;
 	} else if (sig == SIGHUP) {
 		hup_hits++;
+	} else if (sig == SIGCONT) {
+		cont_hits++;
 	} else if (sig == SIGUSR2) {
 		usr2_hits++;
 		usr2_code = si->si_code;
@@ -91,7 +95,7 @@ int main(int argc, char **argv)
 	sigset_t block, pend;
 	pthread_t t;
 	union sigval v;
-	int i, sigs[] = { SIGUSR1, SIGUSR2, SIGHUP, RTSIG };
+	int i, sigs[] = { SIGUSR1, SIGUSR2, SIGHUP, RTSIG, SIGCONT };
 	char val[64];
 
 	test_init(argc, argv);
@@ -99,7 +103,7 @@ int main(int argc, char **argv)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = handler;
 	sa.sa_flags = SA_SIGINFO | SA_RESTART;
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < 5; i++)
 		if (sigaction(sigs[i], &sa, NULL))
 			fail("sigaction: %m");
 	sigemptyset(&block);
@@ -107,6 +111,7 @@ int main(int argc, char **argv)
 	sigaddset(&block, SIGUSR2);
 	sigaddset(&block, SIGHUP);
 	sigaddset(&block, RTSIG);
+	sigaddset(&block, SIGCONT);
 	if (sigprocmask(SIG_BLOCK, &block, NULL))
 		fail("sigprocmask: %m");
 
@@ -119,7 +124,7 @@ int main(int argc, char **argv)
 
 	if (raise(SIGUSR1))
 		fail("raise: %m");
-	if (kill(getpid(), SIGHUP))
+	if (kill(getpid(), SIGHUP) || kill(getpid(), SIGCONT))
 		fail("kill: %m");
 	for (i = 0; i < 3; i++) {
 		v.sival_int = 100 + i;
@@ -131,20 +136,22 @@ int main(int argc, char **argv)
 
 	sigpending(&pend);
 	if (!is_pending(&pend, SIGUSR1) || !is_pending(&pend, SIGHUP) || !is_pending(&pend, RTSIG) ||
-	    is_pending(&pend, SIGUSR2))
+	    !is_pending(&pend, SIGCONT) || is_pending(&pend, SIGUSR2))
 		fail("unexpected pending set before checkpoint");
 
 	test_daemon();
 	test_waitsig();
 
-	if (usr1_hits || hup_hits || rt_hits || usr2_hits)
-		fail("blocked signals were delivered: usr1 %d hup %d rt %d usr2 %d", usr1_hits, hup_hits, rt_hits,
-		     usr2_hits);
+	if (usr1_hits || hup_hits || cont_hits || rt_hits || usr2_hits)
+		fail("blocked signals were delivered: usr1 %d hup %d cont %d rt %d usr2 %d", usr1_hits, hup_hits,
+		     cont_hits, rt_hits, usr2_hits);
 	sigpending(&pend);
 	if (!is_pending(&pend, SIGUSR1))
 		fail("SIGUSR1 is not pending after restore");
 	if (!is_pending(&pend, SIGHUP))
 		fail("SIGHUP (shared) is not pending after restore");
+	if (!is_pending(&pend, SIGCONT))
+		fail("SIGCONT is not pending after restore");
 	if (!is_pending(&pend, RTSIG))
 		fail("RT signal is not pending after restore");
 	if (is_pending(&pend, SIGUSR2))
@@ -167,6 +174,8 @@ int main(int argc, char **argv)
 		fail("SIGUSR1: %d deliveries, si_code %d", usr1_hits, usr1_code);
 	if (hup_hits != 1)
 		fail("SIGHUP: %d deliveries", hup_hits);
+	if (cont_hits != 1)
+		fail("SIGCONT: %d deliveries", cont_hits);
 	if (rt_hits != 3)
 		fail("RT signal: %d deliveries, expected 3", rt_hits);
 	for (i = 0; i < 3; i++)
