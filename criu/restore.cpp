@@ -9,7 +9,8 @@
 //     maps the bootstrap region (restorer blob + arguments) in a hole of
 //     both address spaces and jumps into the blob;
 //  4. the blob replaces the address space and per-thread state, creates
-//     the threads and stops each with a SIGSTOP of its own;
+//     the threads and stops each for the tracer (a fault on a page of the
+//     region, or a SIGSTOP; see stop() there);
 //  5. this process (the tracer) unmaps the blob inside the task, sets each
 //     thread's registers, FPU state and signal mask, and detaches.
 // Any failure kills the new task: nothing half-restored survives.
@@ -542,7 +543,6 @@ Status ChildSide::wait_zombie_children()
 	return {};
 }
 
-// Finds an address range free in our current address space and in the target's.
 // Whether the blob's threads may stop on a fault (rst_thread::stop_at).
 bool may_stop_on_faults(const rst_args &a)
 {
@@ -566,6 +566,7 @@ uint64_t stop_page_offset()
 	return page_align(restorer_blob_end - restorer_blob);
 }
 
+// Finds an address range free in our current address space and in the target's.
 Result<uint64_t> find_hole(const std::vector<ProcVma> &cur, const MemPlan &m, uint64_t len)
 {
 	std::vector<std::pair<uint64_t, uint64_t>> used;

@@ -6,10 +6,10 @@
  * the target address space: [blob code][struct rst_args][arrays][stacks].
  * Every pointer in it is absolute and valid inside that region, so the blob
  * needs no relocation. The blob builds the target address space, creates the
- * threads, sets per-thread kernel state and stops every thread with a
- * SIGSTOP of its own; the driver (the ptrace tracer) discards those, then
- * unmaps the region and sets registers,
- * FPU state and signal masks through ptrace.
+ * threads, sets per-thread kernel state and stops every thread (see
+ * rst_thread::stop_at); the driver (the ptrace tracer) discards the stops'
+ * signals, then unmaps the region (unless the blob did: rst_args::unmap_self)
+ * and sets registers, FPU state and signal masks through ptrace.
  */
 #ifndef CRIU_RESTORER_ARGS_H
 #define CRIU_RESTORER_ARGS_H

@@ -35,6 +35,10 @@
 #define PR_SET_MM_MAP 14
 #define PR_SET_CHILD_SUBREAPER 36
 #define PR_SET_THP_DISABLE 41
+#define PR_SET_NO_NEW_PRIVS 38
+#define SIGSEGV 11
+#define SIGSTOP 19
+#define SIG_UNBLOCK 1
 #define SECBIT_NO_SETUID_FIXUP 0x4
 #define SECBIT_KEEP_CAPS 0x10
 #define TASK_SIZE 0x7ffffffff000UL
@@ -106,14 +110,19 @@ void *memcpy(void *d, const void *s, unsigned long n)
  * (rst_thread::stop_at). Else SIGSTOP, which has no action to lose; its one
  * side effect is the kernel's discarding of a pending SIGCONT.
  */
+static void unblock_segv(void)
+{
+	uint64_t segv = 1ULL << (SIGSEGV - 1);
+	sys_rt_sigprocmask(SIG_UNBLOCK, &segv, 0, 8);
+}
+
 static void stop(struct rst_thread *t)
 {
 	if (t->stop_at) {
-		uint64_t segv = 1ULL << (11 - 1);
-		sys_rt_sigprocmask(1 /* SIG_UNBLOCK */, &segv, 0, 8);
+		unblock_segv();
 		((void (*)(void))t->stop_at)();
 	}
-	sys_tgkill(sys_getpid(), sys_gettid(), 19 /* SIGSTOP */);
+	sys_tgkill(sys_getpid(), sys_gettid(), SIGSTOP);
 }
 
 /* Record what failed and stop: the tracer reads the record at the stop. */
@@ -370,7 +379,7 @@ static void restore_thread(struct rst_args *a, struct rst_thread *t)
 	restore_creds(t);
 	/* (no_new_privs can't be cleared: one criu has stays) */
 	if (t->no_new_privs)
-		CHECK(t, RST_PRCTL, sys_prctl(38 /* PR_SET_NO_NEW_PRIVS */, 1, 0, 0, 0), 38);
+		CHECK(t, RST_PRCTL, sys_prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), PR_SET_NO_NEW_PRIVS);
 }
 
 static void thread_main(void *arg)
@@ -480,8 +489,7 @@ void rst_main(struct rst_args *a)
 		sys_sched_yield();
 	sys_prctl(PR_SET_DUMPABLE, (uint64_t)a->dumpable, 0, 0, 0);
 	if (a->unmap_self) {
-		uint64_t segv = 1ULL << (11 - 1);
-		sys_rt_sigprocmask(1 /* SIG_UNBLOCK */, &segv, 0, 8);
+		unblock_segv();
 		rst_unmap_self(a->region_start, a->region_len);
 	}
 	for (;;) {

@@ -43,6 +43,15 @@ def dumped_template(r):
     return imgdir, mm_template(r, imgdir)
 
 
+def pid_ns_template(r):
+    """Runs test r as the init of a pid namespace of its own, dumps it and
+    converts the dump into a template: (images dir, template name)."""
+    wrapper = start_in_namespaces(r, ["pid"])
+    imgdir = r.dump(r.pid)
+    wrapper.wait(timeout=r.remaining(10))
+    return imgdir, mm_template(r, imgdir)
+
+
 def template_holder(pid):
     """The template holder of an instance restored from a template: the
     instance's parent is the holder's worker until that worker ends
@@ -81,11 +90,8 @@ def test_isolation_10_instances(zdtm, mm_pool):
     not by the others, the holder (the template) or an instance restored
     afterwards; all instances pass"""
     r = zdtm("mm_isolation", timeout=120)
-    wrapper = start_in_namespaces(r, ["pid"])
+    imgdir, tmpl = pid_ns_template(r)
     addr = int(read_text(r.dir / "addr").strip(), 16)
-    imgdir = r.dump(r.pid)
-    wrapper.wait(timeout=r.remaining(10))
-    tmpl = mm_template(r, imgdir)
     procs = [restore_instance(r, imgdir, tmpl, "inst%d" % i, wait=False) for i in range(10)]
     pids = []
     for i, ((p, entry), rpid) in enumerate(procs):
@@ -306,10 +312,7 @@ def test_two_nodes_one_pool(zdtm, mm_pool):
     a private /run, so with its own holder) attach the same template from
     one shared pool; an instance on each passes"""
     r = zdtm("mm_isolation", timeout=120)
-    wrapper = start_in_namespaces(r, ["pid"])
-    imgdir = r.dump(r.pid)
-    wrapper.wait(timeout=r.remaining(10))
-    tmpl = mm_template(r, imgdir)
+    imgdir, tmpl = pid_ns_template(r)
     pid1 = restore_instance(r, imgdir, tmpl, "node1")
     rpid = r.dir / "node2.pid"
     env = dict(os.environ)
@@ -492,11 +495,8 @@ def test_template_socket_concurrent(zdtm, mm_pool):
     pytest.importorskip("pycriu")
     from test_rpc import Rpc, open_dir, rpc
     r = zdtm("mm_isolation", timeout=120)
-    wrapper = start_in_namespaces(r, ["pid"])
+    imgdir, tmpl = pid_ns_template(r)
     addr = int(read_text(r.dir / "addr").strip(), 16)
-    imgdir = r.dump(r.pid)
-    wrapper.wait(timeout=r.remaining(10))
-    tmpl = mm_template(r, imgdir)
     path = template_socket(r, tmpl)
     conns = [Rpc.connect(r, path) for _ in range(4)]
     wd = open_dir(r.dir)

@@ -50,6 +50,20 @@ void test_gate_open(void)
 	pthread_mutex_unlock(&gate_mu);
 }
 
+void test_threads_start(pthread_t *t, int n, void *(*fn)(void *))
+{
+	for (int i = 0; i < n; i++)
+		if (pthread_create(&t[i], NULL, fn, (void *)(long)i))
+			fail("pthread_create");
+}
+
+void test_threads_finish(pthread_t *t, int n)
+{
+	test_gate_open();
+	for (int i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+}
+
 static void write_all(int fd, const char *buf, size_t len)
 {
 	while (len) {

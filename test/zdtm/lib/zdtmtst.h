@@ -23,6 +23,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -73,6 +74,14 @@ extern pid_t test_main_tid;
  */
 void test_gate_wait(void);
 void test_gate_open(void);
+
+/*
+ * Starts n threads running fn((void *)i), i = 0..n-1, into t; fails the
+ * test if one can't be made.  test_threads_finish() opens the gate and
+ * joins them.
+ */
+void test_threads_start(pthread_t *t, int n, void *(*fn)(void *));
+void test_threads_finish(pthread_t *t, int n);
 
 /*
  * Read a whole (small, e.g. /proc) file into buf (NUL terminated), using

@@ -82,9 +82,7 @@ int main(int argc, char **argv)
 
 	test_init(argc, argv);
 	pthread_barrier_init(&bar, NULL, NTHR + 1);
-	for (i = 0; i < NTHR; i++)
-		if (pthread_create(&t[i], NULL, worker, (void *)(long)i))
-			fail("pthread_create");
+	test_threads_start(t, NTHR, worker);
 	setup(NTHR);
 	pthread_barrier_wait(&bar);
 	verify(NTHR);
@@ -95,9 +93,7 @@ int main(int argc, char **argv)
 	test_waitsig();
 
 	verify(NTHR);
-	test_gate_open();
-	for (i = 0; i < NTHR; i++)
-		pthread_join(t[i], NULL);
+	test_threads_finish(t, NTHR);
 	for (i = 0; i <= NTHR; i++)
 		if (errs[i][0])
 			fail("%s", errs[i]);

@@ -40,16 +40,15 @@ static void *worker(void *arg)
 
 int main(int argc, char **argv)
 {
-	pthread_t early, late;
+	pthread_t t[2]; /* made before and after the flag is set */
 	int i;
 
 	test_init(argc, argv);
 	pthread_barrier_init(&bar, NULL, 3);
-	if (pthread_create(&early, NULL, worker, (void *)0L))
-		fail("pthread_create");
+	test_threads_start(&t[0], 1, worker);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		fail("PR_SET_NO_NEW_PRIVS: %m");
-	if (pthread_create(&late, NULL, worker, (void *)1L))
+	if (pthread_create(&t[1], NULL, worker, (void *)1L))
 		fail("pthread_create");
 	pthread_barrier_wait(&bar);
 	for (i = 0; i < 2; i++)
@@ -60,9 +59,7 @@ int main(int argc, char **argv)
 	test_waitsig();
 
 	check(2, 1);
-	test_gate_open();
-	pthread_join(early, NULL);
-	pthread_join(late, NULL);
+	test_threads_finish(t, 2);
 	for (i = 0; i < 3; i++)
 		if (errs[i][0])
 			fail("%s", errs[i]);

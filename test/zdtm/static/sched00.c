@@ -90,9 +90,7 @@ int main(int argc, char **argv)
 
 	test_init(argc, argv);
 	pthread_barrier_init(&bar, NULL, NTHR + 1);
-	for (i = 0; i < NTHR; i++)
-		if (pthread_create(&t[i], NULL, worker, (void *)(long)i))
-			fail("pthread_create");
+	test_threads_start(t, NTHR, worker);
 	set(NTHR);
 	check(NTHR);
 	f = fopen("/proc/self/oom_score_adj", "w");
@@ -111,9 +109,7 @@ int main(int argc, char **argv)
 	check(NTHR);
 	if (oom_adj() != 321)
 		fail("oom_score_adj is %d, expected 321", oom_adj());
-	test_gate_open();
-	for (i = 0; i < NTHR; i++)
-		pthread_join(t[i], NULL);
+	test_threads_finish(t, NTHR);
 	for (i = 0; i <= NTHR; i++)
 		if (errs[i][0])
 			fail("%s", errs[i]);

@@ -89,9 +89,7 @@ int main(int argc, char **argv)
 
 	test_init(argc, argv);
 	pthread_barrier_init(&bar, NULL, NTHR + 1);
-	for (i = 0; i < NTHR; i++)
-		if (pthread_create(&t[i], NULL, worker, (void *)(long)i))
-			fail("pthread_create");
+	test_threads_start(t, NTHR, worker);
 	set_mask(NTHR);
 	pthread_barrier_wait(&bar);
 	check_mask(NTHR, test_gettid());
@@ -102,9 +100,7 @@ int main(int argc, char **argv)
 	test_waitsig(); /* sleeps in sigsuspend: the kernel keeps our mask aside */
 
 	check_mask(NTHR, test_gettid());
-	test_gate_open();
-	for (i = 0; i < NTHR; i++)
-		pthread_join(t[i], NULL);
+	test_threads_finish(t, NTHR);
 	for (i = 0; i <= NTHR; i++)
 		if (errs[i][0])
 			fail("%s", errs[i]);

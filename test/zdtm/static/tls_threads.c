@@ -73,9 +73,7 @@ int main(int argc, char **argv)
 	if (pthread_key_create(&key, NULL))
 		fail("pthread_key_create");
 	pthread_barrier_init(&bar_ready, NULL, NTHR + 1);
-	for (i = 0; i < NTHR; i++)
-		if (pthread_create(&t[i], NULL, worker, (void *)(long)i))
-			fail("pthread_create");
+	test_threads_start(t, NTHR, worker);
 	setup(NTHR);
 	pthread_barrier_wait(&bar_ready);
 	for (i = 0; i <= NTHR; i++)
@@ -86,10 +84,8 @@ int main(int argc, char **argv)
 	test_daemon();
 	test_waitsig();
 
-	test_gate_open();
 	verify(NTHR);
-	for (i = 0; i < NTHR; i++)
-		pthread_join(t[i], NULL);
+	test_threads_finish(t, NTHR);
 	for (i = 0; i <= NTHR; i++)
 		if (errs[i][0])
 			fail("%s", errs[i]);
