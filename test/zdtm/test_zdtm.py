@@ -1477,6 +1477,27 @@ def test_dump_fail_tree(zdtm, kind, expect):
     r.ok = True
 
 
+def test_dump_fail_sched_deadline(zdtm):
+    """a thread under SCHED_DEADLINE, which the restore could not set again
+    (sched_setscheduler() can't): the dump fails with an error naming the
+    thread and the policy, and the task runs on unchanged"""
+    if subprocess.run(["chrt", "-d", "--sched-runtime", "1000000", "--sched-deadline", "10000000",
+                       "--sched-period", "10000000", "0", "true"], capture_output=True).returncode:
+        pytest.skip("no SCHED_DEADLINE here")
+    r = zdtm("sched00", timeout=60)
+    r.start(env={"ZDTM_SCHED_DEADLINE": "1"})
+    if NOCR:
+        r.sigterm_original()
+        r.ok = True
+        return
+    lines, before = _dump_must_fail(r, "dump of a SCHED_DEADLINE thread")
+    r.check(any(re.search(r"thread %d of PID %d runs under SCHED_DEADLINE" % (r.pid, r.pid), l) for l in lines),
+            "no error line names the thread and SCHED_DEADLINE:\n%s" % "\n".join(lines[:20]))
+    _check_unchanged(r, before)
+    r.sigterm_original()
+    r.ok = True
+
+
 def ns_inode(pid, kind):
     return os.stat("/proc/%d/ns/%s" % (pid, kind)).st_ino
 
