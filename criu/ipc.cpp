@@ -218,12 +218,8 @@ Status check_id(const char *what, int got, uint32_t want)
 	return {};
 }
 
-Status restore_vars(const ImageDir &dir, uint32_t id, const IpcVars *fresh)
+Status restore_vars(const IpcVarEntry &v, const IpcVars *fresh)
 {
-	auto e = read_one<IpcVarEntry>(dir, strfmt("ipcns-var-%u.img", id), IPC_VAR_MAGIC, ipc_var_entry__descriptor);
-	if (!e)
-		return e.error();
-	const IpcVarEntry &v = **e;
 	const IpcVarEntry *f = fresh ? &fresh->entry() : nullptr;
 	size_t same = 0;
 	if (f && v.n_sem_ctls == f->n_sem_ctls && std::equal(v.sem_ctls, v.sem_ctls + v.n_sem_ctls, f->sem_ctls))
@@ -252,11 +248,8 @@ void set_owner(ipc_perm &p, const IpcDescEntry &d)
 	p.mode = d.mode & 0777;
 }
 
-Status restore_shm(const ImageDir &dir, uint32_t id)
+Status restore_shm(ImageReader *r)
 {
-	auto r = ImageReader::open(dir, strfmt("ipcns-shm-%u.img", id), IPCNS_SHM_MAGIC, true);
-	if (!r)
-		return r.error();
 	for (;;) {
 		auto e = r->next<IpcShmEntry>(ipc_shm_entry__descriptor);
 		if (!e)
@@ -285,11 +278,8 @@ Status restore_shm(const ImageDir &dir, uint32_t id)
 	return {};
 }
 
-Status restore_sem(const ImageDir &dir, uint32_t id)
+Status restore_sem(ImageReader *r)
 {
-	auto r = ImageReader::open(dir, strfmt("ipcns-sem-%u.img", id), IPCNS_SEM_MAGIC, true);
-	if (!r)
-		return r.error();
 	for (;;) {
 		auto e = r->next<IpcSemEntry>(ipc_sem_entry__descriptor);
 		if (!e)
@@ -360,14 +350,10 @@ Status restore_queue(ImageReader &r, const IpcMsgEntry &q, std::vector<char> &bu
 // CAP_SYS_RESOURCE, which root in a container often lacks: msgmnb is made
 // each queue's size while the queue is made, filled and given its owner,
 // then set back to the namespace's own value (restored by restore_vars).
-Status restore_msg(const ImageDir &dir, uint32_t id)
+Status restore_msg(ImageReader *r)
 {
-	auto r = ImageReader::open(dir, strfmt("ipcns-msg-%u.img", id), IPCNS_MSG_MAGIC, true);
-	if (!r)
-		return r.error();
-	auto mnb = read_sysctl("kernel/msgmnb");
-	if (!mnb)
-		return mnb.error();
+	// (read at the first queue: most namespaces have none)
+	std::optional<uint64_t> mnb;
 	// grown to the largest message: most namespaces have no queue, and a
 	// buffer of the largest possible one would cost its page faults
 	std::vector<char> buf;
@@ -378,6 +364,12 @@ Status restore_msg(const ImageDir &dir, uint32_t id)
 		if (!*e)
 			break;
 		const IpcMsgEntry &q = **e;
+		if (!mnb) {
+			auto m = read_sysctl("kernel/msgmnb");
+			if (!m)
+				return m.error();
+			mnb = *m;
+		}
 		bool resize = q.qbytes != *mnb;
 		if (resize)
 			TRY(write_sysctl("kernel/msgmnb", std::to_string(q.qbytes)));
@@ -449,12 +441,32 @@ const IpcVarEntry &IpcVars::entry() const
 	return e_;
 }
 
-Status restore_ipc_ns(const ImageDir &dir, uint32_t id, const IpcVars *fresh)
+Result<IpcImages> IpcImages::read(const ImageDir &dir, uint32_t id)
 {
-	TRY(restore_vars(dir, id, fresh));
-	TRY(restore_shm(dir, id));
-	TRY(restore_sem(dir, id));
-	return restore_msg(dir, id);
+	IpcImages i;
+	auto v = read_one<IpcVarEntry>(dir, strfmt("ipcns-var-%u.img", id), IPC_VAR_MAGIC, ipc_var_entry__descriptor);
+	if (!v)
+		return v.error();
+	i.vars_ = std::move(*v);
+	std::pair<std::optional<ImageReader> *, std::pair<const char *, uint32_t>> objects[] = {
+	    {&i.shm_, {"shm", IPCNS_SHM_MAGIC}},
+	    {&i.sem_, {"sem", IPCNS_SEM_MAGIC}},
+	    {&i.msg_, {"msg", IPCNS_MSG_MAGIC}}};
+	for (auto &[to, what] : objects) {
+		auto r = ImageReader::open(dir, strfmt("ipcns-%s-%u.img", what.first, id), what.second, true);
+		if (!r)
+			return r.error();
+		to->emplace(std::move(*r));
+	}
+	return i;
+}
+
+Status IpcImages::restore(const IpcVars *fresh)
+{
+	TRY(restore_vars(*vars_, fresh));
+	TRY(restore_shm(&*shm_));
+	TRY(restore_sem(&*sem_));
+	return restore_msg(&*msg_);
 }
 
 }  // namespace criu

@@ -49,6 +49,7 @@
 #include "options.h"
 #include "plugin.h"
 #include "proc.h"
+#include "region.h"
 #include "ipc.h"
 #include "sandbox.h"
 #include "mount.h"
@@ -59,8 +60,6 @@
 #include "pstree.pb-c.h"
 #include "restorer-args.h"
 
-extern "C" const char restorer_blob[], restorer_blob_end[];
-
 namespace criu
 {
 
@@ -68,13 +67,6 @@ namespace
 {
 
 constexpr uint64_t kTaskSize = 0x7ffffffff000ULL;
-constexpr uint64_t kLeaderStack = 64 * 1024;
-
-uint64_t page_align(uint64_t v)
-{
-	return (v + kPageSize - 1) & ~(kPageSize - 1);
-}
-
 // Everything read from the images of one task, validated before anything
 // is created.
 struct TaskImages {
@@ -281,13 +273,14 @@ public:
 	{
 	}
 
-	// A root made ahead read its address space before the go: little of
-	// it changes until the region is built, and a hole taken meanwhile
-	// makes the region's mapping fail and the maps be read again.
-	void maps_read_ahead(std::vector<ProcVma> maps) { maps_ahead_ = std::move(maps); }
+	// A root made ahead makes its restorer region before the go: what is
+	// left after it is what its files decide (RestorerRegion::finish()).
+	void region_ahead(RestorerRegion r) { region_.emplace(std::move(r)); }
 	// The ipc namespace the root restores into is a new one: what the
 	// images hold the same as ipc is not written.
 	void ipc_is_new(std::optional<IpcVars> ipc) { new_ipc_ = std::move(ipc); }
+	// A root made ahead reads the ipc images before the go.
+	void ipc_read_ahead(IpcImages imgs) { ipc_.emplace(std::move(imgs)); }
 
 	// Runs as the new task; never returns.
 	[[noreturn]] void run_and_exit();
@@ -305,7 +298,6 @@ private:
 	Status open_memory_fds();
 	Status close_strays();
 	Status build_region();
-	Result<std::vector<ProcVma>> map_region(size_t len);
 	Status session();
 
 	const Options &o_;
@@ -318,9 +310,9 @@ private:
 	int pages_dir_fd_ = -1;
 	int pages_fd_ = -1, exe_fd_ = -1;
 	std::vector<int> close_fds_;
-	std::optional<std::vector<ProcVma>> maps_ahead_;
 	std::optional<IpcVars> new_ipc_;
-	uint64_t region_ = 0, region_len_ = 0, args_addr_ = 0, stack_top_ = 0;
+	std::optional<IpcImages> ipc_;
+	std::optional<RestorerRegion> region_;
 };
 
 int ChildSide::service_fd(int fd)
@@ -543,284 +535,21 @@ Status ChildSide::wait_zombie_children()
 	return {};
 }
 
-// Whether the blob's threads may stop on a fault (rst_thread::stop_at).
-bool may_stop_on_faults(const rst_args &a)
-{
-	auto segv = [](const rst_siginfo &s) {
-		int32_t signo;
-		memcpy(&signo, s.raw, sizeof(signo));
-		return signo == SIGSEGV;
-	};
-	if ((a.nr_sigactions >= SIGSEGV && a.sigactions[SIGSEGV - 1].handler == (uint64_t)SIG_IGN) ||
-	    std::any_of(a.shared_signals, a.shared_signals + a.nr_shared_signals, segv))
-		return false;
-	return std::none_of(a.threads, a.threads + a.nr_threads, [&](const rst_thread &t) {
-		return std::any_of(t.signals, t.signals + t.nr_signals, segv);
-	});
-}
-
-// The PROT_NONE page of the region, behind the blob's code: the threads
-// stop on a fault there (rst_thread::stop_at).
-uint64_t stop_page_offset()
-{
-	return page_align(restorer_blob_end - restorer_blob);
-}
-
-// Finds an address range free in our current address space and in the target's.
-Result<uint64_t> find_hole(const std::vector<ProcVma> &cur, const MemPlan &m, uint64_t len)
-{
-	std::vector<std::pair<uint64_t, uint64_t>> used;
-	for (auto &v : cur)
-		used.emplace_back(v.start, v.end);
-	for (auto &v : m.vmas)
-		used.emplace_back(v.start, v.end);
-	for (auto &s : m.specials)
-		used.emplace_back(s.target_start, s.target_start + s.len);
-	std::sort(used.begin(), used.end());
-	// Search from the top, below the usual mmap area, leaving a guard gap.
-	const uint64_t gap = 16 * kPageSize;
-	uint64_t top = 0x7f0000000000ULL;
-	for (auto it = used.rbegin(); it != used.rend(); ++it) {
-		if (it->first >= top)
-			continue;
-		if (it->second + gap + len + gap <= top)
-			return top - gap - len;
-		top = std::min(top, it->first);
-	}
-	if (top > 0x10000000ULL + len + gap)
-		return top - gap - len;
-	return Error{strfmt("no hole of %llu bytes for the restorer", (unsigned long long)len)};
-}
-
-// Maps the region (len bytes, sets region_) in a hole of our address space
-// and of the target's; returns our address space as it was read (for the
-// vdso/vvar).
-Result<std::vector<ProcVma>> ChildSide::map_region(size_t len)
-{
-	for (bool again = false;; again = true) {
-		auto cur = maps_ahead_ && !again ? Result<std::vector<ProcVma>>(std::move(*maps_ahead_))
-						 : parse_maps("/proc/self/maps");
-		if (!cur)
-			return cur.error();
-		auto hole = find_hole(*cur, ti_.mem, len);
-		if (!hole)
-			return hole.error();
-		void *r = mmap((void *)*hole, len, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-		if (r != MAP_FAILED) {
-			region_ = (uint64_t)r;
-			return cur;
-		}
-		if (errno != EEXIST || again)
-			return sys_error("can't map the restorer region at %lx", (unsigned long)*hole);
-	}
-}
-
+// The region made ahead, or one made now.
 Status ChildSide::build_region()
 {
-	auto &m = ti_.mem;
-	size_t nthreads = ti_.cores.size();
-	size_t blob_len = stop_page_offset();
-	// The stop page, arguments, arrays, stacks; everything 16-byte aligned.
-	size_t off = blob_len + kPageSize;
-	auto take = [&](size_t bytes) {
-		size_t at = off;
-		off += (bytes + 15) & ~size_t(15);
-		return at;
-	};
-	size_t o_args = take(sizeof(rst_args));
-	size_t o_vmas = take(sizeof(rst_vma) * m.vmas.size());
-	size_t o_runs = take(sizeof(rst_pagerun) * m.runs.size());
-	size_t o_threads = take(sizeof(rst_thread) * nthreads);
-	size_t o_close = take(sizeof(int32_t) * (close_fds_.size() + 2));
-	size_t o_auxv = take(8 * m.mm->n_mm_saved_auxv);
-	std::vector<size_t> o_sigs;
-	for (auto &c : ti_.cores)
-		o_sigs.push_back(
-		    take(sizeof(rst_siginfo) * (c->thread_core->signals_p ? c->thread_core->signals_p->n_signals : 0)));
-	auto *shared_q = ti_.cores[0]->tc->signals_s;
-	size_t o_shared = take(sizeof(rst_siginfo) * (shared_q ? shared_q->n_signals : 0));
-	auto *timers = ti_.cores[0]->tc->timers;
-	size_t n_posix = timers ? timers->n_posix : 0;
-	size_t o_posix = take(sizeof(rst_posix_timer) * n_posix);
-	off = page_align(off);
-	size_t o_stacks = off;
-	off += RST_THREAD_STACK * nthreads + kLeaderStack;
-	region_len_ = page_align(off);
-	uint64_t park = 0;
-	for (auto &s : m.specials)
-		park += s.len;
-
-	auto cur = map_region(region_len_ + park);
-	if (!cur)
-		return cur.error();
-	char *base = reinterpret_cast<char *>(region_);
-	memcpy(base, restorer_blob, restorer_blob_end - restorer_blob);
-
-	auto *a = reinterpret_cast<rst_args *>(base + o_args);
-	a->region_start = region_;
-	a->region_len = region_len_;
-	args_addr_ = region_ + o_args;
-
-	// [vvar]/[vvar_vclock]/[vdso], matched in address order with the dump's
-	std::vector<const ProcVma *> specials;
-	for (auto &v : *cur)
-		if (v.path == "[vdso]" || v.path == "[vvar]" || v.path == "[vvar_vclock]")
-			specials.push_back(&v);
-	if (specials.size() != m.specials.size())
-		return Error{
-		    strfmt("this kernel has %zu vdso/vvar areas, the dump has %zu: restore on the kernel that dumped",
-			   specials.size(), m.specials.size())};
-	for (size_t i = 0; i < specials.size(); i++) {
-		if (specials[i]->end - specials[i]->start != m.specials[i].len)
-			return Error{strfmt("vdso/vvar area %zu is %lu bytes here but %lu in the dump: restore on the "
-					    "kernel that dumped",
-					    i, (unsigned long)(specials[i]->end - specials[i]->start),
-					    (unsigned long)m.specials[i].len)};
-		a->specials[i] = {specials[i]->start, m.specials[i].len, m.specials[i].target_start};
-		pr_debug("vdso/vvar area %zu: at 0x%lx here, at 0x%lx in the dump\n", i,
-			 (unsigned long)specials[i]->start, (unsigned long)m.specials[i].target_start);
+	RegionTask t{ti_.mem, ti_.cores, *ti_.pstree};
+	if (!region_) {
+		auto cur = parse_maps("/proc/self/maps");
+		if (!cur)
+			return cur.error();
+		auto r = RestorerRegion::make(t, std::move(*cur));
+		if (!r)
+			return r.error();
+		region_.emplace(std::move(*r));
 	}
-	a->nr_specials = specials.size();
-
-	a->nr_vmas = m.vmas.size();
-	a->vmas = reinterpret_cast<rst_vma *>(base + o_vmas);
-	std::copy(m.vmas.begin(), m.vmas.end(), a->vmas);
-	a->nr_pageruns = m.runs.size();
-	a->pageruns = reinterpret_cast<rst_pagerun *>(base + o_runs);
-	std::copy(m.runs.begin(), m.runs.end(), a->pageruns);
-	a->pages_fd = pages_fd_;
-
-	const MmEntry &mm = *m.mm;
-	a->mm_start_code = mm.mm_start_code, a->mm_end_code = mm.mm_end_code;
-	a->mm_start_data = mm.mm_start_data, a->mm_end_data = mm.mm_end_data;
-	a->mm_start_brk = mm.mm_start_brk, a->mm_brk = mm.mm_brk, a->mm_start_stack = mm.mm_start_stack;
-	a->mm_arg_start = mm.mm_arg_start, a->mm_arg_end = mm.mm_arg_end;
-	a->mm_env_start = mm.mm_env_start, a->mm_env_end = mm.mm_env_end;
-	a->auxv = reinterpret_cast<uint64_t *>(base + o_auxv);
-	std::copy(mm.mm_saved_auxv, mm.mm_saved_auxv + mm.n_mm_saved_auxv, a->auxv);
-	a->auxv_size = 8 * mm.n_mm_saved_auxv;
-	a->exe_fd = exe_fd_;
-	a->dumpable = mm.has_dumpable ? mm.dumpable : 1;
-	a->thp_disabled = mm.has_thp_disabled && mm.thp_disabled;
-
-	const TaskCoreEntry &tc = *ti_.cores[0]->tc;
-	a->child_subreaper = tc.has_child_subreaper && tc.child_subreaper;
-	a->personality = tc.personality;
-	a->nr_sigactions = tc.n_sigactions;
-	for (size_t i = 0; i < tc.n_sigactions; i++) {
-		auto *s = tc.sigactions[i];
-		a->sigactions[i] = {s->sigaction, s->flags, s->restorer, s->mask};
-	}
-	if (tc.timers) {
-		ItimerEntry *its[3] = {tc.timers->real, tc.timers->virt, tc.timers->prof};
-		for (int i = 0; i < 3; i++)
-			if (its[i])
-				a->itimers[i] = {its[i]->isec, its[i]->iusec, its[i]->vsec, its[i]->vusec};
-		a->nr_posix_timers = n_posix;
-		a->posix_timers = reinterpret_cast<rst_posix_timer *>(base + o_posix);
-		for (size_t i = 0; i < n_posix; i++) {
-			const PosixTimerEntry &p = *tc.timers->posix[i];
-			a->posix_timers[i] = {(int32_t)p.it_id,
-					      (int32_t)p.clock_id,
-					      (int32_t)p.si_signo,
-					      (int32_t)p.it_sigev_notify,
-					      p.has_notify_thread_id ? p.notify_thread_id : 0,
-					      0,
-					      p.sival_ptr,
-					      p.isec,
-					      p.insec,
-					      p.vsec,
-					      p.vnsec};
-		}
-	}
-	if (tc.rlimits) {
-		a->nr_rlimits = std::min<size_t>(tc.rlimits->n_rlimits, 16);
-		for (uint32_t i = 0; i < a->nr_rlimits; i++) {
-			rlimit cur;
-			getrlimit(i, &cur);
-			uint64_t max = tc.rlimits->rlimits[i]->max, soft = tc.rlimits->rlimits[i]->cur;
-			// A hard limit can't be raised without CAP_SYS_RESOURCE.
-			if (max > cur.rlim_max) {
-				pr_warn("rlimit %u: hard limit %llu is above ours (%llu): keeping ours\n", i,
-					(unsigned long long)max, (unsigned long long)cur.rlim_max);
-				max = cur.rlim_max;
-			}
-			a->rlimits[i] = {std::min(soft, max), max};
-		}
-	}
-	if (shared_q) {
-		a->nr_shared_signals = shared_q->n_signals;
-		a->shared_signals = reinterpret_cast<rst_siginfo *>(base + o_shared);
-		for (size_t i = 0; i < shared_q->n_signals; i++)
-			memcpy(a->shared_signals[i].raw, shared_q->signals[i]->siginfo.data,
-			       std::min<size_t>(128, shared_q->signals[i]->siginfo.len));
-	}
-
-	uint32_t last_cap = 40;
-	if (auto lc = read_file("/proc/sys/kernel/cap_last_cap"))
-		last_cap = atoi(lc->c_str());
-	a->nr_threads = nthreads;
-	a->threads = reinterpret_cast<rst_thread *>(base + o_threads);
-	for (size_t i = 0; i < nthreads; i++) {
-		rst_thread &t = a->threads[i];
-		const CoreEntry &c = *ti_.cores[i];
-		const ThreadCoreEntry &th = *c.thread_core;
-		t.tid = ti_.pstree->threads[i];
-		t.stack_top = region_ + o_stacks + RST_THREAD_STACK * (i + 1);
-		t.clear_tid_addr = c.thread_info->clear_tid_addr;
-		t.robust_list = th.futex_rla;
-		t.robust_len = th.futex_rla_len;
-		if (th.rseq_entry) {
-			t.rseq_ptr = th.rseq_entry->rseq_abi_pointer;
-			t.rseq_len = th.rseq_entry->rseq_abi_size;
-			t.rseq_sig = th.rseq_entry->signature;
-		}
-		if (th.sas) {
-			t.has_sas = 1;
-			t.sas_sp = th.sas->ss_sp;
-			t.sas_size = th.sas->ss_size;
-			t.sas_flags = th.sas->ss_flags & ~1u;  // SS_ONSTACK is a state, not a setting
-		}
-		t.pdeath_sig = th.has_pdeath_sig ? th.pdeath_sig : 0;
-		t.no_new_privs = th.has_no_new_privs && th.no_new_privs;
-		t.sched_policy = th.has_sched_policy ? th.sched_policy : SCHED_OTHER;
-		t.sched_prio = th.has_sched_prio ? th.sched_prio : 0;
-		t.sched_nice = th.has_sched_nice ? th.sched_nice : 0;
-		const char *comm = th.comm ? th.comm : (i == 0 ? tc.comm : "");
-		strncpy(t.comm, comm, sizeof(t.comm) - 1);
-		if (th.signals_p && th.signals_p->n_signals) {
-			t.nr_signals = th.signals_p->n_signals;
-			t.signals = reinterpret_cast<rst_siginfo *>(base + o_sigs[i]);
-			for (size_t k = 0; k < t.nr_signals; k++)
-				memcpy(t.signals[k].raw, th.signals_p->signals[k]->siginfo.data,
-				       std::min<size_t>(128, th.signals_p->signals[k]->siginfo.len));
-		}
-		const CredsEntry &cr = *th.creds;
-		rst_creds &rc = t.creds;
-		rc.uid = cr.uid, rc.gid = cr.gid, rc.euid = cr.euid, rc.egid = cr.egid;
-		rc.suid = cr.suid, rc.sgid = cr.sgid, rc.fsuid = cr.fsuid, rc.fsgid = cr.fsgid;
-		std::copy(cr.cap_inh, cr.cap_inh + cr.n_cap_inh, rc.cap_inh);
-		std::copy(cr.cap_prm, cr.cap_prm + cr.n_cap_prm, rc.cap_prm);
-		std::copy(cr.cap_eff, cr.cap_eff + cr.n_cap_eff, rc.cap_eff);
-		std::copy(cr.cap_bnd, cr.cap_bnd + cr.n_cap_bnd, rc.cap_bnd);
-		rc.secbits = cr.secbits;
-		rc.ngroups = cr.n_groups;
-		std::copy(cr.groups, cr.groups + cr.n_groups, rc.groups);
-		rc.last_cap = last_cap;
-	}
-	stack_top_ = region_ + o_stacks + RST_THREAD_STACK * nthreads + kLeaderStack;
-	bool faults = may_stop_on_faults(*a);
-	for (size_t i = 0; i < nthreads; i++)
-		a->threads[i].stop_at = faults ? region_ + blob_len : 0;
-	a->unmap_self = faults && nthreads == 1;
-
-	a->nr_close_fds = close_fds_.size();
-	a->close_fds = reinterpret_cast<int32_t *>(base + o_close);
-	std::copy(close_fds_.begin(), close_fds_.end(), a->close_fds);
-	if (mprotect(base, blob_len, PROT_READ | PROT_EXEC) < 0 || mprotect(base + blob_len, kPageSize, PROT_NONE) < 0)
-		return sys_error("can't make the restorer executable");
-	return {};
+	region_->log_choices(t);
+	return region_->finish(ti_.mem, pages_fd_, exe_fd_, close_fds_);
 }
 
 // A task that could not get to its blob tells the tracer why and ends.
@@ -847,8 +576,15 @@ Status ChildSide::run()
 	TRY(move_service_fds());
 	if (&ti_ == &tree_.tasks[0] && tree_.ns.uts)
 		TRY(restore_uts(dir_, ti_.ids->uts_ns_id));
-	if (&ti_ == &tree_.tasks[0] && tree_.ipc_objects)
-		TRY(restore_ipc_ns(dir_, ti_.ids->ipc_ns_id, new_ipc_ ? &*new_ipc_ : nullptr));
+	if (&ti_ == &tree_.tasks[0] && tree_.ipc_objects) {
+		if (!ipc_) {
+			auto i = IpcImages::read(dir_, ti_.ids->ipc_ns_id);
+			if (!i)
+				return i.error();
+			ipc_.emplace(std::move(*i));
+		}
+		TRY(ipc_->restore(new_ipc_ ? &*new_ipc_ : nullptr));
+	}
 	TRY(session());
 	TRY(create_children());
 	TRY(wait_barrier());
@@ -873,9 +609,9 @@ Status ChildSide::run()
 	ChildReport rep{};
 	rep.pid = ti_.pid;
 	rep.ok = 1;
-	rep.region_start = region_;
-	rep.region_len = region_len_;
-	rep.args = args_addr_;
+	rep.region_start = region_->start();
+	rep.region_len = region_->len();
+	rep.args = region_->args_addr();
 	TRY(write_all(report_fd_, &rep, sizeof(rep), "report to criu"));
 	// glibc registered rseq for criu's own thread; its area goes away with
 	// the address space, and the blob registers the task's own.
@@ -886,13 +622,13 @@ Status ChildSide::run()
 		    syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) < 0)
 			return sys_error("can't unregister criu's rseq area");
 	}
-	pr_info("Jumping into the restorer at %lx\n", (unsigned long)region_);
+	pr_info("Jumping into the restorer at %lx\n", (unsigned long)region_->start());
 	// The tracer unmaps the region; from here on only the blob runs.
 	asm volatile("movq %0, %%rsp\n\t"
 		     "movq %1, %%rdi\n\t"
 		     "jmp *%2\n\t"
 		     :
-		     : "r"(stack_top_), "r"(args_addr_), "r"(region_ + RST_BLOB_ENTRY_OFF)
+		     : "r"(region_->stack_top()), "r"(region_->args_addr()), "r"(region_->start() + RST_BLOB_ENTRY_OFF)
 		     : "memory");
 	__builtin_unreachable();
 }
@@ -1541,14 +1277,23 @@ Status enter_sandbox(const Options &o, TreeImages &tree, pid_t criu, SandboxOpen
 	GoHeader h;
 	std::string blob;
 	// A root made in a new ipc namespace learns what a new one holds
-	// (before the maps: reading may grow the heap).
 	std::optional<IpcVars> new_ipc;
 	if (p.tree.ns.ipc)
 		if (auto v = IpcVars::read())
 			new_ipc.emplace(std::move(*v));
+	TaskImages &ti = p.tree.tasks[0];
+	std::optional<IpcImages> ipc;
+	if (p.tree.ipc_objects) {
+		auto i = IpcImages::read(p.dir, ti.ids->ipc_ns_id);
+		if (!i)
+			report_and_exit(inh.report_fd, ti.pid, i.error());
+		ipc.emplace(std::move(*i));
+	}
 	auto maps = parse_maps("/proc/self/maps");
-	if (!maps)
-		report_and_exit(inh.report_fd, p.tree.tasks[0].pid, maps.error());
+	auto region = maps ? RestorerRegion::make({ti.mem, ti.cores, *ti.pstree}, std::move(*maps))
+			   : Result<RestorerRegion>(maps.error());
+	if (!region)
+		report_and_exit(inh.report_fd, ti.pid, region.error());
 	if (!read_all(go_fd, &h, sizeof(h), "the go") || h.argv_len > (1 << 20))
 		_exit(1);  // criu went away
 	blob.resize(h.argv_len);
@@ -1585,7 +1330,9 @@ Status enter_sandbox(const Options &o, TreeImages &tree, pid_t criu, SandboxOpen
 	if (auto st = prepare_inherited(o, p.tree, inh); !st)
 		report_and_exit(inh.report_fd, vpid, st.error());
 	ChildSide root(o, p.dir, p.tree, 0, inh);
-	root.maps_read_ahead(std::move(*maps));
+	root.region_ahead(std::move(*region));
+	if (ipc)
+		root.ipc_read_ahead(std::move(*ipc));
 	// --switch-deps took the sandbox only if it was released: its ipc
 	// namespace is as new (criu-sandbox(8) makes one at release)
 	if (!o.switch_deps.empty())

@@ -14,6 +14,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <vector>
 
 #include "image.h"
@@ -36,9 +37,22 @@ private:
 };
 
 Status dump_ipc_ns(const ImageDir &dir, pid_t pid, uint32_t id);
-// fresh: the sysctls of a new ipc namespace, when the tree's namespace is
-// known to be new (a released sandbox's, see sandbox.h): those the images
-// hold the same are not written (each write costs 10-15 us).
-Status restore_ipc_ns(const ImageDir &dir, uint32_t id, const IpcVars *fresh = nullptr);
+
+// The images of ipc namespace id, read (a root made ahead reads them
+// before its request comes) and then restored once, into the caller's ipc
+// namespace.
+class IpcImages
+{
+public:
+	static Result<IpcImages> read(const ImageDir &dir, uint32_t id);
+	// fresh: the sysctls of a new ipc namespace, when the tree's namespace
+	// is known to be new (a released sandbox's, see sandbox.h): those the
+	// images hold the same are not written (each write costs 10-15 us).
+	Status restore(const IpcVars *fresh = nullptr);
+
+private:
+	PbPtr<IpcVarEntry> vars_;
+	std::optional<ImageReader> shm_, sem_, msg_;
+};
 
 }  // namespace criu

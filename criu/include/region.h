@@ -1,0 +1,74 @@
+// The restorer's region in a task being restored: the blob's code, its
+// PROT_NONE stop page, struct rst_args with its arrays (restorer-args.h)
+// and the threads' stacks, mapped where neither the task's dump nor our
+// own mappings are.
+//
+// A region is made in two steps. make() maps it and fills in everything
+// the task's images and its address space decide; a root made ahead does
+// that before its request comes. finish() adds what the task learns only
+// once it opened its files (the fds of the VMAs' files, of the pages image,
+// of the executable, the fds to close) and the VMAs as they are then (a
+// held one may have been unheld); the blob may run after it. The arrays
+// have room for every change finish() may meet.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "mem.h"
+#include "proc.h"
+#include "restorer-args.h"
+#include "util.h"
+
+struct CoreEntry;
+struct PstreeEntry;
+
+namespace criu
+{
+
+// The PROT_NONE page behind the blob's code, where threads stop
+// (rst_thread::stop_at): its offset in the region.
+uint64_t stop_page_offset();
+
+// What of a task's images its region is made of.
+struct RegionTask {
+	const MemPlan &mem;
+	const std::vector<PbPtr<CoreEntry>> &cores;  // [0] is the leader
+	const PstreeEntry &pstree;
+};
+
+class RestorerRegion
+{
+public:
+	// Maps and fills the region of t; cur is our address space as it was
+	// last read (read again once if a hole in it was taken meanwhile).
+	static Result<RestorerRegion> make(const RegionTask &t, std::vector<ProcVma> cur);
+
+	RestorerRegion(RestorerRegion &&o) noexcept;
+	RestorerRegion &operator=(RestorerRegion &&o) noexcept;
+	RestorerRegion(const RestorerRegion &) = delete;
+	RestorerRegion &operator=(const RestorerRegion &) = delete;
+	~RestorerRegion();  // unmaps it (a region jumped into is never destroyed)
+
+	// The rest (see above); close_fds are criu's fds the blob closes once
+	// the memory is in place.
+	Status finish(const MemPlan &m, int pages_fd, int exe_fd, const std::vector<int> &close_fds);
+	// Logs what make() chose that a user may want to know (make() may run
+	// before the log is set up).
+	void log_choices(const RegionTask &t) const;
+
+	uint64_t start() const { return start_; }
+	uint64_t len() const { return len_; }
+	uint64_t args_addr() const { return start_ + args_off_; }
+	uint64_t stack_top() const { return stack_top_; }
+
+private:
+	RestorerRegion() = default;
+	rst_args *args() const { return reinterpret_cast<rst_args *>(start_ + args_off_); }
+
+	uint64_t start_ = 0, len_ = 0, mapped_len_ = 0;
+	uint64_t args_off_ = 0, stack_top_ = 0;
+	size_t room_runs_ = 0, room_close_ = 0;
+};
+
+}  // namespace criu
