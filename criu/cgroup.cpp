@@ -164,36 +164,37 @@ Result<size_t> CgroupTarget::tasks() const
 
 Status CgroupTarget::join_self() const
 {
+	auto files = join_files();
+	if (!files)
+		return files.error();
+	return join_through(*files);
+}
+
+Result<std::vector<Fd>> CgroupTarget::join_files() const
+{
+	std::vector<Fd> v;
 	for (auto &[path, fd] : dirs_) {
 		Fd f(openat(fd.get(), "tasks", O_WRONLY | O_CLOEXEC));
 		if (!f.valid() && errno == ENOENT)
 			f = Fd(openat(fd.get(), "cgroup.procs", O_WRONLY | O_CLOEXEC));
-		if (!f.valid() || write(f.get(), "0", 1) != 1)
-			return sys_error("the restored root can't join the cgroup %s", path.c_str());
+		if (!f.valid())
+			return sys_error("can't open the tasks of cgroup %s", path.c_str());
+		v.push_back(std::move(f));
 	}
-	return {};
-}
-
-std::vector<int> CgroupTarget::fds() const
-{
-	std::vector<int> v;
-	for (auto &[path, fd] : dirs_)
-		v.push_back(fd.get());
 	return v;
 }
 
-Result<CgroupTarget> CgroupTarget::reopen(pid_t owner, const std::vector<int> &fds)
+Status CgroupTarget::join_through(const std::vector<Fd> &files)
 {
-	CgroupTarget t;
-	for (int n : fds) {
-		auto link = strfmt("/proc/%d/fd/%d", owner, n);
-		Fd fd(::open(link.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-		if (!fd.valid())
-			return sys_error("can't open the cgroup at %s", link.c_str());
-		auto name = read_link(link);
-		t.dirs_.emplace_back(name ? *name : link, std::move(fd));
-	}
-	return t;
+	for (auto &f : files)
+		if (write(f.get(), "0", 1) != 1) {
+			int err = errno;
+			auto name = read_link(strfmt("/proc/self/fd/%d", f.get()));
+			errno = err;
+			return sys_error("the restored root can't join the cgroup of %s",
+					 name ? name->c_str() : "a file criu opened");
+		}
+	return {};
 }
 
 }  // namespace criu

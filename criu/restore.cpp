@@ -1215,18 +1215,25 @@ struct PreparedRoot {
 };
 std::optional<PreparedRoot> g_prepared;
 
+// A copy of fd of the process of pidfd (-1 and errno on failure).
+int take_fd(int pidfd, int fd)
+{
+	return (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+}
+
 // What the prepared root gets with the go: the log and the command line.
 struct GoHeader {
 	uint32_t argv_len;
-	int32_t log_fd;	 // criu's, reopened through /proc
+	int32_t log_fd;	 // criu's, taken with pidfd_getfd()
 };
 
 // The second go, once criu checked the sandbox (restore_cgroups()) and set
-// its limits: the cgroups to join, criu's directory fds. Until then the
-// root does nothing seen from outside it.
+// its limits: criu's fds of the cgroups' files to join through
+// (CgroupTarget::join_files()). Until then the root does nothing seen from
+// outside it.
 struct SandboxGo {
 	uint32_t n_cgroups;
-	int32_t cgroup_fds[4];
+	int32_t cgroup_files[4];
 };
 
 // What the prepared root opens of a --switch sandbox while criu checks it.
@@ -1272,10 +1279,11 @@ Status enter_sandbox(const Options &o, TreeImages &tree, pid_t criu, SandboxOpen
 }
 
 // The prepared root, once the request came.
-[[noreturn]] void become_root(PreparedRoot &p, pid_t criu, int go_fd, Inherited &inh)
+[[noreturn]] void become_root(PreparedRoot &p, pid_t criu, int go_fd, int criu_pidfd, Inherited &inh)
 {
 	GoHeader h;
 	std::string blob;
+	Fd criu_fd(criu_pidfd);
 	// A root made in a new ipc namespace learns what a new one holds
 	std::optional<IpcVars> new_ipc;
 	if (p.tree.ns.ipc)
@@ -1309,9 +1317,7 @@ Status enter_sandbox(const Options &o, TreeImages &tree, pid_t criu, SandboxOpen
 		report_and_exit(inh.report_fd, vpid, Error{"the prepared root can't parse the command line"});
 	o.held = p.held;
 	o.pages_dir_fd = p.dir.fd();
-	int log_fd = h.log_fd == STDERR_FILENO
-			 ? STDERR_FILENO
-			 : ::open(strfmt("/proc/%d/fd/%d", criu, h.log_fd).c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+	int log_fd = h.log_fd == STDERR_FILENO ? STDERR_FILENO : take_fd(criu_fd.get(), h.log_fd);
 	log::adopt(o.verbosity, log_fd, o.log_pid);
 	auto opened = open_sandbox(o);
 	if (!opened)
@@ -1320,11 +1326,15 @@ Status enter_sandbox(const Options &o, TreeImages &tree, pid_t criu, SandboxOpen
 	if (!read_all(go_fd, &sg, sizeof(sg), "the second go"))
 		_exit(1);  // criu found the sandbox busy, or went away
 	::close(go_fd);
-	if (sg.n_cgroups > 0) {
-		auto cg = CgroupTarget::reopen(criu, {sg.cgroup_fds, sg.cgroup_fds + std::min(sg.n_cgroups, 4u)});
-		if (auto st = cg ? cg->join_self() : Status{cg.error()}; !st)
-			report_and_exit(inh.report_fd, vpid, st.error());
+	std::vector<Fd> cgroup_files;
+	for (uint32_t i = 0; i < std::min(sg.n_cgroups, 4u); i++) {
+		cgroup_files.emplace_back(take_fd(criu_fd.get(), sg.cgroup_files[i]));
+		if (!cgroup_files.back().valid())
+			report_and_exit(inh.report_fd, vpid, sys_error("can't take criu's fd %d", sg.cgroup_files[i]));
 	}
+	if (auto st = CgroupTarget::join_through(cgroup_files); !st)
+		report_and_exit(inh.report_fd, vpid, st.error());
+	criu_fd.reset();
 	if (auto st = enter_sandbox(o, p.tree, criu, *opened); !st)
 		report_and_exit(inh.report_fd, vpid, st.error());
 	if (auto st = prepare_inherited(o, p.tree, inh); !st)
@@ -1363,6 +1373,7 @@ Result<pid_t> restore_prepared(const Options &o, const ImageDir &dir, timespec t
 		blob.append(a.c_str(), a.size() + 1);
 	GoHeader h{(uint32_t)blob.size(), log::fd()};
 	std::optional<CgroupTarget> cg;
+	std::vector<Fd> cgroup_files;  // open until the root took them
 	// The root parses the command line and opens the sandbox while we check
 	// the sandbox and set its limits: both at once, on two CPUs.
 	auto go = [&]() -> Status {
@@ -1375,11 +1386,15 @@ Result<pid_t> restore_prepared(const Options &o, const ImageDir &dir, timespec t
 		SandboxGo sg{};
 		if (cg) {
 			TRY(cg->apply_limits(dir));
-			auto fds = cg->fds();
-			if (fds.size() > std::size(sg.cgroup_fds))
-				return Error{strfmt("more than %zu cgroups to join", std::size(sg.cgroup_fds))};
-			std::copy(fds.begin(), fds.end(), sg.cgroup_fds);
-			sg.n_cgroups = fds.size();
+			auto files = cg->join_files();
+			if (!files)
+				return files.error();
+			cgroup_files = std::move(*files);
+			if (cgroup_files.size() > std::size(sg.cgroup_files))
+				return Error{strfmt("more than %zu cgroups to join", std::size(sg.cgroup_files))};
+			for (size_t i = 0; i < cgroup_files.size(); i++)
+				sg.cgroup_files[i] = cgroup_files[i].get();
+			sg.n_cgroups = cgroup_files.size();
 		}
 		return write_all(p.go.get(), &sg, sizeof(sg), "the second go");
 	};
@@ -1541,13 +1556,18 @@ Result<bool> prepare_root(const std::vector<HeldRange> &held, int images_dir_fd)
 	Inherited inh;
 	pipes.hand_to(inh);
 	pid_t criu = getpid();
+	// The root takes criu's fds through it (no walk of /proc/PID/fd);
+	// made here: PIDs of criu's namespace mean nothing in the root's.
+	Fd criu_pidfd((int)syscall(SYS_pidfd_open, criu, 0));
+	if (!criu_pidfd.valid())
+		return sys_error("can't open a pidfd of criu");
 	pid_t pid = clone_with_pid(vpid, false, p.tree.ns.clone_flags());
 	if (pid < 0)
 		return sys_error("can't create PID %d", vpid);
 	if (pid == 0) {
 		pipes.report.reset();
 		pipes.go.reset();
-		become_root(p, criu, pipes.go_child.get(), inh);
+		become_root(p, criu, pipes.go_child.get(), criu_pidfd.release(), inh);
 	}
 	p.pid = pid;
 	p.go = std::move(pipes.go);

@@ -50,10 +50,12 @@ public:
 	// an idle VM: most of a switch restore, see Documentation/switch.md).
 	// v2 has no `tasks` for a domain cgroup: cgroup.procs there.
 	Status join_self() const;
-	// The directory fds (another process of criu's reopens them through
-	// /proc/PID/fd, see reopen()).
-	std::vector<int> fds() const;
-	static Result<CgroupTarget> reopen(pid_t owner, const std::vector<int> &fds);
+	// For another process of criu to join them (join_through()): each
+	// cgroup's `tasks` (v2: cgroup.procs) opened for writing.
+	Result<std::vector<Fd>> join_files() const;
+	// Moves the calling task into the cgroups of files join_files()
+	// opened (or their copies), as join_self() does.
+	static Status join_through(const std::vector<Fd> &files);
 	// How many processes are in them now.
 	Result<size_t> tasks() const;
 
