@@ -237,11 +237,24 @@ def test_held_file_replaced(zdtm, mm_pool):
     the path, as a restore without a template does: the pages it never
     wrote show the new content, the written one the dump's"""
     r = zdtm("mmap_file_replaced")
-    imgdir, tmpl = dumped_template(r)
+    _held_file_replaced(r, *dumped_template(r), ahead=False)
+
+
+def test_held_file_replaced_root_made_ahead(zdtm, mm_pool):
+    """the same, the test the init of a pid namespace of its own: both
+    instances restored through the root made ahead, whose restorer region,
+    built before the request, has room for the page runs of the mappings
+    it finds not held (the written page of the replaced file)"""
+    r = zdtm("mmap_file_replaced", timeout=120)
+    _held_file_replaced(r, *pid_ns_template(r), ahead=True)
+
+
+def _held_file_replaced(r, imgdir, tmpl, ahead):
     data = r.dir / "mmap_file_replaced.data"
     pid = restore_instance(r, imgdir, tmpl, "before")
     held = [l for l in read_text("/proc/%d/maps" % template_holder(pid)).splitlines() if l.endswith(str(data))]
     r.check(len(held) == 2, "the holder maps %d ranges of the file, not 2: %s" % (len(held), held))
+    r.check(_made_ahead(imgdir, "before") == ahead, "restored %s the root made ahead" % ("without" if ahead else "through"))
     r.finish_task(pid, "instance before the file is replaced")
     r.out.unlink()
     r.check("not the file the template holds" not in read_text(imgdir / "before.log"),
@@ -250,6 +263,7 @@ def test_held_file_replaced(zdtm, mm_pool):
     new.write_bytes(bytes(b ^ 0x5a for b in data.read_bytes()))
     os.rename(new, data)
     pid = restore_instance(r, imgdir, tmpl, "after")
+    r.check(_made_ahead(imgdir, "after") == ahead, "restored %s the root made ahead" % ("without" if ahead else "through"))
     r.finish_task(pid, "instance after the file was replaced")
     unheld = [l for l in read_text(imgdir / "after.log").splitlines() if "not the file the template holds" in l]
     r.check(len(unheld) == 2, "the restore did not map both ranges of the replaced file itself: %s" % unheld)
