@@ -20,7 +20,7 @@ namespace criu
 namespace
 {
 
-constexpr uint64_t kLeaderStack = 64 * 1024;
+constexpr uint64_t kLeaderStack = 64 * 1024ULL;
 
 uint64_t page_align(uint64_t v)
 {
@@ -47,6 +47,7 @@ bool may_stop_on_faults(const rst_args &a)
 Result<uint64_t> find_hole(const std::vector<ProcVma> &cur, const MemPlan &m, uint64_t len)
 {
 	std::vector<std::pair<uint64_t, uint64_t>> used;
+	used.reserve(cur.size() + m.vmas.size() + m.specials.size());
 	for (auto &v : cur)
 		used.emplace_back(v.start, v.end);
 	for (auto &v : m.vmas)
