@@ -1279,29 +1279,42 @@ Status enter_sandbox(const Options &o, TreeImages &tree, pid_t criu, SandboxOpen
 }
 
 // The prepared root, once the request came.
-[[noreturn]] void become_root(PreparedRoot &p, pid_t criu, int go_fd, int criu_pidfd, Inherited &inh)
+// What the prepared root does before the request comes: all that needs
+// none of it.
+struct RootAhead {
+	std::optional<IpcVars> new_ipc;	 // what a new ipc namespace holds (for a root made in one)
+	std::optional<IpcImages> ipc;
+	std::optional<RestorerRegion> region;
+};
+
+RootAhead work_ahead(PreparedRoot &p, const Inherited &inh)
 {
-	GoHeader h;
-	std::string blob;
-	Fd criu_fd(criu_pidfd);
-	// A root made in a new ipc namespace learns what a new one holds
-	std::optional<IpcVars> new_ipc;
+	RootAhead a;
 	if (p.tree.ns.ipc)
 		if (auto v = IpcVars::read())
-			new_ipc.emplace(std::move(*v));
+			a.new_ipc.emplace(std::move(*v));
 	TaskImages &ti = p.tree.tasks[0];
-	std::optional<IpcImages> ipc;
 	if (p.tree.ipc_objects) {
 		auto i = IpcImages::read(p.dir, ti.ids->ipc_ns_id);
 		if (!i)
 			report_and_exit(inh.report_fd, ti.pid, i.error());
-		ipc.emplace(std::move(*i));
+		a.ipc.emplace(std::move(*i));
 	}
 	auto maps = parse_maps("/proc/self/maps");
 	auto region = maps ? RestorerRegion::make({ti.mem, ti.cores, *ti.pstree}, std::move(*maps))
 			   : Result<RestorerRegion>(maps.error());
 	if (!region)
 		report_and_exit(inh.report_fd, ti.pid, region.error());
+	a.region.emplace(std::move(*region));
+	return a;
+}
+
+[[noreturn]] void become_root(PreparedRoot &p, pid_t criu, int go_fd, int criu_pidfd, Inherited &inh)
+{
+	GoHeader h;
+	std::string blob;
+	Fd criu_fd(criu_pidfd);
+	RootAhead ahead = work_ahead(p, inh);
 	if (!read_all(go_fd, &h, sizeof(h), "the go") || h.argv_len > (1 << 20))
 		_exit(1);  // criu went away
 	blob.resize(h.argv_len);
@@ -1340,13 +1353,13 @@ Status enter_sandbox(const Options &o, TreeImages &tree, pid_t criu, SandboxOpen
 	if (auto st = prepare_inherited(o, p.tree, inh); !st)
 		report_and_exit(inh.report_fd, vpid, st.error());
 	ChildSide root(o, p.dir, p.tree, 0, inh);
-	root.region_ahead(std::move(*region));
-	if (ipc)
-		root.ipc_read_ahead(std::move(*ipc));
+	root.region_ahead(std::move(*ahead.region));
+	if (ahead.ipc)
+		root.ipc_read_ahead(std::move(*ahead.ipc));
 	// --switch-deps took the sandbox only if it was released: its ipc
 	// namespace is as new (criu-sandbox(8) makes one at release)
 	if (!o.switch_deps.empty())
-		root.ipc_is_new(std::move(new_ipc));
+		root.ipc_is_new(std::move(ahead.new_ipc));
 	root.run_and_exit();
 }
 
