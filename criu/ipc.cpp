@@ -248,10 +248,10 @@ void set_owner(ipc_perm &p, const IpcDescEntry &d)
 	p.mode = d.mode & 0777;
 }
 
-Status restore_shm(ImageReader *r)
+Status restore_shm(ImageReader &r)
 {
 	for (;;) {
-		auto e = r->next<IpcShmEntry>(ipc_shm_entry__descriptor);
+		auto e = r.next<IpcShmEntry>(ipc_shm_entry__descriptor);
 		if (!e)
 			return e.error();
 		if (!*e)
@@ -259,7 +259,7 @@ Status restore_shm(ImageReader *r)
 		const IpcShmEntry &s = **e;
 		if (s.in_pagemaps)
 			return Error{strfmt("SysV shm %u: contents in pagemaps are not supported", s.desc->id)};
-		auto data = r->take_raw(round_up(s.size, 4));
+		auto data = r.take_raw(round_up(s.size, 4));
 		if (!data)
 			return data.error();
 		TRY(set_next_id("shm", s.desc->id));
@@ -278,10 +278,10 @@ Status restore_shm(ImageReader *r)
 	return {};
 }
 
-Status restore_sem(ImageReader *r)
+Status restore_sem(ImageReader &r)
 {
 	for (;;) {
-		auto e = r->next<IpcSemEntry>(ipc_sem_entry__descriptor);
+		auto e = r.next<IpcSemEntry>(ipc_sem_entry__descriptor);
 		if (!e)
 			return e.error();
 		if (!*e)
@@ -289,7 +289,7 @@ Status restore_sem(ImageReader *r)
 		const IpcSemEntry &s = **e;
 		if (s.nsems > 65536)
 			return Error{strfmt("semaphore set %u: %u semaphores is malformed", s.desc->id, s.nsems)};
-		auto data = r->take_raw(round_up(size_t(s.nsems) * 2, 8));
+		auto data = r.take_raw(round_up(size_t(s.nsems) * 2, 8));
 		if (!data)
 			return data.error();
 		TRY(set_next_id("sem", s.desc->id));
@@ -350,7 +350,7 @@ Status restore_queue(ImageReader &r, const IpcMsgEntry &q, std::vector<char> &bu
 // CAP_SYS_RESOURCE, which root in a container often lacks: msgmnb is made
 // each queue's size while the queue is made, filled and given its owner,
 // then set back to the namespace's own value (restored by restore_vars).
-Status restore_msg(ImageReader *r)
+Status restore_msg(ImageReader &r)
 {
 	// (read at the first queue: most namespaces have none)
 	std::optional<uint64_t> mnb;
@@ -358,7 +358,7 @@ Status restore_msg(ImageReader *r)
 	// buffer of the largest possible one would cost its page faults
 	std::vector<char> buf;
 	for (;;) {
-		auto e = r->next<IpcMsgEntry>(ipc_msg_entry__descriptor);
+		auto e = r.next<IpcMsgEntry>(ipc_msg_entry__descriptor);
 		if (!e)
 			return e.error();
 		if (!*e)
@@ -373,7 +373,7 @@ Status restore_msg(ImageReader *r)
 		bool resize = q.qbytes != *mnb;
 		if (resize)
 			TRY(write_sysctl("kernel/msgmnb", std::to_string(q.qbytes)));
-		auto st = restore_queue(*r, q, buf);
+		auto st = restore_queue(r, q, buf);
 		if (resize) {
 			auto back = write_sysctl("kernel/msgmnb", std::to_string(*mnb));
 			if (st && !back)
@@ -464,9 +464,9 @@ Result<IpcImages> IpcImages::read(const ImageDir &dir, uint32_t id)
 Status IpcImages::restore(const IpcVars *fresh)
 {
 	TRY(restore_vars(*vars_, fresh));
-	TRY(restore_shm(&*shm_));
-	TRY(restore_sem(&*sem_));
-	return restore_msg(&*msg_);
+	TRY(restore_shm(*shm_));
+	TRY(restore_sem(*sem_));
+	return restore_msg(*msg_);
 }
 
 }  // namespace criu

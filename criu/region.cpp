@@ -10,6 +10,7 @@
 #include "core.pb-c.h"
 #include "log.h"
 #include "mm.pb-c.h"
+#include "proc.h"
 #include "pstree.pb-c.h"
 
 extern "C" const char restorer_blob[], restorer_blob_end[];
@@ -302,34 +303,29 @@ uint64_t stop_page_offset()
 	return page_align(restorer_blob_end - restorer_blob);
 }
 
-Result<RestorerRegion> RestorerRegion::make(const RegionTask &t, std::vector<ProcVma> cur)
+Result<RestorerRegion> RestorerRegion::make(const RegionTask &t)
 {
 	Layout lay(t);
+	auto cur = parse_maps("/proc/self/maps");
+	if (!cur)
+		return cur.error();
+	auto hole = find_hole(*cur, t.mem, lay.len + lay.park);
+	if (!hole)
+		return hole.error();
+	// (NOREPLACE: a hole taken since the maps were read fails here)
+	void *p = mmap((void *)*hole, lay.len + lay.park, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p == MAP_FAILED)
+		return sys_error("can't map the restorer region at %lx", (unsigned long)*hole);
 	RestorerRegion r;
-	for (bool again = false; !r.start_; again = true) {
-		if (again) {
-			auto m = parse_maps("/proc/self/maps");
-			if (!m)
-				return m.error();
-			cur = std::move(*m);
-		}
-		auto hole = find_hole(cur, t.mem, lay.len + lay.park);
-		if (!hole)
-			return hole.error();
-		void *p = mmap((void *)*hole, lay.len + lay.park, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-		if (p != MAP_FAILED)
-			r.start_ = (uint64_t)p;
-		else if (errno != EEXIST || again)
-			return sys_error("can't map the restorer region at %lx", (unsigned long)*hole);
-	}
+	r.start_ = (uint64_t)p;
 	r.len_ = lay.len;
 	r.mapped_len_ = lay.len + lay.park;
 	r.args_off_ = lay.args;
 	r.stack_top_ = r.start_ + lay.stacks + RST_THREAD_STACK * t.cores.size() + kLeaderStack;
 	r.room_runs_ = lay.room_runs;
 	r.room_close_ = lay.room_close;
-	TRY(fill(reinterpret_cast<char *>(r.start_), lay, t, cur));
+	TRY(fill(reinterpret_cast<char *>(r.start_), lay, t, *cur));
 	return r;
 }
 

@@ -540,10 +540,7 @@ Status ChildSide::build_region()
 {
 	RegionTask t{ti_.mem, ti_.cores, *ti_.pstree};
 	if (!region_) {
-		auto cur = parse_maps("/proc/self/maps");
-		if (!cur)
-			return cur.error();
-		auto r = RestorerRegion::make(t, std::move(*cur));
+		auto r = RestorerRegion::make(t);
 		if (!r)
 			return r.error();
 		region_.emplace(std::move(*r));
@@ -1300,9 +1297,7 @@ RootAhead work_ahead(PreparedRoot &p, const Inherited &inh)
 			report_and_exit(inh.report_fd, ti.pid, i.error());
 		a.ipc.emplace(std::move(*i));
 	}
-	auto maps = parse_maps("/proc/self/maps");
-	auto region = maps ? RestorerRegion::make({ti.mem, ti.cores, *ti.pstree}, std::move(*maps))
-			   : Result<RestorerRegion>(maps.error());
+	auto region = RestorerRegion::make({ti.mem, ti.cores, *ti.pstree});
 	if (!region)
 		report_and_exit(inh.report_fd, ti.pid, region.error());
 	a.region.emplace(std::move(*region));

@@ -16,7 +16,6 @@
 #include <vector>
 
 #include "mem.h"
-#include "proc.h"
 #include "restorer-args.h"
 #include "util.h"
 
@@ -40,9 +39,9 @@ struct RegionTask {
 class RestorerRegion
 {
 public:
-	// Maps and fills the region of t; cur is our address space as it was
-	// last read (read again once if a hole in it was taken meanwhile).
-	static Result<RestorerRegion> make(const RegionTask &t, std::vector<ProcVma> cur);
+	// Maps and fills the region of t, in a hole of our address space (read
+	// now) and of the task's dump.
+	static Result<RestorerRegion> make(const RegionTask &t);
 
 	RestorerRegion(RestorerRegion &&o) noexcept;
 	RestorerRegion &operator=(RestorerRegion &&o) noexcept;
