@@ -130,6 +130,23 @@ Result<pid_t> restore_delegate(const std::vector<std::string> &argv, bool *taken
 	return 0;
 }
 
+Result<bool> rpc_hand_over(const std::string &name, int conn_fd, const std::string &req)
+{
+	for (auto &p : g_plugins) {
+		auto *fn = reinterpret_cast<cr_plugin_rpc_hand_over_t *>(hook(p, CR_PLUGIN_HOOK__RPC_HAND_OVER));
+		if (!fn)
+			continue;
+		char err[1024] = "";
+		int r = fn(name.c_str(), conn_fd, req.data(), req.size(), err, sizeof(err));
+		if (r == -ENOTSUP)
+			continue;
+		if (r < 0)
+			return Error{strfmt("plugin %s: %s", p.desc->name, err[0] ? err : strerror(-r))};
+		return true;
+	}
+	return false;
+}
+
 Status resume_devices_late(int pid)
 {
 	for (auto &p : g_plugins) {

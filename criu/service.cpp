@@ -172,6 +172,7 @@ public:
 
 private:
 	bool handed_over(const CriuReq &req);
+	Result<bool> handed_to_holder(const CriuReq &req);
 	Status restore(const CriuReq &req, CriuResp &r);
 	Result<Options> options(const CriuReq &req);
 	Status template_options(Options &o, const CriuOpts &ro);
@@ -191,6 +192,22 @@ bool Worker::handed_over(const CriuReq &req)
 {
 	return req.type == CRIU_REQ_TYPE__RESTORE && req.opts && !req.opts->mm_template &&
 	       spares_->hand_over(strfmt("/proc/%d/fd/%d", c_.peer_pid(), req.opts->images_dir_fd), c_.fd(), req);
+}
+
+// A restore from a template goes to a worker of the template's holder with
+// its connection: that worker has the memory and the root made ahead, and
+// answers the client itself (no relay through this process). This process
+// ends once that worker did (the plugin waits): the service forks its next
+// worker only then, not while the restore runs.
+Result<bool> Worker::handed_to_holder(const CriuReq &req)
+{
+	if (swrk_ || held_ || req.type != CRIU_REQ_TYPE__RESTORE || !req.opts || !req.opts->mm_template)
+		return false;
+	std::string buf(criu_req__get_packed_size(&req), '\0');
+	criu_req__pack(&req, reinterpret_cast<uint8_t *>(buf.data()));
+	pr_info("Handing the RESTORE from template %s, with its connection, to its holder\n", req.opts->mm_template);
+	// (false: no plugin handles templates; restore_from_template() says so)
+	return plugins::rpc_hand_over(req.opts->mm_template, c_.fd(), buf);
 }
 
 Result<Options> Worker::options(const CriuReq &req)
@@ -466,8 +483,11 @@ int Worker::serve(PbPtr<CriuReq> first)
 			return 0;
 		if (may_hand_over && handed_over(**req))
 			return 0;
+		auto to_holder = handed_to_holder(**req);
+		if (to_holder && *to_holder)
+			return 0;
 		bool keep = (*req)->has_keep_open && (*req)->keep_open;
-		auto st = handle(**req);
+		auto st = to_holder ? handle(**req) : Status(to_holder.error());
 		if (held_) {
 			// A spare's memory serves its first request only. Dropped
 			// after the answer: the root then has the only copy (until
@@ -596,12 +616,20 @@ int cmd_swrk(const Options &o)
 	return w.serve();
 }
 
-int serve_rpc_with(int conn_fd, HeldMemory &held)
+int serve_rpc_with(int conn_fd, HeldMemory &held, const void *first, size_t len)
 {
 	static const Options defaults;
 	Connection c(conn_fd);
 	Worker w(c, plugins::current_options() ? *plugins::current_options() : defaults, false, nullptr, &held);
-	return w.serve();
+	PbPtr<CriuReq> req;
+	if (first) {
+		req.reset(criu_req__unpack(nullptr, len, static_cast<const uint8_t *>(first)));
+		if (!req) {
+			pr_err("a handed-over RPC connection came with a malformed request (%zu bytes)\n", len);
+			return 1;
+		}
+	}
+	return w.serve(std::move(req));
 }
 
 int cmd_service(const Options &o)

@@ -239,7 +239,8 @@ extern "C" __attribute__((visibility("default"))) int criu_template_restore(int 
 extern "C" __attribute__((visibility("default"))) int
 criu_template_serve(int conn_fd, const char *name, const char *images, const struct cr_held_range *held,
 		    unsigned nr_held, int pages_dir_fd,
-		    int (*check_images)(const char *images_dir, void *arg, char *err, size_t errlen), void *arg)
+		    int (*check_images)(const char *images_dir, void *arg, char *err, size_t errlen), void *arg,
+		    const void *first, size_t len)
 {
 	using namespace criu;
 	HeldMemory h{held_ranges(held, nr_held), pages_dir_fd};
@@ -251,7 +252,7 @@ criu_template_serve(int conn_fd, const char *name, const char *images, const str
 			return {};
 		return Error{err};
 	};
-	return serve_rpc_with(conn_fd, h);
+	return serve_rpc_with(conn_fd, h, first, len);
 }
 
 extern "C" __attribute__((visibility("default"))) int

@@ -67,12 +67,25 @@ enum {
 	 * in err if the restore failed (nothing is left behind). Runs in criu. */
 	CR_PLUGIN_HOOK__RESTORE_DELEGATE = 33,
 
+	/* `criu service`, a connection whose request is a RESTORE with
+	 * mm_template NAME: int rpc_hand_over(const char *name, int conn_fd,
+	 * const void *req, size_t len, char *err, size_t errlen), req being
+	 * that request as it came (a packed criu_req). A plugin that hands the
+	 * connection to a process that serves it from that request on
+	 * (through criu_template_serve) returns 0 once that process ended;
+	 * criu then leaves the connection alone. -ENOTSUP if the template is
+	 * not its; another -errno with a message in err if it could not hand
+	 * it over (the connection is still criu's). Runs in criu. */
+	CR_PLUGIN_HOOK__RPC_HAND_OVER = 34,
+
 	CR_PLUGIN_HOOK__MAX
 };
 
 typedef int(cr_plugin_resume_devices_late_t)(int pid);
 typedef int(cr_plugin_command_t)(const char *cmd, int argc, char **argv);
 typedef int(cr_plugin_restore_delegate_t)(int argc, char **argv, int *pid, char *err, size_t errlen);
+typedef int(cr_plugin_rpc_hand_over_t)(const char *name, int conn_fd, const void *req, size_t len, char *err,
+				       size_t errlen);
 
 /* The stage criu is in when it calls init() and exit(). */
 enum {
@@ -153,12 +166,14 @@ extern int criu_template_prepare(const struct cr_held_range *held, unsigned nr_h
  * of the dump) if the request's images_dir_fd is -1, else of the client's,
  * once check_images(their path, arg) returned 0 (else it is refused with
  * the message check_images put in err). check_images is called with ""
- * for the template's own images. Returns the exit code for the process.
- * Provided by criu. */
+ * for the template's own images. first (len bytes, a packed criu_req) is
+ * the connection's first request where another process read it already
+ * (see CR_PLUGIN_HOOK__RPC_HAND_OVER), else NULL. Returns the exit code for
+ * the process. Provided by criu. */
 extern int criu_template_serve(int conn_fd, const char *name, const char *images, const struct cr_held_range *held,
 			       unsigned nr_held, int pages_dir_fd,
 			       int (*check_images)(const char *images_dir, void *arg, char *err, size_t errlen),
-			       void *arg);
+			       void *arg, const void *first, size_t len);
 
 /* In a process forked to serve a request that has not come yet (a
  * holder's spare): maps its own copy of its private writable pages and the

@@ -28,6 +28,10 @@ int run_command(const char *cmd, int argc, char **argv);
 // RESTORE_DELEGATE: a plugin restored the task elsewhere (returns its PID),
 // or none took it (returns 0 and sets *taken = false).
 Result<pid_t> restore_delegate(const std::vector<std::string> &argv, bool *taken);
+// RPC_HAND_OVER: a plugin took the connection conn_fd, whose request req
+// (packed) restores from template name, and its new server ended (returns
+// true), or none handles templates (returns false).
+Result<bool> rpc_hand_over(const std::string &name, int conn_fd, const std::string &req);
 // RESUME_DEVICES_LATE after a restored task runs.
 Status resume_devices_late(int pid);
 

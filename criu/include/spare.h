@@ -61,9 +61,11 @@ struct HeldMemory {
 };
 
 // A process with held memory serves the CRIU RPC connection conn_fd (it
-// takes it): its first RESTORE gets that memory (see HeldMemory). Returns
+// takes it): its first RESTORE gets that memory (see HeldMemory). first
+// (len bytes, a packed criu_req), if not null, is the connection's first
+// request, read by the process that handed the connection over. Returns
 // the process's exit code.
-int serve_rpc_with(int conn_fd, HeldMemory &held);
+int serve_rpc_with(int conn_fd, HeldMemory &held, const void *first = nullptr, size_t len = 0);
 
 class SparePool;
 // A spare serves the connection it took, starting with the request the

@@ -28,8 +28,12 @@ namespace
 
 constexpr uint32_t kMagic = 0x4d4d5450;	 // "MMTP"
 constexpr int kMaxTries = 8;		 // re-executions for an address space layout
-enum : uint32_t { kRestore = 1, kPing = 2, kQuit = 3 };
-enum : int32_t { kOk = 0, kFailed = -1, kStale = 1 };
+// kServe: a `criu service` hands over an RPC connection (the fd) whose
+// request (the payload, a packed criu_req) restores from the template.
+enum : uint32_t { kRestore = 1, kPing = 2, kQuit = 3, kServe = 4 };
+// kEnded: no answer, the connection closed (not sent: what recv_rep()
+// makes of that).
+enum : int32_t { kOk = 0, kFailed = -1, kStale = 1, kEnded = 2 };
 constexpr char kTook = 'T';  // spare -> holder: it took a restore
 
 struct Req {
@@ -160,18 +164,26 @@ std::optional<Req> parse_req(const std::string &buf)
 	return r.magic == kMagic ? std::optional<Req>(r) : std::nullopt;
 }
 
-Status send_req(int s, uint32_t type, uint64_t gen, int argc, char **argv, int fd)
+Status send_req(int s, uint32_t type, uint64_t gen, const std::string &payload, int fd, uint32_t argc = 0)
 {
 	std::string msg(sizeof(Req), '\0');
-	Req r{kMagic, type, gen, (uint32_t)argc, 0};
+	Req r{kMagic, type, gen, argc, 0};
 	memcpy(msg.data(), &r, sizeof(r));
-	for (int i = 0; i < argc; i++)
-		msg.append(argv[i], strlen(argv[i]) + 1);
+	msg += payload;
 	if (msg.size() > 60000)
-		return fail("the command line is too long for the holder");
+		return fail("the request is too long for the holder");
 	if (!send_with_fds(s, msg, {fd}))
 		return fail(sys("can't send a request to the holder"));
 	return ok();
+}
+
+// argv as the payload of a kRestore.
+std::string argv_blob(int argc, char **argv)
+{
+	std::string blob;
+	for (int i = 0; i < argc; i++)
+		blob.append(argv[i], strlen(argv[i]) + 1);
+	return blob;
 }
 
 Result<Rep> recv_rep(int s)
@@ -180,9 +192,10 @@ Result<Rep> recv_rep(int s)
 	ssize_t n;
 	while ((n = recv(s, &rep, sizeof(rep), 0)) < 0 && errno == EINTR)
 		;
+	if (n == 0)
+		return Rep{kEnded, 0, {}};
 	if (n != (ssize_t)sizeof(rep))
-		return Result<Rep>::fail(n < 0 ? sys("no answer from the holder")
-					       : "the holder ended without answering");
+		return Result<Rep>::fail(n < 0 ? sys("no answer from the holder") : "a short answer from the holder");
 	rep.err[sizeof(rep.err) - 1] = 0;
 	return rep;
 }
@@ -192,7 +205,7 @@ Result<Rep> ask(const Pool &p, const std::string &name, uint32_t type, uint64_t 
 	auto s = connect_to(p, name);
 	if (!s)
 		return Result<Rep>::fail(s.error());
-	if (auto st = send_req(s->get(), type, gen, 0, nullptr, -1); !st)
+	if (auto st = send_req(s->get(), type, gen, "", -1); !st)
 		return Result<Rep>::fail(st.error());
 	return recv_rep(s->get());
 }
@@ -446,14 +459,15 @@ struct Holder {
 		return -EINVAL;
 	}
 
-	// Serves a connection to the template's own RPC socket here.
-	[[noreturn]] void serve_rpc(Fd conn)
+	// Serves a connection to the template's own RPC socket here (first: its
+	// first request, if another process read it).
+	[[noreturn]] void serve_rpc(Fd conn, const std::string &first = "")
 	{
 		listen_fd.reset();
 		rpc_fd.reset();
-		int rc =
-		    criu_template_serve(conn.release(), ix.name.c_str(), pool.gen_dir(ix.name, ix.generation).c_str(),
-					held, nr_held, gen_dir.get(), check_images_cb, this);
+		int rc = criu_template_serve(
+		    conn.release(), ix.name.c_str(), pool.gen_dir(ix.name, ix.generation).c_str(), held, nr_held,
+		    gen_dir.get(), check_images_cb, this, first.empty() ? nullptr : first.data(), first.size());
 		if (stale)
 			stop_holder(pool, ix.name);
 		_exit(rc);
@@ -488,6 +502,22 @@ struct Holder {
 		// with the answer (see keep_until_exit()), 5 s at most.
 		criu_linger(conn.get(), 5000);
 		_exit(0);
+	}
+
+	// A connection handed over by a service (kServe, on from): serves it
+	// from its request (req) on. Taking it is answered by our end (from
+	// hangs up, unanswered): the service's worker waits for nothing else,
+	// and no wake-up of it competes with this restore for the CPUs.
+	[[noreturn]] void serve_handed(Fd from, Fd client, const std::string &req)
+	{
+		if (!client.valid()) {
+			Rep rep{kFailed, 0, "the hand-over came without the connection"};
+			send(from.get(), &rep, sizeof(rep), MSG_NOSIGNAL);
+			_exit(1);
+		}
+		static Fd until_exit;
+		until_exit = std::move(from);
+		serve_rpc(std::move(client), req);
 	}
 
 	// The next worker is forked ahead of its request, so that a restore
@@ -567,9 +597,12 @@ struct Holder {
 			if (!conn.valid() || !recv_with_fds(conn.get(), buf, fds))
 				continue;  // (a client that went away has nothing to answer)
 			auto r = parse_req(buf);
-			if (r && r->type == kRestore && r->generation == ix.generation &&
-			    send(ctl, &kTook, 1, MSG_NOSIGNAL) == 1)
+			if (r && (r->type == kRestore || r->type == kServe) && r->generation == ix.generation &&
+			    send(ctl, &kTook, 1, MSG_NOSIGNAL) == 1) {
+				if (r->type == kServe)
+					serve_handed(std::move(conn), std::move(fds[0]), buf.substr(sizeof(Req)));
 				work(std::move(conn), std::move(fds[0]), split_args(buf.substr(sizeof(Req))));
+			}
 			if (!send_with_fds(ctl, buf, {conn.get(), fds[0].get()}))
 				_exit(0);
 		}
@@ -607,9 +640,9 @@ struct Holder {
 			fork_worker([&] { serve_rpc(std::move(conn)); });
 	}
 
-	// One request (buf, with the client's directory in cwd_fd); false once
-	// the holder should end.
-	bool serve(int conn, const std::string &buf, Fd cwd_fd)
+	// One request (buf, with its fd: the client's directory, or the RPC
+	// connection handed over); false once the holder should end.
+	bool serve(int conn, const std::string &buf, Fd fd)
 	{
 		auto req = parse_req(buf);
 		Req r = req.value_or(Req{});
@@ -622,10 +655,12 @@ struct Holder {
 			rep.status = kStale;
 			snprintf(rep.err, sizeof(rep.err), "the holder has generation %llu",
 				 (unsigned long long)ix.generation);
-		} else if (r.type == kRestore) {
+		} else if (r.type == kRestore || r.type == kServe) {
 			// The next spare is forked once this worker is done (see reap()):
 			// forking now would compete with the restore for the CPUs.
-			if (dispatch(conn, cwd_fd.get(), buf.substr(sizeof(Req))))
+			auto payload = buf.substr(sizeof(Req));
+			if (r.type == kRestore ? dispatch(conn, fd.get(), payload)
+					       : fork_worker([&] { serve_handed(Fd(conn), std::move(fd), payload); }))
 				return true;
 			rep.status = kFailed;
 			snprintf(rep.err, sizeof(rep.err), "can't start a worker: %s", strerror(errno));
@@ -728,8 +763,17 @@ Status run_holder(const Pool &p, const std::string &name)
 	return ok();
 }
 
-Result<int> restore_via_holder(const Pool &p, const Index &ix, int argc, char **argv)
+namespace
 {
+
+// Sends a request of type to the template's holder (started if needed; a
+// stale one is waited out and replaced), with payload and fd, until one
+// answers it; returns the connection and the answer: kOk, or kEnded for a
+// kServe (see serve_handed()).
+Result<std::pair<Fd, Rep>> ask_holder(const Pool &p, const Index &ix, uint32_t type, const std::string &payload, int fd,
+				      uint32_t argc = 0)
+{
+	using R = Result<std::pair<Fd, Rep>>;
 	constexpr int kWaitMs = 120000;	 // a holder of a big template takes a while to fill
 	bool spawned = false;
 	for (int waited = 0, stale = 0; stale < 3;) {
@@ -737,38 +781,54 @@ Result<int> restore_via_holder(const Pool &p, const Index &ix, int argc, char **
 		if (!s) {
 			if (!spawned && !holder_alive(p, ix.name)) {
 				if (auto st = spawn_holder(p, ix.name); !st)
-					return Result<int>::fail(st.error());
+					return R::fail(st.error());
 				spawned = true;
 				continue;
 			}
 			if (!holder_alive(p, ix.name))
-				return Result<int>::fail(
+				return R::fail(
 				    fmt("the holder of template %s ended before it served", ix.name.c_str()));
 			if ((waited += 10) > kWaitMs)
-				return Result<int>::fail(
-				    fmt("the holder of template %s did not answer", ix.name.c_str()));
+				return R::fail(fmt("the holder of template %s did not answer", ix.name.c_str()));
 			usleep(10000);
 			continue;
 		}
-		Fd cwd(open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-		if (auto st = send_req(s->get(), kRestore, ix.generation, argc, argv, cwd.get()); !st)
-			return Result<int>::fail(st.error());
+		if (auto st = send_req(s->get(), type, ix.generation, payload, fd, argc); !st)
+			return R::fail(st.error());
 		auto rep = recv_rep(s->get());
 		if (!rep)
-			return Result<int>::fail(rep.error());
-		if (rep->status == kOk) {
-			keep_until_exit(std::move(*s));
-			return rep->pid;
-		}
+			return R::fail(rep.error());
+		if (rep->status == kOk || (rep->status == kEnded && type == kServe))
+			return std::pair(std::move(*s), *rep);
+		if (rep->status == kEnded)
+			return R::fail("the holder ended without answering");
 		if (rep->status == kFailed)
-			return Result<int>::fail(rep->err);
+			return R::fail(rep->err);
 		// stale: that holder ends; the next attempt starts a fresh one
 		for (int i = 0; i < 500 && holder_alive(p, ix.name); i++)
 			usleep(10000);
 		spawned = false;
 		stale++;
 	}
-	return Result<int>::fail(fmt("no holder of template %s could be reached", ix.name.c_str()));
+	return R::fail(fmt("no holder of template %s could be reached", ix.name.c_str()));
+}
+
+}  // namespace
+
+Result<int> restore_via_holder(const Pool &p, const Index &ix, int argc, char **argv)
+{
+	Fd cwd(open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	auto r = ask_holder(p, ix, kRestore, argv_blob(argc, argv), cwd.get(), argc);
+	if (!r)
+		return Result<int>::fail(r.error());
+	keep_until_exit(std::move(r->first));
+	return r->second.pid;
+}
+
+Status hand_over_to_holder(const Pool &p, const Index &ix, int conn_fd, const std::string &req)
+{
+	auto r = ask_holder(p, ix, kServe, req, conn_fd);
+	return r ? ok() : fail(r.error());
 }
 
 Result<std::string> template_socket(const Pool &p, const std::string &name)

@@ -20,6 +20,11 @@ Status run_holder(const Pool &p, const std::string &name);
 // In `criu restore --mm-template`: has the template's holder (started if
 // needed) restore argv; returns the restored root's PID.
 Result<int> restore_via_holder(const Pool &p, const Index &ix, int argc, char **argv);
+// In `criu service`: hands the RPC connection conn_fd, whose request req
+// (packed) restores from the template, to a worker of its holder (started
+// if needed), which serves it from there on; returns once that worker
+// ended.
+Status hand_over_to_holder(const Pool &p, const Index &ix, int conn_fd, const std::string &req);
 void stop_holder(const Pool &p, const std::string &name);
 // The template's own CRIU RPC socket (its holder started if needed): a
 // RESTORE sent there is served by the holder's spare itself.

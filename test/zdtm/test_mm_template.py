@@ -377,6 +377,67 @@ def test_rpc_mm_template(zdtm, mm_pool):
     r.ok = True
 
 
+def test_rpc_mm_template_handed_over(zdtm, mm_pool):
+    """the service hands a RESTORE with mm_template over to a worker of the
+    template's holder with its connection (logged), which serves it from
+    there on: notify_scripts work (pre-restore, post-restore and
+    post-resume with the instance's pid, each waiting for our answer), a
+    keep_open connection gets its next request answered, and
+    images_dir_fd -1 restores the template's own copy of the dump, logging
+    into work_dir_fd; after a convert, the stale holder is replaced
+    without the client seeing it"""
+    pytest.importorskip("pycriu")
+    from test_rpc import RESTORE_SCRIPTS, Service, make_req, open_dir, rpc, with_our_opts
+    r = zdtm("mm_anon")
+    imgdir, tmpl = dumped_template(r)
+    svc = Service(r, extra=["-L", str(MMT_PLUGIN_DIR), "-v4"])
+    c = svc.connect()
+    fd = open_dir(imgdir)
+    try:
+        req = make_req(rpc.RESTORE, keep_open=True, images_dir_fd=fd, notify_scripts=True)
+        resp = c.call(with_our_opts(req, {1000: tmpl}))
+    finally:
+        os.close(fd)
+    r.check(resp.success, "RPC restore with mm_template and notify_scripts failed: %s" % resp.cr_errmsg)
+    pid = r.check_restored_pid(resp.restore.pid)
+    r.check([n[0] for n in c.notes] == RESTORE_SCRIPTS, "notifications: %s" % c.notes)
+    r.check([n[1] for n in c.notes[1:]] == [pid, pid], "post-restore/post-resume pids: %s" % c.notes)
+    r.check(template_holder(pid) != svc.pid, "the instance is the service's child, not the holder's")
+    version = c.call(rpc.criu_req(type=rpc.VERSION))
+    r.check(version.success and version.type == rpc.VERSION, "keep_open: the next request: %s" % version)
+    c.sock.close()
+    r.check("with its connection, to its holder" in read_text(svc.log), "the service did not hand the connection over")
+    r.finish_task(pid)
+    r.out.unlink()
+    wd = open_dir(r.dir)
+    try:
+        own = svc.connect().call(with_our_opts(rpc.criu_req(type=rpc.RESTORE, opts={
+            "images_dir_fd": -1, "work_dir_fd": wd, "log_file": "own.log", "log_level": 4}), {1000: tmpl}))
+    finally:
+        os.close(wd)
+    r.check(own.success, "RPC restore of the template's own copy of the dump: %s" % own.cr_errmsg)
+    pid = r.check_restored_pid(own.restore.pid)
+    r.check("checked by content" not in read_text(r.dir / "own.log"), "the template's own images were checked")
+    holder = template_holder(pid)
+    r.finish_task(pid, "instance of the template's own images")
+    r.out.unlink()
+    # converted again: the old holder answers stale, and a new one serves
+    mm_template(r, imgdir, tmpl)
+    fd = open_dir(imgdir)
+    try:
+        resp = svc.connect().call(with_our_opts(rpc.criu_req(type=rpc.RESTORE, opts={"images_dir_fd": fd}),
+                                                {1000: tmpl}))
+    finally:
+        os.close(fd)
+    r.check(resp.success, "RPC restore after a convert: %s" % resp.cr_errmsg)
+    pid = r.check_restored_pid(resp.restore.pid)
+    r.check(template_holder(pid) != holder, "the new generation was restored by the stale holder")
+    r.finish_task(pid, "instance of the new generation")
+    svc.check_serving("after the handed-over restores")
+    svc.stop()
+    r.ok = True
+
+
 def template_socket(r, tmpl):
     out = subprocess.run([CRIU, "-L", str(MMT_PLUGIN_DIR), "mm-template", "socket", tmpl], capture_output=True,
                          text=True, timeout=60)

@@ -40,10 +40,10 @@ import time
 
 import pytest
 
-from test_zdtm import (CRIU, NOCR, TMPROOT, ZDTM_DIR, _check_job_ids, _finish_shell_job,  # noqa: F401
+from test_zdtm import (CRIU, MMT_PLUGIN_DIR, NOCR, TMPROOT, ZDTM_DIR, _check_job_ids, _finish_shell_job,  # noqa: F401
                        _no_task_left, _start_shell_job, _wait_running_untraced, built, check_images, check_pong,
                        descendants, nspid,
-                       host_dir, mount_table, ns_mnt_binds, ns_mnt_externals, pages_not_owned, ping_through,
+                       host_dir, mm_pool, mm_template, mount_table, ns_mnt_binds, ns_mnt_externals, pages_not_owned, ping_through,
                        proc_starttime,
                        proc_state, read_text, reap_zombie_children,
                        start_in_namespaces, start_ns_veth, subreaper, tail, thread_cgroup, tree_threads,
@@ -702,12 +702,18 @@ def test_rpc_shell_job(zdtm):
     r.ok = True
 
 
-def test_rpc_inherit_fd(zdtm):
+@pytest.mark.parametrize("how", ["plain", "mm_template"])
+def test_rpc_inherit_fd(zdtm, request, how):
     """inherit_fd {key "pipe[INODE]"}: inherit_fd00 holds the read end of a
     pipe of ours; it is restored with the read end of a new pipe of ours
-    instead, we write into that pipe and the task reads it"""
+    instead, we write into that pipe and the task reads it; also restored
+    from an mm-template (the service hands the connection to the
+    template's holder, whose worker takes the fd from us)"""
     r = zdtm("inherit_fd00", timeout=60)
-    svc = Service(r)
+    tmpl = how == "mm_template"
+    if tmpl:
+        request.getfixturevalue("mm_pool")
+    svc = Service(r, extra=["-L", str(MMT_PLUGIN_DIR)] if tmpl else ())
     msg = "inherit_fd %d" % os.getpid()
     rd, wr = os.pipe()
     fds = [rd, wr]
@@ -721,7 +727,18 @@ def test_rpc_inherit_fd(zdtm):
         rd2, wr2 = os.pipe()
         fds += [rd2, wr2]
         key = "pipe[%d]" % ino
-        pid = restore_ok(r, svc.connect(), imgdir, inherit=[(key, rd2)])
+        if tmpl:
+            name = mm_template(r, imgdir)
+            fd = open_dir(imgdir)
+            try:
+                req = make_req(rpc.RESTORE, images_dir_fd=fd, inherit=[(key, rd2)])
+                resp = svc.connect().call(with_our_opts(req, {1000: name}))
+            finally:
+                os.close(fd)
+            r.check(resp.success, "RPC restore from a template with inherit_fd: %s" % resp_error(resp))
+            pid = r.check_restored_pid(resp.restore.pid)
+        else:
+            pid = restore_ok(r, svc.connect(), imgdir, inherit=[(key, rd2)])
         os.close(rd2)
         fds.remove(rd2)
         r.check(os.fstat(wr2).st_ino == os.stat("/proc/%d/fd/%d" % (pid, rd)).st_ino,
