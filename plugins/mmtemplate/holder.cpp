@@ -6,6 +6,7 @@
 #include <libgen.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -35,6 +36,22 @@ enum : uint32_t { kRestore = 1, kPing = 2, kQuit = 3, kServe = 4 };
 // makes of that).
 enum : int32_t { kOk = 0, kFailed = -1, kStale = 1, kEnded = 2 };
 constexpr char kTook = 'T';  // spare -> holder: it took a restore
+constexpr size_t kDefaultSpares = 2, kMaxSpares = 16;
+
+// How many spares a holder keeps: $CRIU_MM_SPARES of whoever started it.
+size_t spares_wanted()
+{
+	const char *env = getenv("CRIU_MM_SPARES");
+	if (!env || !*env)
+		return kDefaultSpares;
+	char *end = nullptr;
+	unsigned long n = strtoul(env, &end, 10);
+	if (*end || n < 1 || n > kMaxSpares) {
+		criu_log(2, "CRIU_MM_SPARES=%s is not 1..%zu: keeping %zu spares\n", env, kMaxSpares, kDefaultSpares);
+		return kDefaultSpares;
+	}
+	return n;
+}
 
 struct Req {
 	uint32_t magic, type;
@@ -368,7 +385,7 @@ struct Holder {
 		// their connections (a client may keep one open for long): they
 		// hold the generation's lock, not the node's.
 		node_lock.reset();
-		spare_ctl.reset();  // the spare worker ends
+		spares.clear();	 // the spare workers end
 		for (pid_t w : workers)
 			waitpid(w, nullptr, 0);
 		lock.reset();
@@ -520,11 +537,17 @@ struct Holder {
 		serve_rpc(std::move(client), req);
 	}
 
-	// The next worker is forked ahead of its request, so that a restore
-	// does not wait for a copy of the holder's page tables: it waits on
-	// spare_ctl for a connection, its client's directory and the request.
-	pid_t spare = -1;
-	Fd spare_ctl;
+	// The next workers are forked ahead of their requests, so that a
+	// restore does not wait for a copy of the holder's page tables: each
+	// waits for a connection itself, and its ctl carries what it passes on.
+	// Several, so that starts of the function that come at once (a burst
+	// scaling it out) each find one.
+	struct Spare {
+		pid_t pid;
+		Fd ctl;
+	};
+	std::vector<Spare> spares;
+	size_t want_spares = spares_wanted();
 
 	void fork_spare()
 	{
@@ -537,11 +560,10 @@ struct Holder {
 			return;
 		if (w == 0) {
 			mine.reset();
-			spare_ctl.reset();
+			spares.clear();
 			wait_for_work(theirs.get());
 		}
-		spare = w;
-		spare_ctl = std::move(mine);
+		spares.push_back({w, std::move(mine)});
 		workers.push_back(w);
 	}
 
@@ -575,13 +597,19 @@ struct Holder {
 		node_lock.reset();  // (the holder's own; see ~Holder)
 		prepare_root();
 		criu_own_pages_ahead(held, nr_held);
+		Fd ep = wake_one_of_the_spares(ctl);
 		for (;;) {
-			pollfd pf[3] = {{ctl, POLLIN, 0}, {listen_fd.get(), POLLIN, 0}, {rpc_fd.get(), POLLIN, 0}};
-			if (poll(pf, 3, -1) < 0)
-				continue;
-			if (pf[0].revents)
+			epoll_event ev[3];
+			int n = epoll_wait(ep.get(), ev, 3, -1);
+			bool ctl_ready = false, listen_ready = false, rpc_ready = false;
+			for (int i = 0; i < n; i++) {
+				ctl_ready |= ev[i].data.fd == ctl;
+				listen_ready |= ev[i].data.fd == listen_fd.get();
+				rpc_ready |= ev[i].data.fd == rpc_fd.get();
+			}
+			if (ctl_ready)
 				_exit(0);  // the holder ended
-			if (pf[2].revents) {
+			if (rpc_ready) {
 				Fd conn(accept4(rpc_fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
 				if (!conn.valid())
 					continue;
@@ -589,7 +617,7 @@ struct Holder {
 					_exit(0);
 				serve_rpc(std::move(conn));
 			}
-			if (!pf[1].revents)
+			if (!listen_ready)
 				continue;
 			std::string buf;
 			Fd fds[2];
@@ -608,6 +636,24 @@ struct Holder {
 		}
 	}
 
+	// What a spare waits on: its ctl, and the holder's sockets with
+	// EPOLLEXCLUSIVE, so that a connection wakes one spare, not all (each
+	// woken one would compete with the restore for the CPUs).
+	Fd wake_one_of_the_spares(int ctl)
+	{
+		Fd ep(epoll_create1(EPOLL_CLOEXEC));
+		if (!ep.valid())
+			_exit(1);
+		for (int fd : {ctl, listen_fd.get(), rpc_fd.get()}) {
+			epoll_event ev{};
+			ev.events = EPOLLIN | (fd == ctl ? 0u : (uint32_t)EPOLLEXCLUSIVE);
+			ev.data.fd = fd;
+			if (epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev) < 0)
+				_exit(1);
+		}
+		return ep;
+	}
+
 	// A worker forked for a connection the holder has (accepted while no
 	// spare waited, or passed on by the spare): it inherits the connection,
 	// makes its root ahead and serves. (Sent to a spare instead, it could
@@ -618,7 +664,7 @@ struct Holder {
 		if (w < 0)
 			return false;
 		if (w == 0) {
-			spare_ctl.reset();
+			spares.clear();
 			node_lock.reset();
 			prepare_root();
 			serve();  // (never returns)
@@ -669,16 +715,14 @@ struct Holder {
 		return rep.status != kStale && r.type != kQuit;
 	}
 
-	// What the spare says on its ctl: it took a restore (it is no longer
-	// the spare), or it passes a request on; false once the holder should
-	// end.
-	bool from_spare()
+	// What spare i says on its ctl: it took a restore (it is no longer a
+	// spare), or it passes a request on; false once the holder should end.
+	bool from_spare(size_t i)
 	{
 		std::string buf;
 		Fd fds[2];
-		if (!recv_with_fds(spare_ctl.get(), buf, fds) || buf == std::string(1, kTook) || !fds[0].valid()) {
-			spare = -1;  // (or it died)
-			spare_ctl.reset();
+		if (!recv_with_fds(spares[i].ctl.get(), buf, fds) || buf == std::string(1, kTook) || !fds[0].valid()) {
+			spares.erase(spares.begin() + i);  // (or it died)
 			return true;
 		}
 		return serve(fds[0].get(), buf, std::move(fds[1]));
@@ -686,18 +730,17 @@ struct Holder {
 
 	// Instances end as our children (we are their subreaper): reap them as
 	// soon as they die, so that their PIDs are free for the next restore.
+	// A spare is forked again for each worker done: not while a restore
+	// runs (the fork would compete with it for the CPUs).
 	void reap()
 	{
-		bool worker_done = false;
+		size_t done = 0;
 		for (pid_t p; (p = waitpid(-1, nullptr, WNOHANG)) > 0;) {
-			worker_done |= std::erase(workers, p) > 0;
-			if (p == spare) {
-				// (its ctl does not hang up: its root made ahead has it)
-				spare = -1;
-				spare_ctl.reset();
-			}
+			done += std::erase(workers, p);
+			// (a dead spare's ctl does not hang up: its root made ahead has it)
+			std::erase_if(spares, [p](const Spare &s) { return s.pid == p; });
 		}
-		if (worker_done && spare < 0)
+		for (; done > 0 && spares.size() < want_spares; done--)
 			fork_spare();
 	}
 
@@ -710,24 +753,29 @@ struct Holder {
 		Fd sfd(signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK));
 		for (bool go = true; go;) {
 			reap();
-			// the spare accepts while there is one
-			bool spare_waits = spare >= 0;
-			pollfd pf[3] = {{spare_waits ? spare_ctl.get() : listen_fd.get(), POLLIN, 0},
-					{sfd.get(), POLLIN, 0},
-					{spare_waits ? -1 : rpc_fd.get(), POLLIN, 0}};
-			if (poll(pf, 3, 1000) <= 0)
+			// the spares accept while there are any
+			bool spares_wait = !spares.empty();
+			std::vector<pollfd> pf = {{sfd.get(), POLLIN, 0},
+						  {spares_wait ? -1 : listen_fd.get(), POLLIN, 0},
+						  {spares_wait ? -1 : rpc_fd.get(), POLLIN, 0}};
+			for (auto &sp : spares)
+				pf.push_back({sp.ctl.get(), POLLIN, 0});
+			if (poll(pf.data(), pf.size(), 1000) <= 0)
 				continue;
 			signalfd_siginfo si;
 			while (sfd.valid() && read(sfd.get(), &si, sizeof(si)) > 0)
 				;
 			if (pf[2].revents)
 				dispatch_rpc();
-			if (!pf[0].revents)
-				continue;
-			if (spare_waits) {
-				go = from_spare();
+			if (spares_wait) {
+				// (from the last: from_spare() may drop the one it asks)
+				for (size_t i = spares.size(); go && i-- > 0;)
+					if (pf[3 + i].revents)
+						go = from_spare(i);
 				continue;
 			}
+			if (!pf[1].revents)
+				continue;
 			Fd conn(accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
 			std::string buf;
 			Fd fds[2];
@@ -758,7 +806,8 @@ Status run_holder(const Pool &p, const std::string &name)
 	criu_log(3, "Holding template %s generation %llu (%u VMAs) on %s\n", name.c_str(),
 		 (unsigned long long)h.ix.generation, h.nr_held, h.sock.c_str());
 	tell_ready("OK");  // first: a worker must not inherit the ready pipe
-	h.fork_spare();
+	for (size_t i = 0; i < h.want_spares; i++)
+		h.fork_spare();
 	h.loop();
 	return ok();
 }

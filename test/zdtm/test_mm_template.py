@@ -13,6 +13,7 @@ import stat
 import struct
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -561,10 +562,54 @@ def _made_ahead(imgdir, tag):
     return "through its root made ahead" in (read_text(imgdir / ("%s.log" % tag)) or "")
 
 
+def holder_processes(tmpl):
+    """PIDs of the holder of tmpl and of its copies (spares, their roots
+    made ahead, workers): every process running `mm-template hold tmpl`."""
+    pids = set()
+    for d in os.listdir("/proc"):
+        if d.isdigit() and "\0mm-template\0hold\0%s\0" % tmpl in (read_text("/proc/%s/cmdline" % d) or ""):
+            pids.add(int(d))
+    return pids
+
+
+def _wait_holder_processes(tmpl, n):
+    end = time.monotonic() + 30
+    while len(holder_processes(tmpl)) < n and time.monotonic() < end:
+        time.sleep(0.02)
+    time.sleep(0.1)  # (none more comes)
+    return holder_processes(tmpl)
+
+
+def test_template_spares_env(zdtm, mm_pool):
+    """$CRIU_MM_SPARES of whoever starts a template's holder: 3 makes it
+    keep three spares, each with its root made ahead; 0, out of 1..16,
+    is refused in the holder's log and the default two are kept"""
+    r = zdtm("mm_isolation", timeout=120)
+    _, tmpl = pid_ns_template(r)
+    for value, spares in (("3", 3), ("0", 2)):
+        env = dict(os.environ, CRIU_MM_SPARES=value)
+        out = subprocess.run([CRIU, "-L", str(MMT_PLUGIN_DIR), "mm-template", "socket", tmpl], env=env,
+                             capture_output=True, text=True, timeout=60)
+        r.check(out.returncode == 0, "criu mm-template socket: %s" % out.stderr.strip())
+        got = _wait_holder_processes(tmpl, 1 + 2 * spares)
+        r.check(len(got) == 1 + 2 * spares, "CRIU_MM_SPARES=%s: %d holder processes, not %d" % (
+            value, len(got), 1 + 2 * spares))
+        subprocess.run([CRIU, "-L", str(MMT_PLUGIN_DIR), "mm-template", "stop", tmpl], timeout=60)
+        end = time.monotonic() + 10
+        while holder_processes(tmpl) and time.monotonic() < end:
+            reap_zombie_children()
+            time.sleep(0.02)
+        r.check(not holder_processes(tmpl), "the holder did not stop: %s" % holder_processes(tmpl))
+    logs = [read_text(p) or "" for p in Path(os.environ["CRIU_MM_RUN"]).glob("*%s*.log" % tmpl)]
+    r.check(any("CRIU_MM_SPARES=0 is not 1..16" in log for log in logs), "no word of CRIU_MM_SPARES=0 in %s" % logs)
+    r.ok = True
+
+
 def test_template_socket_concurrent(zdtm, mm_pool):
     """four RESTOREs on a template's own socket at once, from clients all
-    connected before any sends (the holder's spare takes one, the holder
-    forks a worker for each other): each succeeds, each instance is the
+    connected before any sends (the holder's two spares take one each,
+    the holder forks a worker for each other): each succeeds, two are
+    restored by spares made before the requests came, each instance is the
     init of a pid namespace of its own with memory of its own, and all
     pass"""
     pytest.importorskip("pycriu")
@@ -573,6 +618,9 @@ def test_template_socket_concurrent(zdtm, mm_pool):
     imgdir, tmpl = pid_ns_template(r)
     addr = int(read_text(r.dir / "addr").strip(), 16)
     path = template_socket(r, tmpl)
+    # the holder, two spares and their roots made ahead
+    before = _wait_holder_processes(tmpl, 5)
+    r.check(len(before) == 5, "not a holder with two spares and their roots: %s" % sorted(before))
     conns = [Rpc.connect(r, path) for _ in range(4)]
     wd = open_dir(r.dir)
     try:
@@ -588,6 +636,9 @@ def test_template_socket_concurrent(zdtm, mm_pool):
         pids.append(resp.restore.pid)  # (criu's view: the instance is PID 1 in its namespace)
         r.track(pids[-1])
     r.check(len(set(pids)) == 4, "the instances share PIDs: %s" % pids)
+    # (a spare's instance is its root made ahead, there before the requests)
+    by_spares = set(pids) & before
+    r.check(len(by_spares) == 2, "%d instances restored by a spare made ahead, not 2" % len(by_spares))
     for i, pid in enumerate(pids):
         r.check(nspid(pid)[-1] == 1, "instance %d is not the init of its own pid namespace: %s" % (i, nspid(pid)))
         mem_word(pid, addr, 0xc0c0 + i)
@@ -630,8 +681,8 @@ def test_root_made_ahead(zdtm, mm_pool):
     grandchild, a zombie, a hostname): the template's spare worker makes
     the root of the next restore before the request (as PID 1 of a new pid
     namespace), and the restore goes through it, three times in a row;
-    a request it can't serve (--root) and a prepared root someone killed
-    fall back to the ordinary restore; every instance is PID 1 of its own
+    a request it can't serve (--root), and a request after someone killed
+    the roots both spares made ahead, fall back to the ordinary restore; every instance is PID 1 of its own
     pid namespace with the dump's inner PIDs and passes"""
     r = zdtm("ns_pid_uts", timeout=120)
     start_in_namespaces(r, ["pid", "uts"])
@@ -666,22 +717,23 @@ def test_root_made_ahead(zdtm, mm_pool):
         finish(instance("ahead%d" % i, True), "instance %d" % i)
     finish(instance("root", False, ["--root", "/"]), "the --root instance")
     pid = instance("ahead3", True)
-    # the spare worker made the next root meanwhile: kill it
+    # the holder's two spare workers made the next roots meanwhile: kill them
     holder = template_holder(pid)
     deadline = time.monotonic() + 10
     while True:
-        spares = [p for p, pp in descendants(holder).items() if pp != holder and holder_of(pp) == holder
-                  and p != pid and p not in descendants(pid) and pp not in descendants(pid) and pp != pid]
-        if spares or time.monotonic() > deadline:
+        roots = [p for p, pp in descendants(holder).items() if pp != holder and holder_of(pp) == holder
+                 and p != pid and p not in descendants(pid) and pp not in descendants(pid) and pp != pid]
+        if len(roots) >= 2 or time.monotonic() > deadline:
             break
         time.sleep(0.01)
-    r.check(len(spares) == 1, "no root made ahead under the holder %d: %s" % (holder, descendants(holder)))
-    # its parent, the spare worker, owns its pages before the request
-    worker = holder_of(spares[0])
-    while (left := pages_not_owned(worker)) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    r.check(left == [], "the spare worker %d has pages to fault in (kB): %s" % (worker, left))
-    os.kill(spares[0], 9)
+    r.check(len(roots) == 2, "not two roots made ahead under the holder %d: %s" % (holder, descendants(holder)))
+    for root in roots:
+        # its parent, a spare worker, owns its pages before the request
+        worker = holder_of(root)
+        while (left := pages_not_owned(worker)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        r.check(left == [], "the spare worker %d has pages to fault in (kB): %s" % (worker, left))
+        os.kill(root, 9)
     finish(pid, "instance 3")
     finish(instance("killed", False), "the instance after a killed prepared root")
     r.ok = True
