@@ -623,10 +623,12 @@ int serve_rpc_with(int conn_fd, HeldMemory &held, const void *first, size_t len)
 	Worker w(c, plugins::current_options() ? *plugins::current_options() : defaults, false, nullptr, &held);
 	PbPtr<CriuReq> req;
 	if (first) {
+		// answered as a malformed message on the connection itself is
 		req.reset(criu_req__unpack(nullptr, len, static_cast<const uint8_t *>(first)));
 		if (!req) {
-			pr_err("a handed-over RPC connection came with a malformed request (%zu bytes)\n", len);
-			return 1;
+			auto msg = strfmt("malformed RPC request handed over (%zu bytes that are not a criu_req)", len);
+			pr_err("%s\n", msg.c_str());
+			(void)send_error(c, CRIU_REQ_TYPE__EMPTY, msg);
 		}
 	}
 	return w.serve(std::move(req));

@@ -9,6 +9,7 @@ and its session pool (mm_pool: a private dram pool under /dev/shm).
 import fcntl
 import os
 import shutil
+import socket
 import stat
 import struct
 import subprocess
@@ -436,6 +437,36 @@ def test_rpc_mm_template_handed_over(zdtm, mm_pool):
     r.finish_task(pid, "instance of the new generation")
     svc.check_serving("after the handed-over restores")
     svc.stop()
+    r.ok = True
+
+
+def test_holder_hand_over_malformed(zdtm, mm_pool):
+    """a connection handed to a template's holder as criu service hands
+    one (its kServe request, the connection as its fd) with a request that
+    is not a criu_req: the connection's client gets an error answer, and
+    the holder's worker serves its next request (VERSION)"""
+    pytest.importorskip("pycriu")
+    from test_rpc import Rpc, rpc
+    r = zdtm("mm_anon")
+    _, tmpl = dumped_template(r)
+    holder_sock = template_socket(r, tmpl)[:-len(".rpc")]
+    index = read_text(Path(os.environ["CRIU_MM_POOL"]) / ("%s.tmpl" % tmpl))
+    gen = int(next(line.split()[1] for line in index.splitlines() if line.startswith("generation ")))
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    r.closers.append(ours.close)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+        s.connect(holder_sock)
+        head = struct.pack("<IIQII", 0x4d4d5450, 4, gen, 0, 0)  # "MMTP", kServe
+        s.sendmsg([head + b"\xff\xfe not a criu_req"],
+                  [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", theirs.fileno()))])
+        theirs.close()
+        c = Rpc(r, ours)
+        bad = c.recv(timeout=r.remaining(30))
+        r.check(bad is not None and not bad.success and "malformed" in bad.cr_errmsg,
+                "malformed handed-over request: %s" % bad)
+        version = c.call(rpc.criu_req(type=rpc.VERSION))
+        r.check(version.success and version.type == rpc.VERSION, "the next request: %s" % version)
+    ours.close()
     r.ok = True
 
 
