@@ -526,7 +526,7 @@ Result<int> listen_on(const std::string &path)
 	sa.sun_family = AF_UNIX;
 	if (path.size() >= sizeof(sa.sun_path))
 		return Error{"service address too long: " + path};
-	strcpy(sa.sun_path, path.c_str());
+	memcpy(sa.sun_path, path.c_str(), path.size() + 1);
 	Fd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
 	if (!fd.valid())
 		return sys_error("can't create the service socket");

@@ -309,7 +309,8 @@ void tell_ready(const std::string &answer)
 // Another address space layout: run again (ASLR moves our own mappings).
 void reexec()
 {
-	int tries = getenv("CRIU_MM_HOLD_TRY") ? atoi(getenv("CRIU_MM_HOLD_TRY")) : 0;
+	const char *env = getenv("CRIU_MM_HOLD_TRY");
+	int tries = env ? atoi(env) : 0;
 	if (tries >= kMaxTries)
 		return;
 	setenv("CRIU_MM_HOLD_TRY", std::to_string(tries + 1).c_str(), 1);
