@@ -28,19 +28,20 @@ uint64_t page_align(uint64_t v)
 	return (v + kPageSize - 1) & ~(kPageSize - 1);
 }
 
-// Whether the blob's threads may stop on a fault (rst_thread::stop_at).
-bool may_stop_on_faults(const rst_args &a)
+// Whether the blob's threads may stop on a fault that forces sig
+// (rst_thread::stop_at): the dump neither ignores it nor has it pending.
+bool may_force(const rst_args &a, int sig)
 {
-	auto segv = [](const rst_siginfo &s) {
+	auto is_sig = [sig](const rst_siginfo &s) {
 		int32_t signo;
 		memcpy(&signo, s.raw, sizeof(signo));
-		return signo == SIGSEGV;
+		return signo == sig;
 	};
-	if ((a.nr_sigactions >= SIGSEGV && a.sigactions[SIGSEGV - 1].handler == (uint64_t)SIG_IGN) ||
-	    std::any_of(a.shared_signals, a.shared_signals + a.nr_shared_signals, segv))
+	if (((int)a.nr_sigactions >= sig && a.sigactions[sig - 1].handler == (uint64_t)SIG_IGN) ||
+	    std::any_of(a.shared_signals, a.shared_signals + a.nr_shared_signals, is_sig))
 		return false;
 	return std::none_of(a.threads, a.threads + a.nr_threads, [&](const rst_thread &t) {
-		return std::any_of(t.signals, t.signals + t.nr_signals, segv);
+		return std::any_of(t.signals, t.signals + t.nr_signals, is_sig);
 	});
 }
 
@@ -287,10 +288,15 @@ Status fill(char *base, const Layout &lay, const RegionTask &t, const std::vecto
 	a->threads = reinterpret_cast<rst_thread *>(base + lay.threads);
 	for (size_t i = 0; i < t.cores.size(); i++)
 		fill_thread(a->threads[i], base, lay, t, i);
-	bool faults = may_stop_on_faults(*a);
-	for (size_t i = 0; i < t.cores.size(); i++)
-		a->threads[i].stop_at = faults ? (uint64_t)base + blob_len : 0;
-	a->unmap_self = faults && t.cores.size() == 1;
+	int sig = may_force(*a, SIGSEGV) ? SIGSEGV : may_force(*a, SIGILL) ? SIGILL : 0;
+	uint64_t at = sig == SIGSEGV  ? (uint64_t)base + blob_len
+		      : sig == SIGILL ? (uint64_t)base + RST_BLOB_STOP_ILL_OFF
+				      : 0;
+	for (size_t i = 0; i < t.cores.size(); i++) {
+		a->threads[i].stop_at = at;
+		a->threads[i].stop_sig = sig;
+	}
+	a->unmap_self = sig == SIGSEGV && t.cores.size() == 1;
 	if (mprotect(base, blob_len, PROT_READ | PROT_EXEC) < 0 || mprotect(base + blob_len, kPageSize, PROT_NONE) < 0)
 		return sys_error("can't make the restorer executable");
 	return {};
@@ -373,6 +379,10 @@ Status RestorerRegion::finish(const MemPlan &m, int pages_fd, int exe_fd, const 
 void RestorerRegion::log_choices(const RegionTask &t) const
 {
 	const rst_args *a = args();
+	int sig = a->threads[0].stop_sig;
+	pr_debug("The restorer's threads stop on %s\n", sig == SIGSEGV	? "SIGSEGV"
+							: sig == SIGILL ? "SIGILL"
+									: "SIGSTOP");
 	for (size_t i = 0; i < a->nr_specials; i++)
 		pr_debug("vdso/vvar area %zu: at 0x%lx here, at 0x%lx in the dump\n", i,
 			 (unsigned long)a->specials[i].cur_start, (unsigned long)a->specials[i].target_start);

@@ -20,6 +20,8 @@
 #define RST_BLOB_GADGET_OFF 16 /* "syscall" used by the tracer */
 /* where a blob that unmapped its own region (unmap_self) faults next */
 #define RST_BLOB_UNMAPPED_OFF 31
+/* a ud2: the SIGILL stop of a thread (rst_thread::stop_at) */
+#define RST_BLOB_STOP_ILL_OFF 40
 
 #define RST_MAX_SPECIAL 4      /* [vvar], [vvar_vclock], [vdso], spare */
 #define RST_THREAD_STACK 16384 /* blob stack of each thread */
@@ -95,12 +97,16 @@ struct rst_thread {
 	struct rst_creds creds;
 	uint32_t no_new_privs; /* set after the credentials */
 	/*
-	 * Where the thread stops for the tracer: a call into the region's
-	 * PROT_NONE page (a SIGSEGV the tracer discards) where SIGSEGV is
-	 * neither ignored nor pending in the dump (forcing it then changes no
-	 * state of the task), else 0: a SIGSTOP (see stop() in the blob).
+	 * Where the thread stops for the tracer, with the signal stop_sig it
+	 * unblocks first and the tracer discards: a call into the region's
+	 * PROT_NONE page (SIGSEGV) where SIGSEGV is neither ignored nor
+	 * pending in the dump (forcing it then changes no state of the task),
+	 * else into the blob's ud2 (SIGILL) where SIGILL is neither, else 0: a
+	 * SIGSTOP (see stop() in the blob).
 	 */
 	uint64_t stop_at;
+	uint32_t stop_sig;
+	uint32_t pad2;
 	/* sched_setscheduler() and setpriority() of the thread */
 	uint32_t sched_policy; /* with SCHED_RESET_ON_FORK */
 	uint32_t sched_prio;

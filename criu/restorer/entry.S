@@ -4,6 +4,7 @@
  *   +16  gadget used by the tracer to run a syscall inside the target
  *   +24  rst_unmap_self(start, len): munmap() of the region that holds it;
  *        the fetch at +31 (RST_BLOB_UNMAPPED_OFF) faults
+ *   +40  ud2, where a thread stops with SIGILL (RST_BLOB_STOP_ILL_OFF)
  */
 	.section .text.head, "ax"
 	.globl rst_head
@@ -22,6 +23,8 @@ rst_unmap_self:
 	movl	$11, %eax		/* munmap */
 	syscall
 	.org	rst_head + 31		/* (an error here: RST_BLOB_UNMAPPED_OFF moved) */
+	ud2
+	.org	rst_head + 40, 0xcc	/* RST_BLOB_STOP_ILL_OFF */
 	ud2
 
 /*

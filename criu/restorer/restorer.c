@@ -100,26 +100,28 @@ void *memcpy(void *d, const void *s, unsigned long n)
 	return d;
 }
 
-/*
- * Stops for the tracer, which discards the signal. Not with a trap: the
- * kernel forces a trap's SIGTRAP through, and forcing a signal that is
- * blocked (as every one is in the blob) or ignored resets the task's action
- * for it to SIG_DFL, so a restored SIGTRAP handler would be lost. A fault on
- * the region's PROT_NONE page forces SIGSEGV, which is unblocked first and
- * used only where the dump neither ignores it nor has it pending
- * (rst_thread::stop_at). Else SIGSTOP, which has no action to lose; its one
- * side effect is the kernel's discarding of a pending SIGCONT.
- */
 static void unblock_segv(void)
 {
 	uint64_t segv = 1ULL << (SIGSEGV - 1);
 	sys_rt_sigprocmask(SIG_UNBLOCK, &segv, 0, 8);
 }
 
+/*
+ * Stops for the tracer, which discards the signal. Not with a trap: the
+ * kernel forces a trap's SIGTRAP through, and forcing a signal that is
+ * blocked (as every one is in the blob) or ignored resets the task's action
+ * for it to SIG_DFL, so a restored SIGTRAP handler would be lost. A fault on
+ * the region's PROT_NONE page forces SIGSEGV, the blob's ud2 SIGILL: the
+ * signal is unblocked first, and used only where the dump neither ignores
+ * it nor has it pending (rst_thread::stop_at). Else SIGSTOP, which has no
+ * action to lose; its one side effect is the kernel's discarding of a
+ * pending SIGCONT.
+ */
 static void stop(struct rst_thread *t)
 {
 	if (t->stop_at) {
-		unblock_segv();
+		uint64_t sig = 1ULL << (t->stop_sig - 1);
+		sys_rt_sigprocmask(SIG_UNBLOCK, &sig, 0, 8);
 		((void (*)(void))t->stop_at)();
 	}
 	sys_tgkill(sys_getpid(), sys_gettid(), SIGSTOP);

@@ -993,13 +993,17 @@ def test_zdtm_mmt(zdtm, mm_pool, name):
     r.ok = True
 
 
-@pytest.mark.parametrize("name,itself", [("sigsegv00", True), ("tree_threads", False), ("sigsegv01", False),
-                                         ("sigsegv02", False)])
-def test_restorer_unmaps_itself(zdtm, name, itself):
+@pytest.mark.parametrize("name,itself,sig", [("sigsegv00", True, "SIGSEGV"), ("tree_threads", False, "SIGSEGV"),
+                                             ("sigsegv01", False, "SIGILL"), ("sigsegv02", False, "SIGILL"),
+                                             ("sigpending01", False, "SIGILL")])
+def test_restorer_unmaps_itself(zdtm, name, itself, sig):
     """a single-threaded task unmaps the restorer itself and stops on the
     fault that follows (one stop for criu instead of three); a task with
     other threads, SIGSEGV ignored or SIGSEGV pending is stopped the other
-    way; each passes"""
+    way. The threads stop on a fault whose signal the dump neither ignores
+    nor has pending: SIGSEGV, else SIGILL (sigsegv01 ignores SIGSEGV,
+    sigsegv02 has one pending, sigpending01 ignores it with a SIGCONT
+    pending that a SIGSTOP would discard). Each passes"""
     if NOCR:
         pytest.skip("ZDTM_NOCR")
     r = zdtm(name)
@@ -1008,6 +1012,7 @@ def test_restorer_unmaps_itself(zdtm, name, itself):
     log = read_text(r.imgdirs[-1] / "restore.log") or ""
     r.check(("unmapped its restorer itself" in log) == itself, "%s: the restorer %s itself" % (
         name, "did not unmap" if itself else "unmapped"))
+    r.check("The restorer's threads stop on %s" % sig in log, "%s: not stopped on %s" % (name, sig))
     r.finish_task(pid)
     r.ok = True
 
