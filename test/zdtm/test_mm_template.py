@@ -636,19 +636,23 @@ def test_template_spares_env(zdtm, mm_pool):
     r.ok = True
 
 
-def test_template_socket_concurrent(zdtm, mm_pool):
-    """four RESTOREs on a template's own socket at once, from clients all
-    connected before any sends (the holder's two spares take one each,
-    the holder forks a worker for each other): each succeeds, two are
+@pytest.mark.parametrize("via", ["socket", "service"])
+def test_template_socket_concurrent(zdtm, mm_pool, via):
+    """four RESTOREs at once, from clients all connected before any sends,
+    on a template's own socket or through `criu service` (which hands each
+    connection over to the holder): the holder's two spares take one each,
+    the holder forks a worker for each other; each succeeds, two are
     restored by spares made before the requests came, each instance is the
     init of a pid namespace of its own with memory of its own, and all
     pass"""
     pytest.importorskip("pycriu")
-    from test_rpc import Rpc, open_dir, rpc
+    from test_rpc import Rpc, Service, open_dir, rpc, with_our_opts
     r = zdtm("mm_isolation", timeout=120)
     imgdir, tmpl = pid_ns_template(r)
     addr = int(read_text(r.dir / "addr").strip(), 16)
     path = template_socket(r, tmpl)
+    if via == "service":
+        path = Service(r, extra=["-L", str(MMT_PLUGIN_DIR)]).path
     # the holder, two spares and their roots made ahead
     before = _wait_holder_processes(tmpl, 5)
     r.check(len(before) == 5, "not a holder with two spares and their roots: %s" % sorted(before))
@@ -656,8 +660,9 @@ def test_template_socket_concurrent(zdtm, mm_pool):
     wd = open_dir(r.dir)
     try:
         for i, c in enumerate(conns):
-            c.send(rpc.criu_req(type=rpc.RESTORE, opts={"images_dir_fd": -1, "work_dir_fd": wd,
-                                                         "log_file": "conc%d.log" % i, "log_level": 4}))
+            req = rpc.criu_req(type=rpc.RESTORE, opts={"images_dir_fd": -1, "work_dir_fd": wd,
+                                                       "log_file": "conc%d.log" % i, "log_level": 4})
+            c.send(with_our_opts(req, {1000: tmpl}) if via == "service" else req)
         resps = [c.recv(timeout=r.remaining(60)) for c in conns]
     finally:
         os.close(wd)
