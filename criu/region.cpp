@@ -288,9 +288,13 @@ Status fill(char *base, const Layout &lay, const RegionTask &t, const std::vecto
 	a->threads = reinterpret_cast<rst_thread *>(base + lay.threads);
 	for (size_t i = 0; i < t.cores.size(); i++)
 		fill_thread(a->threads[i], base, lay, t, i);
-	int sig = may_force(*a, SIGSEGV) ? SIGSEGV : may_force(*a, SIGILL) ? SIGILL : 0;
+	int sig = 0;
+	for (int s : {SIGSEGV, SIGILL, SIGFPE})
+		if (!sig && may_force(*a, s))
+			sig = s;
 	uint64_t at = sig == SIGSEGV  ? (uint64_t)base + blob_len
 		      : sig == SIGILL ? (uint64_t)base + RST_BLOB_STOP_ILL_OFF
+		      : sig == SIGFPE ? (uint64_t)base + RST_BLOB_STOP_FPE_OFF
 				      : 0;
 	for (size_t i = 0; i < t.cores.size(); i++) {
 		a->threads[i].stop_at = at;
@@ -380,9 +384,7 @@ void RestorerRegion::log_choices(const RegionTask &t) const
 {
 	const rst_args *a = args();
 	int sig = a->threads[0].stop_sig;
-	pr_debug("The restorer's threads stop on %s\n", sig == SIGSEGV	? "SIGSEGV"
-							: sig == SIGILL ? "SIGILL"
-									: "SIGSTOP");
+	pr_debug("The restorer's threads stop on SIG%s\n", sig ? sigabbrev_np(sig) : "STOP");
 	for (size_t i = 0; i < a->nr_specials; i++)
 		pr_debug("vdso/vvar area %zu: at 0x%lx here, at 0x%lx in the dump\n", i,
 			 (unsigned long)a->specials[i].cur_start, (unsigned long)a->specials[i].target_start);

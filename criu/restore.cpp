@@ -815,16 +815,16 @@ Status Tracer::on_stop(pid_t t, int status, size_t &trapped)
 }
 
 // Which of the blob's stops (see stop() there) a signal stop of thread t
-// is, if any; its signal is then discarded. A SIGSEGV or SIGILL is one
-// where its rip says so: the region's stop page, the blob's ud2, or, for a
-// leader, right behind the munmap() of its region that succeeded
-// (rst_args::unmap_self). A failure
+// is, if any; its signal is then discarded. A SIGSEGV, SIGILL or SIGFPE
+// is one where its rip says so: the region's stop page, the blob's ud2 or
+// division by zero, or, for a leader, right behind the munmap() of its
+// region that succeeded (rst_args::unmap_self). A failure
 // another task reported meanwhile is the restore's error.
 Result<Tracer::BlobStop> Tracer::blob_stop(pid_t t, int sig)
 {
 	if (sig == SIGSTOP)
 		return BlobStop::kStopped;
-	const TaskImages *ti = sig == SIGSEGV || sig == SIGILL ? task_of_thread(inner(t)) : nullptr;
+	const TaskImages *ti = sig == SIGSEGV || sig == SIGILL || sig == SIGFPE ? task_of_thread(inner(t)) : nullptr;
 	if (!ti)
 		return BlobStop::kNone;
 	TRY(drain_reports());
@@ -833,7 +833,10 @@ Result<Tracer::BlobStop> Tracer::blob_stop(pid_t t, int sig)
 	if (it == reports_.end() || ptrace(PTRACE_GETREGS, t, nullptr, &r) < 0)
 		return BlobStop::kNone;
 	uint64_t region = it->second.region_start;
-	if (r.rip == region + (sig == SIGSEGV ? stop_page_offset() : RST_BLOB_STOP_ILL_OFF))
+	uint64_t stop_ip = sig == SIGSEGV  ? stop_page_offset()
+			   : sig == SIGILL ? RST_BLOB_STOP_ILL_OFF
+					   : RST_BLOB_STOP_FPE_IP;
+	if (r.rip == region + stop_ip)
 		return BlobStop::kStopped;
 	if (sig != SIGSEGV)
 		return BlobStop::kNone;

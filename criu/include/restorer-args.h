@@ -22,6 +22,9 @@
 #define RST_BLOB_UNMAPPED_OFF 31
 /* a ud2: the SIGILL stop of a thread (rst_thread::stop_at) */
 #define RST_BLOB_STOP_ILL_OFF 40
+/* a division by zero (at _IP): the SIGFPE stop */
+#define RST_BLOB_STOP_FPE_OFF 44
+#define RST_BLOB_STOP_FPE_IP 46
 
 #define RST_MAX_SPECIAL 4      /* [vvar], [vvar_vclock], [vdso], spare */
 #define RST_THREAD_STACK 16384 /* blob stack of each thread */
@@ -101,7 +104,8 @@ struct rst_thread {
 	 * unblocks first and the tracer discards: a call into the region's
 	 * PROT_NONE page (SIGSEGV) where SIGSEGV is neither ignored nor
 	 * pending in the dump (forcing it then changes no state of the task),
-	 * else into the blob's ud2 (SIGILL) where SIGILL is neither, else 0: a
+	 * else into the blob's ud2 (SIGILL) where SIGILL is neither, else into
+	 * its division by zero (SIGFPE) where SIGFPE is neither, else 0: a
 	 * SIGSTOP (see stop() in the blob).
 	 */
 	uint64_t stop_at;

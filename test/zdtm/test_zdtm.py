@@ -995,15 +995,16 @@ def test_zdtm_mmt(zdtm, mm_pool, name):
 
 @pytest.mark.parametrize("name,itself,sig", [("sigsegv00", True, "SIGSEGV"), ("tree_threads", False, "SIGSEGV"),
                                              ("sigsegv01", False, "SIGILL"), ("sigsegv02", False, "SIGILL"),
-                                             ("sigpending01", False, "SIGILL")])
+                                             ("sigpending01", False, "SIGFPE")])
 def test_restorer_unmaps_itself(zdtm, name, itself, sig):
     """a single-threaded task unmaps the restorer itself and stops on the
     fault that follows (one stop for criu instead of three); a task with
     other threads, SIGSEGV ignored or SIGSEGV pending is stopped the other
     way. The threads stop on a fault whose signal the dump neither ignores
     nor has pending: SIGSEGV, else SIGILL (sigsegv01 ignores SIGSEGV,
-    sigsegv02 has one pending, sigpending01 ignores it with a SIGCONT
-    pending that a SIGSTOP would discard). Each passes"""
+    sigsegv02 has one pending), else SIGFPE (sigpending01 ignores SIGSEGV,
+    has SIGILL pending, and a SIGCONT that a SIGSTOP would discard). Each
+    passes"""
     if NOCR:
         pytest.skip("ZDTM_NOCR")
     r = zdtm(name)
