@@ -292,10 +292,7 @@ Status fill(char *base, const Layout &lay, const RegionTask &t, const std::vecto
 	for (int s : {SIGSEGV, SIGILL, SIGFPE})
 		if (!sig && may_force(*a, s))
 			sig = s;
-	uint64_t at = sig == SIGSEGV  ? (uint64_t)base + blob_len
-		      : sig == SIGILL ? (uint64_t)base + RST_BLOB_STOP_ILL_OFF
-		      : sig == SIGFPE ? (uint64_t)base + RST_BLOB_STOP_FPE_OFF
-				      : 0;
+	uint64_t at = sig ? (uint64_t)base + stop_offset(sig) : 0;
 	for (size_t i = 0; i < t.cores.size(); i++) {
 		a->threads[i].stop_at = at;
 		a->threads[i].stop_sig = sig;
@@ -311,6 +308,11 @@ Status fill(char *base, const Layout &lay, const RegionTask &t, const std::vecto
 uint64_t stop_page_offset()
 {
 	return page_align(restorer_blob_end - restorer_blob);
+}
+
+uint64_t stop_offset(int sig)
+{
+	return sig == SIGSEGV ? stop_page_offset() : sig == SIGILL ? RST_BLOB_STOP_ILL_OFF : RST_BLOB_STOP_FPE_OFF;
 }
 
 Result<RestorerRegion> RestorerRegion::make(const RegionTask &t)

@@ -833,10 +833,7 @@ Result<Tracer::BlobStop> Tracer::blob_stop(pid_t t, int sig)
 	if (it == reports_.end() || ptrace(PTRACE_GETREGS, t, nullptr, &r) < 0)
 		return BlobStop::kNone;
 	uint64_t region = it->second.region_start;
-	uint64_t stop_ip = sig == SIGSEGV  ? stop_page_offset()
-			   : sig == SIGILL ? RST_BLOB_STOP_ILL_OFF
-					   : RST_BLOB_STOP_FPE_IP;
-	if (r.rip == region + stop_ip)
+	if (r.rip == region + stop_offset(sig))
 		return BlobStop::kStopped;
 	if (sig != SIGSEGV)
 		return BlobStop::kNone;

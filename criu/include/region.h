@@ -25,9 +25,11 @@ struct PstreeEntry;
 namespace criu
 {
 
-// The PROT_NONE page behind the blob's code, where threads stop
-// (rst_thread::stop_at): its offset in the region.
+// The PROT_NONE page behind the blob's code: its offset in the region.
 uint64_t stop_page_offset();
+// Where in the region a thread's stop on sig (SIGSEGV, SIGILL or SIGFPE)
+// faults: rst_thread::stop_at calls there.
+uint64_t stop_offset(int sig);
 
 // What of a task's images its region is made of.
 struct RegionTask {

@@ -22,9 +22,8 @@
 #define RST_BLOB_UNMAPPED_OFF 31
 /* a ud2: the SIGILL stop of a thread (rst_thread::stop_at) */
 #define RST_BLOB_STOP_ILL_OFF 40
-/* a division by zero (at _IP): the SIGFPE stop */
+/* a division by its first argument (0): the SIGFPE stop */
 #define RST_BLOB_STOP_FPE_OFF 44
-#define RST_BLOB_STOP_FPE_IP 46
 
 #define RST_MAX_SPECIAL 4      /* [vvar], [vvar_vclock], [vdso], spare */
 #define RST_THREAD_STACK 16384 /* blob stack of each thread */

@@ -5,7 +5,7 @@
  *   +24  rst_unmap_self(start, len): munmap() of the region that holds it;
  *        the fetch at +31 (RST_BLOB_UNMAPPED_OFF) faults
  *   +40  ud2, where a thread stops with SIGILL (RST_BLOB_STOP_ILL_OFF)
- *   +44  a division by zero at +46, where it stops with SIGFPE
+ *   +44  a division by the first argument (0), where it stops with SIGFPE
  */
 	.section .text.head, "ax"
 	.globl rst_head
@@ -28,8 +28,7 @@ rst_unmap_self:
 	.org	rst_head + 40, 0xcc	/* RST_BLOB_STOP_ILL_OFF */
 	ud2
 	.org	rst_head + 44, 0xcc	/* RST_BLOB_STOP_FPE_OFF */
-	xorl	%ecx, %ecx
-	divl	%ecx			/* +46: RST_BLOB_STOP_FPE_IP */
+	divl	%edi			/* called with 0 */
 	ud2
 
 /*

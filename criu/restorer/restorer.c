@@ -111,18 +111,18 @@ static void unblock_segv(void)
  * kernel forces a trap's SIGTRAP through, and forcing a signal that is
  * blocked (as every one is in the blob) or ignored resets the task's action
  * for it to SIG_DFL, so a restored SIGTRAP handler would be lost. A fault on
- * the region's PROT_NONE page forces SIGSEGV, the blob's ud2 SIGILL: the
- * signal is unblocked first, and used only where the dump neither ignores
- * it nor has it pending (rst_thread::stop_at). Else SIGSTOP, which has no
- * action to lose; its one side effect is the kernel's discarding of a
- * pending SIGCONT.
+ * the region's PROT_NONE page forces SIGSEGV, the blob's ud2 SIGILL, its
+ * division by zero SIGFPE: the signal is unblocked first, and used only
+ * where the dump neither ignores it nor has it pending (rst_thread::stop_at).
+ * Else SIGSTOP, which has no action to lose; its one side effect is the
+ * kernel's discarding of a pending SIGCONT.
  */
 static void stop(struct rst_thread *t)
 {
 	if (t->stop_at) {
 		uint64_t sig = 1ULL << (t->stop_sig - 1);
 		sys_rt_sigprocmask(SIG_UNBLOCK, &sig, 0, 8);
-		((void (*)(void))t->stop_at)();
+		((void (*)(long))t->stop_at)(0); /* (the SIGFPE stop divides by it) */
 	}
 	sys_tgkill(sys_getpid(), sys_gettid(), SIGSTOP);
 }

@@ -627,11 +627,8 @@ struct Holder {
 				continue;  // (a client that went away has nothing to answer)
 			auto r = parse_req(buf);
 			if (r && (r->type == kRestore || r->type == kServe) && r->generation == ix.generation &&
-			    send(ctl, &kTook, 1, MSG_NOSIGNAL) == 1) {
-				if (r->type == kServe)
-					serve_handed(std::move(conn), std::move(fds[0]), buf.substr(sizeof(Req)));
-				work(std::move(conn), std::move(fds[0]), split_args(buf.substr(sizeof(Req))));
-			}
+			    send(ctl, &kTook, 1, MSG_NOSIGNAL) == 1)
+				take(r->type, std::move(conn), std::move(fds[0]), buf.substr(sizeof(Req)));
 			if (!send_with_fds(ctl, buf, {conn.get(), fds[0].get()}))
 				_exit(0);
 		}
@@ -674,9 +671,14 @@ struct Holder {
 		return true;
 	}
 
-	bool dispatch(int conn, int cwd, const std::string &argv_blob)
+	// A restore request (kRestore: fd is the client's directory, payload
+	// its command line; kServe: see serve_handed()), in the worker that
+	// takes it.
+	[[noreturn]] void take(uint32_t type, Fd conn, Fd fd, const std::string &payload)
 	{
-		return fork_worker([&] { work(Fd(conn), Fd(cwd), split_args(argv_blob)); });  // (ours in the copy)
+		if (type == kServe)
+			serve_handed(std::move(conn), std::move(fd), payload);
+		work(std::move(conn), std::move(fd), split_args(payload));
 	}
 
 	// A connection to the RPC socket while no spare waits.
@@ -705,9 +707,8 @@ struct Holder {
 		} else if (r.type == kRestore || r.type == kServe) {
 			// The next spare is forked once this worker is done (see reap()):
 			// forking now would compete with the restore for the CPUs.
-			auto payload = buf.substr(sizeof(Req));
-			if (r.type == kRestore ? dispatch(conn, fd.get(), payload)
-					       : fork_worker([&] { serve_handed(Fd(conn), std::move(fd), payload); }))
+			// (conn is ours in the copy)
+			if (fork_worker([&] { take(r.type, Fd(conn), std::move(fd), buf.substr(sizeof(Req))); }))
 				return true;
 			rep.status = kFailed;
 			snprintf(rep.err, sizeof(rep.err), "can't start a worker: %s", strerror(errno));
