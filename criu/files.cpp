@@ -1355,27 +1355,6 @@ Result<int> open_file_entry(const RestoredFiles &rf, uint32_t id, int flags)
 	return fd;
 }
 
-// An epoll's registrations name fds by number: the task that dumped the
-// epoll adds them, once all its fds are placed.
-static Status restore_epolls(const RestoredFiles &rf, const FdTable &fds, const std::set<uint32_t> &owned)
-{
-	std::set<uint32_t> done;
-	for (auto &e : fds) {
-		const FileEntry *f = rf.find(e->id);
-		if (f->type != FD_TYPES__EVENTPOLL || !owned.count(f->id) || !done.insert(f->id).second)
-			continue;
-		for (size_t i = 0; i < f->epfd->n_tfd; i++) {
-			const EventpollTfdEntry &t = *f->epfd->tfd[i];
-			epoll_event ev{};
-			ev.events = t.events;
-			ev.data.u64 = t.data;
-			if (epoll_ctl(e->fd, EPOLL_CTL_ADD, t.tfd, &ev) < 0)
-				return sys_error("can't add fd %u to epoll fd %u", t.tfd, e->fd);
-		}
-	}
-	return {};
-}
-
 Status open_file_pool(RestoredFiles &rf, const std::vector<const FdTable *> &tables, bool shell_job,
 		      const std::map<std::string, int> &inherited, int min_fd, FilePool &pool)
 {
@@ -1407,8 +1386,7 @@ void FilePool::close_all()
 	by_id.clear();
 }
 
-Status install_fds(const RestoredFiles &rf, const FdTable &fds, const FilePool &pool, int min_service_fd,
-		   const std::set<uint32_t> &epolls_owned)
+Status close_other_fds(const FdTable &fds, int min_service_fd)
 {
 	std::set<int> targets;
 	for (auto &e : fds) {
@@ -1419,15 +1397,61 @@ Status install_fds(const RestoredFiles &rf, const FdTable &fds, const FilePool &
 	for (int fd = 0; fd < min_service_fd; fd++)
 		if (!targets.count(fd))
 			::close(fd);
+	return {};
+}
+
+// The epolls whose registrations the task restores, once (a table may hold
+// one twice).
+static std::vector<const FileEntry *> owned_epolls(const RestoredFiles &rf, const FdTable &fds,
+						   const std::set<uint32_t> &owned)
+{
+	std::vector<const FileEntry *> v;
+	std::set<uint32_t> done;
 	for (auto &e : fds) {
-		int flags = (e->flags & FD_CLOEXEC) ? O_CLOEXEC : 0;
+		const FileEntry *f = rf.find(e->id);
+		if (f->type == FD_TYPES__EVENTPOLL && owned.count(f->id) && done.insert(f->id).second)
+			v.push_back(f);
+	}
+	return v;
+}
+
+size_t fd_ops_room(const RestoredFiles &rf, const FdTable &fds, const std::set<uint32_t> &epolls_owned)
+{
+	size_t n = fds.size();
+	for (auto *f : owned_epolls(rf, fds, epolls_owned))
+		n += f->epfd->n_tfd;
+	return n;
+}
+
+Result<std::vector<rst_op>> fd_ops(const RestoredFiles &rf, const FdTable &fds, const FilePool &pool,
+				   const std::set<uint32_t> &epolls_owned)
+{
+	std::vector<rst_op> ops;
+	std::map<uint32_t, int> at;  // file id -> one of the task's fds of it
+	for (auto &e : fds) {
 		auto it = pool.by_id.find(e->id);
 		if (it == pool.by_id.end())
 			return Error{strfmt("fd %u: file id %u was not opened", e->fd, e->id)};
-		if (dup3(it->second, e->fd, flags) < 0)
-			return sys_error("can't place fd %u", e->fd);
+		rst_op op{};
+		op.kind = RST_OP_DUP3;
+		op.fd = it->second;
+		op.arg = (int32_t)e->fd;
+		op.flags = (e->flags & FD_CLOEXEC) ? O_CLOEXEC : 0;
+		ops.push_back(op);
+		at.emplace(e->id, e->fd);
 	}
-	return restore_epolls(rf, fds, epolls_owned);
+	for (auto *f : owned_epolls(rf, fds, epolls_owned))
+		for (size_t i = 0; i < f->epfd->n_tfd; i++) {
+			const EventpollTfdEntry &t = *f->epfd->tfd[i];
+			rst_op op{};
+			op.kind = RST_OP_EPOLL_ADD;
+			op.fd = at.at(f->id);
+			op.arg = (int32_t)t.tfd;
+			op.flags = t.events;
+			op.data = t.data;
+			ops.push_back(op);
+		}
+	return ops;
 }
 
 }  // namespace criu

@@ -86,7 +86,7 @@ uint32_t cap_last_cap()
 // 16-byte aligned. The page-run and close arrays have room for what
 // finish() may meet: every held run unheld, a fd per VMA and criu's own.
 struct Layout {
-	size_t args, vmas, runs, threads, close, auxv, shared, posix, stacks, len, park;
+	size_t args, vmas, runs, threads, close, ops, auxv, shared, posix, stacks, len, park;
 	std::vector<size_t> sigs;
 	size_t room_runs, room_close;
 
@@ -101,12 +101,13 @@ struct Layout {
 			return at;
 		};
 		room_runs = m.runs.size() + m.held_runs.size();
-		room_close = m.vmas.size() + 8;
+		room_close = m.vmas.size() + 8 + t.room_ops;  // (the pool's fds placed by the setup)
 		args = take(sizeof(rst_args));
 		vmas = take(sizeof(rst_vma) * m.vmas.size());
 		runs = take(sizeof(rst_pagerun) * room_runs);
 		threads = take(sizeof(rst_thread) * nthreads);
 		close = take(sizeof(int32_t) * room_close);
+		ops = take(sizeof(rst_op) * t.room_ops);
 		auxv = take(8 * m.mm->n_mm_saved_auxv);
 		for (auto &c : t.cores)
 			sigs.push_back(take(sizeof(rst_siginfo) *
@@ -267,6 +268,7 @@ Status fill(char *base, const Layout &lay, const RegionTask &t, const std::vecto
 	a->vmas = reinterpret_cast<rst_vma *>(base + lay.vmas);
 	a->pageruns = reinterpret_cast<rst_pagerun *>(base + lay.runs);
 	a->close_fds = reinterpret_cast<int32_t *>(base + lay.close);
+	a->ops = reinterpret_cast<rst_op *>(base + lay.ops);
 	fill_mm(a, base, lay, t.mem);
 
 	const TaskCoreEntry &tc = *t.cores[0]->tc;
@@ -337,6 +339,7 @@ Result<RestorerRegion> RestorerRegion::make(const RegionTask &t)
 	r.stack_top_ = r.start_ + lay.stacks + RST_THREAD_STACK * t.cores.size() + kLeaderStack;
 	r.room_runs_ = lay.room_runs;
 	r.room_close_ = lay.room_close;
+	r.room_ops_ = t.room_ops;
 	TRY(fill(reinterpret_cast<char *>(r.start_), lay, t, *cur));
 	return r;
 }
@@ -355,6 +358,7 @@ RestorerRegion &RestorerRegion::operator=(RestorerRegion &&o) noexcept
 	std::swap(stack_top_, o.stack_top_);
 	std::swap(room_runs_, o.room_runs_);
 	std::swap(room_close_, o.room_close_);
+	std::swap(room_ops_, o.room_ops_);
 	return *this;
 }
 
@@ -364,14 +368,18 @@ RestorerRegion::~RestorerRegion()
 		munmap((void *)start_, mapped_len_);
 }
 
-Status RestorerRegion::finish(const MemPlan &m, int pages_fd, int exe_fd, const std::vector<int> &close_fds)
+Status RestorerRegion::finish(const MemPlan &m, int pages_fd, int exe_fd, const std::vector<int> &close_fds,
+			      const std::vector<rst_op> &ops)
 {
 	rst_args *a = args();
-	if (m.vmas.size() != a->nr_vmas || m.runs.size() > room_runs_ || close_fds.size() > room_close_)
-		return Error{strfmt("the restorer region has room for %u VMAs, %zu page runs and %zu fds to close, "
-				    "not %zu, %zu and %zu",
-				    a->nr_vmas, room_runs_, room_close_, m.vmas.size(), m.runs.size(),
-				    close_fds.size())};
+	if (m.vmas.size() != a->nr_vmas || m.runs.size() > room_runs_ || close_fds.size() > room_close_ ||
+	    ops.size() > room_ops_)
+		return Error{strfmt("the restorer region has room for %u VMAs, %zu page runs, %zu fds to close and %zu "
+				    "setup calls, not %zu, %zu, %zu and %zu",
+				    a->nr_vmas, room_runs_, room_close_, room_ops_, m.vmas.size(), m.runs.size(),
+				    close_fds.size(), ops.size())};
+	a->nr_ops = ops.size();
+	std::copy(ops.begin(), ops.end(), a->ops);
 	std::copy(m.vmas.begin(), m.vmas.end(), a->vmas);
 	a->nr_pageruns = m.runs.size();
 	std::copy(m.runs.begin(), m.runs.end(), a->pageruns);

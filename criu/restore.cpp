@@ -297,7 +297,10 @@ private:
 	Status wait_zombie_children();
 	Status open_memory_fds();
 	Status close_strays();
-	Status build_region();
+	void keep_pool_fds(const std::vector<rst_op> &fds);
+	Status open_fs_fds();
+	std::vector<rst_op> setup_ops(std::vector<rst_op> fds) const;
+	Status build_region(const std::vector<rst_op> &ops);
 	Status session();
 
 	const Options &o_;
@@ -309,6 +312,7 @@ private:
 	int next_service_fd_ = 0;
 	int pages_dir_fd_ = -1;
 	int pages_fd_ = -1, exe_fd_ = -1;
+	int root_fd_ = -1, cwd_fd_ = -1;  // -1: the root is ours
 	std::vector<int> close_fds_;
 	std::optional<IpcVars> new_ipc_;
 	std::optional<IpcImages> ipc_;
@@ -535,10 +539,78 @@ Status ChildSide::wait_zombie_children()
 	return {};
 }
 
-// The region made ahead, or one made now.
-Status ChildSide::build_region()
+// The pool's fds the blob places stay open until it closed them; the rest
+// of the pool is closed now.
+void ChildSide::keep_pool_fds(const std::vector<rst_op> &fds)
 {
-	RegionTask t{ti_.mem, ti_.cores, *ti_.pstree};
+	std::set<int> used;
+	for (auto &op : fds)
+		if (op.kind == RST_OP_DUP3)
+			used.insert(op.fd);
+	for (int fd : inh_.all_fds()) {
+		if (used.count(fd))
+			close_fds_.push_back(fd);
+		else
+			::close(fd);
+	}
+}
+
+// The task's root (unless it is ours) and cwd, as the dump names them from
+// criu's root.
+Status ChildSide::open_fs_fds()
+{
+	auto open_dir = [this](uint32_t id, const char *what) -> Result<int> {
+		const char *path = tree_.files.find(id)->reg->name;
+		int fd = ::open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || (fd = service_fd(fd)) < 0)
+			return sys_error("can't open %s %s of PID %d", what, path, ti_.pid);
+		return fd;
+	};
+	if (strcmp(tree_.files.find(ti_.fs->root_id)->reg->name, "/") != 0) {
+		auto r = open_dir(ti_.fs->root_id, "the root");
+		if (!r)
+			return r.error();
+		root_fd_ = *r;
+	}
+	auto c = open_dir(ti_.fs->cwd_id, "the cwd");
+	if (!c)
+		return c.error();
+	cwd_fd_ = *c;
+	return {};
+}
+
+// What the blob does before it maps the memory: the fds, then the root
+// (chroot to where the root's fd is), the cwd and the umask.
+std::vector<rst_op> ChildSide::setup_ops(std::vector<rst_op> ops) const
+{
+	rst_op op{};
+	if (root_fd_ >= 0) {
+		op.kind = RST_OP_FCHDIR;
+		op.fd = root_fd_;
+		ops.push_back(op);
+		op.kind = RST_OP_CHROOT;
+		ops.push_back(op);
+	}
+	op.kind = RST_OP_FCHDIR;
+	op.fd = cwd_fd_;
+	ops.push_back(op);
+	op = {};
+	op.kind = RST_OP_UMASK;
+	op.arg = ti_.fs->has_umask ? (int32_t)ti_.fs->umask : 022;
+	ops.push_back(op);
+	return ops;
+}
+
+// The region of task ti, with room for its setup (setup_ops()).
+RegionTask region_task(const TreeImages &tree, const TaskImages &ti)
+{
+	return {ti.mem, ti.cores, *ti.pstree, fd_ops_room(tree.files, ti.fds, ti.epolls_owned) + 4};
+}
+
+// The region made ahead, or one made now.
+Status ChildSide::build_region(const std::vector<rst_op> &ops)
+{
+	RegionTask t = region_task(tree_, ti_);
 	if (!region_) {
 		auto r = RestorerRegion::make(t);
 		if (!r)
@@ -546,7 +618,7 @@ Status ChildSide::build_region()
 		region_.emplace(std::move(*r));
 	}
 	region_->log_choices(t);
-	return region_->finish(ti_.mem, pages_fd_, exe_fd_, close_fds_);
+	return region_->finish(ti_.mem, pages_fd_, exe_fd_, close_fds_, ops);
 }
 
 // A task that could not get to its blob tells the tracer why and ends.
@@ -588,20 +660,16 @@ Status ChildSide::run()
 	TRY(join_group());
 	if (ti_.zombie)
 		exit_as_zombie();
-	TRY(install_fds(tree_.files, ti_.fds, inh_.files, tree_.min_service_fd, ti_.epolls_owned));
+	TRY(close_other_fds(ti_.fds, tree_.min_service_fd));
+	auto fds = fd_ops(tree_.files, ti_.fds, inh_.files, ti_.epolls_owned);
+	if (!fds)
+		return fds.error();
 	TRY(open_memory_fds());
-	for (int fd : inh_.all_fds())
-		::close(fd);
+	TRY(open_fs_fds());
+	keep_pool_fds(*fds);
 	TRY(close_strays());
-	const FileEntry *cwd = tree_.files.find(ti_.fs->cwd_id);
-	const FileEntry *root = tree_.files.find(ti_.fs->root_id);
-	if (strcmp(root->reg->name, "/") != 0 && chroot(root->reg->name) < 0)
-		return sys_error("can't chroot to %s", root->reg->name);
-	if (chdir(cwd->reg->name) < 0)
-		return sys_error("can't chdir to %s", cwd->reg->name);
-	umask(ti_.fs->has_umask ? ti_.fs->umask : 022);
 	TRY(wait_zombie_children());
-	TRY(build_region());
+	TRY(build_region(setup_ops(*fds)));
 
 	ChildReport rep{};
 	rep.pid = ti_.pid;
@@ -655,8 +723,30 @@ const char *step_name(int s)
 				      "queueing a signal",
 				      "prctl",
 				      "creating a POSIX timer",
-				      "setting the scheduling policy and nice value"};
+				      "setting the scheduling policy and nice value",
+				      "the task's setup"};
 	return s >= 0 && s < RST_STEP_MAX ? names[s] : "?";
+}
+
+// Which of the task's setup calls (a's ops[i]) failed, read from pid.
+std::string setup_failed(pid_t pid, const rst_args &a, uint64_t i)
+{
+	rst_op op;
+	iovec l = {&op, sizeof(op)}, r = {a.ops + std::min<uint64_t>(i, a.nr_ops), sizeof(op)};
+	if (i >= a.nr_ops || process_vm_readv(pid, &l, 1, &r, 1, 0) != sizeof(op))
+		return strfmt("setup call %llu", (unsigned long long)i);
+	switch (op.kind) {
+	case RST_OP_DUP3:
+		return strfmt("can't place fd %d", op.arg);
+	case RST_OP_EPOLL_ADD:
+		return strfmt("can't add fd %d to epoll fd %d", op.arg, op.fd);
+	case RST_OP_FCHDIR:
+		return "can't go to the task's root or cwd";
+	case RST_OP_CHROOT:
+		return "can't chroot";
+	default:
+		return strfmt("setup call %llu", (unsigned long long)i);
+	}
 }
 
 class Tracer
@@ -895,7 +985,10 @@ Status Tracer::check_records(const TaskImages &ti, const ChildReport &rep)
 	if (process_vm_readv(outer(ti.pid), &l2, 1, &r2, 1, 0) != (ssize_t)(sizeof(rst_thread) * n))
 		return sys_error("can't read the restorer's thread records in PID %d", ti.pid);
 	for (auto &t : th)
-		if (t.err_step)
+		if (t.err_step == RST_SETUP)
+			return Error{strfmt("restorer failed in thread %d: %s: %s", t.tid,
+					    setup_failed(outer(ti.pid), a, t.err_addr).c_str(), strerror(t.err_errno))};
+		else if (t.err_step)
 			return Error{strfmt("restorer failed in thread %d while %s (at/arg 0x%llx): %s", t.tid,
 					    step_name(t.err_step), (unsigned long long)t.err_addr,
 					    strerror(t.err_errno))};
@@ -1300,7 +1393,7 @@ RootAhead work_ahead(PreparedRoot &p, const Inherited &inh)
 			report_and_exit(inh.report_fd, ti.pid, i.error());
 		a.ipc.emplace(std::move(*i));
 	}
-	auto region = RestorerRegion::make({ti.mem, ti.cores, *ti.pstree});
+	auto region = RestorerRegion::make(region_task(p.tree, ti));
 	if (!region)
 		report_and_exit(inh.report_fd, ti.pid, region.error());
 	a.region.emplace(std::move(*region));

@@ -8,8 +8,8 @@
 // an error naming the PID and fd.
 //
 // Restore: criu opens every file of the tree before creating the first
-// task (see FilePool); each task then moves its own to their fd numbers
-// before its address space is replaced.
+// task (see FilePool); each task's restorer blob then moves its own to
+// their fd numbers before the task's memory is mapped.
 #pragma once
 
 #include <sys/types.h>
@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "image.h"
+#include "restorer-args.h"
 #include "util.h"
 
 struct FileEntry;
@@ -96,10 +97,15 @@ Status open_file_pool(RestoredFiles &rf, const std::vector<const FdTable *> &tab
 // come from the pool).
 Result<int> open_file_entry(const RestoredFiles &rf, uint32_t id, int flags);
 
-// In the restoring task: closes every fd below min_service_fd, places the
-// task's fds from the pool, and adds the registrations of the epolls whose
-// dump this task did (they name fds by number).
-Status install_fds(const RestoredFiles &rf, const FdTable &fds, const FilePool &pool, int min_service_fd,
-		   const std::set<uint32_t> &epolls_owned);
+// In the restoring task: closes every fd below min_service_fd that is none
+// of the task's (the blob places those: fd_ops()).
+Status close_other_fds(const FdTable &fds, int min_service_fd);
+// The restorer blob's system calls (restorer-args.h) that place the task's
+// fds from the pool, then add the registrations of the epolls whose dump
+// this task did (they name fds by number).
+Result<std::vector<rst_op>> fd_ops(const RestoredFiles &rf, const FdTable &fds, const FilePool &pool,
+				   const std::set<uint32_t> &epolls_owned);
+// How many of them fd_ops() gives.
+size_t fd_ops_room(const RestoredFiles &rf, const FdTable &fds, const std::set<uint32_t> &epolls_owned);
 
 }  // namespace criu

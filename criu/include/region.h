@@ -31,11 +31,13 @@ uint64_t stop_page_offset();
 // faults: rst_thread::stop_at calls there.
 uint64_t stop_offset(int sig);
 
-// What of a task's images its region is made of.
+// What of a task's images its region is made of, and room for its setup's
+// system calls (finish()).
 struct RegionTask {
 	const MemPlan &mem;
 	const std::vector<PbPtr<CoreEntry>> &cores;  // [0] is the leader
 	const PstreeEntry &pstree;
+	size_t room_ops = 0;
 };
 
 class RestorerRegion
@@ -52,8 +54,9 @@ public:
 	~RestorerRegion();  // unmaps it (a region jumped into is never destroyed)
 
 	// The rest (see above); close_fds are criu's fds the blob closes once
-	// the memory is in place.
-	Status finish(const MemPlan &m, int pages_fd, int exe_fd, const std::vector<int> &close_fds);
+	// the memory is in place, ops the task's setup.
+	Status finish(const MemPlan &m, int pages_fd, int exe_fd, const std::vector<int> &close_fds,
+		      const std::vector<rst_op> &ops);
 	// Logs what make() chose that a user may want to know (make() may run
 	// before the log is set up).
 	void log_choices(const RegionTask &t) const;
@@ -69,7 +72,7 @@ private:
 
 	uint64_t start_ = 0, len_ = 0, mapped_len_ = 0;
 	uint64_t args_off_ = 0, stack_top_ = 0;
-	size_t room_runs_ = 0, room_close_ = 0;
+	size_t room_runs_ = 0, room_close_ = 0, room_ops_ = 0;
 };
 
 }  // namespace criu

@@ -140,6 +140,29 @@ struct rst_itimer {
 	uint64_t interval_sec, interval_usec, value_sec, value_usec;
 };
 
+/*
+ * A system call of the task's setup that the blob makes before it maps the
+ * task's memory: where its fds go (from the driver's fds), its epolls'
+ * registrations (they name fds by number), its root and cwd (through the
+ * driver's fds of them: the dumped paths are criu's, not the task's, once
+ * its root is not criu's) and umask.
+ */
+enum rst_op_kind {
+	RST_OP_DUP3,	  /* dup3(fd, arg, flags) */
+	RST_OP_EPOLL_ADD, /* epoll_ctl(fd, EPOLL_CTL_ADD, arg, {flags, data}) */
+	RST_OP_FCHDIR,	  /* fchdir(fd) */
+	RST_OP_CHROOT,	  /* chroot("."): the root where fchdir went */
+	RST_OP_UMASK,	  /* umask(arg) */
+};
+
+struct rst_op {
+	uint32_t kind;
+	int32_t fd;
+	int32_t arg;
+	uint32_t flags;
+	uint64_t data;
+};
+
 /* Error steps reported by the blob; the driver turns them into messages. */
 enum rst_step {
 	RST_OK = 0,
@@ -164,6 +187,7 @@ enum rst_step {
 	RST_PRCTL,
 	RST_POSIX_TIMER,
 	RST_SCHED,
+	RST_SETUP, /* an rst_op: its index in rst_args::ops */
 	RST_STEP_MAX
 };
 
@@ -178,6 +202,9 @@ struct rst_args {
 	uint64_t nr_pageruns;
 	struct rst_pagerun *pageruns;
 	int32_t pages_fd;
+
+	uint32_t nr_ops; /* the task's setup, before its memory is mapped */
+	struct rst_op *ops;
 
 	uint32_t nr_close_fds; /* driver fds to close once memory is in place */
 	int32_t *close_fds;

@@ -228,6 +228,38 @@ static void unmap_rest(struct rst_args *a, struct rst_thread *t)
 	}
 }
 
+/* The kernel's struct epoll_event: packed on x86-64. */
+struct rst_epoll_event {
+	uint32_t events;
+	uint64_t data;
+} __attribute__((packed));
+
+static long setup_op(const struct rst_op *op)
+{
+	switch (op->kind) {
+	case RST_OP_DUP3:
+		return sys_dup3(op->fd, op->arg, (int)op->flags);
+	case RST_OP_EPOLL_ADD: {
+		struct rst_epoll_event ev = {op->flags, op->data};
+		return sys_epoll_ctl(op->fd, 1 /* EPOLL_CTL_ADD */, op->arg, &ev);
+	}
+	case RST_OP_FCHDIR:
+		return sys_fchdir(op->fd);
+	case RST_OP_CHROOT:
+		return sys_chroot(".");
+	case RST_OP_UMASK:
+		sys_umask(op->arg);
+		return 0;
+	}
+	return -22; /* EINVAL */
+}
+
+static void run_setup(struct rst_args *a, struct rst_thread *t)
+{
+	for (uint32_t i = 0; i < a->nr_ops; i++)
+		CHECK(t, RST_SETUP, setup_op(&a->ops[i]), i);
+}
+
 static void map_vmas(struct rst_args *a, struct rst_thread *t)
 {
 	for (uint32_t i = 0; i < a->nr_vmas; i++) {
@@ -468,6 +500,7 @@ void rst_main(struct rst_args *a)
 	/* park the specials right behind the region's own pages */
 	move_specials(a, lead, a->region_start + a->region_len);
 	unmap_rest(a, lead);
+	run_setup(a, lead);
 	map_vmas(a, lead);
 	read_pages(a, lead);
 	finish_vmas(a, lead);

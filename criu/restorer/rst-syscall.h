@@ -127,6 +127,26 @@ static inline long sys_set_tid_address(uint64_t p)
 {
 	return S6(218, p, 0, 0, 0, 0, 0);
 }
+static inline long sys_dup3(int o, int n, int flags)
+{
+	return S6(292, o, n, flags, 0, 0, 0);
+}
+static inline long sys_epoll_ctl(int ep, int op, int fd, const void *ev)
+{
+	return S6(233, ep, op, fd, ev, 0, 0);
+}
+static inline long sys_chroot(const char *path)
+{
+	return S6(161, path, 0, 0, 0, 0, 0);
+}
+static inline long sys_fchdir(int fd)
+{
+	return S6(81, fd, 0, 0, 0, 0, 0);
+}
+static inline long sys_umask(int mask)
+{
+	return S6(95, mask, 0, 0, 0, 0, 0);
+}
 static inline long sys_exit_group(int c)
 {
 	return S6(231, c, 0, 0, 0, 0, 0);

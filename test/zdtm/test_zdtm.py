@@ -2140,9 +2140,9 @@ def crit_store(img, obj):
 
 def test_err_restore_tree_child_fails(zdtm):
     """a tree whose last task fails in the middle of its restore (its cwd,
-    edited with crit, is the executable: chdir fails in the task, after
-    its parent and the root exist): restore fails with one line naming
-    the task's trouble, and no task of the tree is left"""
+    edited with crit, is the executable: opening it as a directory fails
+    in the task, after its parent and the root exist): restore fails with
+    one line naming the task's trouble, and no task of the tree is left"""
     if NOCR:
         pytest.skip("ZDTM_NOCR")
     r = zdtm("tree00", timeout=60)
@@ -2160,8 +2160,8 @@ def test_err_restore_tree_child_fails(zdtm):
     rc = r.criu("tree-fail", ["restore", "-D", imgdir, "-d", "--pidfile", rpid, "-o", "tree-fail.log", "-v4"],
                 log=imgdir / "tree-fail.log")
     lines = _check_failed_cleanly(r, rc, "tree-fail", "restore of a tree with a broken task")
-    r.check(any("PID %d" % leaf in l and "chdir" in l for l in lines), "the error does not name PID %d and "
-            "chdir: %s" % (leaf, lines))
+    r.check(any("PID %d" % leaf in l and "cwd" in l for l in lines), "the error does not name PID %d and "
+            "its cwd: %s" % (leaf, lines))
     r.check(not rpid.exists(), "a pidfile was written by a failed restore")
     for pid in [r.pid] + sorted(r.tree):
         _no_task_left(r, pid, "the failed tree restore")

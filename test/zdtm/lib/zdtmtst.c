@@ -167,6 +167,21 @@ void test_init(int argc, char **argv)
 	setvbuf(stdout, NULL, _IONBF, 0);
 }
 
+static void rebase(char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (strncmp(path, dir, n) || path[n] != '/')
+		fail("%s is not under %s", path, dir);
+	memmove(path, path + n, strlen(path + n) + 1);
+}
+
+void test_paths_under(const char *dir)
+{
+	rebase(out_path, dir);
+	rebase(pid_path, dir);
+}
+
 void test_daemon(void)
 {
 	char tmp[PATH_MAX + 8];

@@ -44,6 +44,9 @@ extern const char *test_name;
 
 void test_init(int argc, char **argv);
 void test_daemon(void);
+/* For a test that chroots into dir: the --out and --pidfile paths (under
+ * dir) as seen from there. */
+void test_paths_under(const char *dir);
 void test_waitsig(void);
 
 void pass(void) __attribute__((noreturn));
