@@ -461,6 +461,11 @@ Result<IpcImages> IpcImages::read(const ImageDir &dir, uint32_t id)
 	return i;
 }
 
+bool IpcImages::objects() const
+{
+	return !shm_->at_end() || !sem_->at_end() || !msg_->at_end();
+}
+
 Status IpcImages::restore(const IpcVars *fresh)
 {
 	TRY(restore_vars(*vars_, fresh));

@@ -269,6 +269,7 @@ Status fill(char *base, const Layout &lay, const RegionTask &t, const std::vecto
 	a->pageruns = reinterpret_cast<rst_pagerun *>(base + lay.runs);
 	a->close_fds = reinterpret_cast<int32_t *>(base + lay.close);
 	a->ops = reinterpret_cast<rst_op *>(base + lay.ops);
+	a->go_fd = a->pidfd = -1;
 	fill_mm(a, base, lay, t.mem);
 
 	const TaskCoreEntry &tc = *t.cores[0]->tc;
@@ -317,7 +318,7 @@ uint64_t stop_offset(int sig)
 	return sig == SIGSEGV ? stop_page_offset() : sig == SIGILL ? RST_BLOB_STOP_ILL_OFF : RST_BLOB_STOP_FPE_OFF;
 }
 
-Result<RestorerRegion> RestorerRegion::make(const RegionTask &t)
+Result<RestorerRegion> RestorerRegion::make(const RegionTask &t, bool shared)
 {
 	Layout lay(t);
 	auto cur = parse_maps("/proc/self/maps");
@@ -328,7 +329,7 @@ Result<RestorerRegion> RestorerRegion::make(const RegionTask &t)
 		return hole.error();
 	// (NOREPLACE: a hole taken since the maps were read fails here)
 	void *p = mmap((void *)*hole, lay.len + lay.park, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		       (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	if (p == MAP_FAILED)
 		return sys_error("can't map the restorer region at %lx", (unsigned long)*hole);
 	RestorerRegion r;
@@ -388,6 +389,12 @@ Status RestorerRegion::finish(const MemPlan &m, int pages_fd, int exe_fd, const 
 	a->nr_close_fds = close_fds.size();
 	std::copy(close_fds.begin(), close_fds.end(), a->close_fds);
 	return {};
+}
+
+void RestorerRegion::wait_for_go(int go_fd, int pidfd)
+{
+	args()->go_fd = go_fd;
+	args()->pidfd = pidfd;
 }
 
 void RestorerRegion::log_choices(const RegionTask &t) const

@@ -256,6 +256,14 @@ struct Inherited {
 	int barrier[2] = {-1, -1};  // EOF on [0] once every task closed its [1]
 	FilePool files;
 	std::map<uint64_t, int> shmem;	// shmid -> fd of its shmem object
+	// Closes what criu opened (the tasks hold what they inherited).
+	void release()
+	{
+		files.close_all();
+		for (auto &[id, fd] : shmem)
+			::close(fd);
+		shmem.clear();
+	}
 	std::vector<int> all_fds() const
 	{
 		std::vector<int> v = files.fds;
@@ -263,6 +271,12 @@ struct Inherited {
 			v.push_back(fd);
 		return v;
 	}
+};
+
+// The fds a task's region names besides the pool's (-1: none).
+struct RegionFds {
+	int pages = -1, exe = -1;
+	int root = -1, cwd = -1;  // root: -1 if it is ours
 };
 
 class ChildSide
@@ -295,11 +309,8 @@ private:
 	Status join_group();
 	[[noreturn]] void exit_as_zombie();
 	Status wait_zombie_children();
-	Status open_memory_fds();
 	Status close_strays();
 	void keep_pool_fds(const std::vector<rst_op> &fds);
-	Status open_fs_fds();
-	std::vector<rst_op> setup_ops(std::vector<rst_op> fds) const;
 	Status build_region(const std::vector<rst_op> &ops);
 	Status session();
 
@@ -311,8 +322,7 @@ private:
 	int report_fd_;
 	int next_service_fd_ = 0;
 	int pages_dir_fd_ = -1;
-	int pages_fd_ = -1, exe_fd_ = -1;
-	int root_fd_ = -1, cwd_fd_ = -1;  // -1: the root is ours
+	RegionFds region_fds_;
 	std::vector<int> close_fds_;
 	std::optional<IpcVars> new_ipc_;
 	std::optional<IpcImages> ipc_;
@@ -322,8 +332,8 @@ private:
 int ChildSide::service_fd(int fd)
 {
 	int n = fcntl(fd, F_DUPFD, next_service_fd_);
+	::close(fd);
 	if (n >= 0) {
-		::close(fd);
 		next_service_fd_ = n + 1;
 		close_fds_.push_back(n);
 	}
@@ -379,50 +389,111 @@ void unhold_other_files(MemPlan &m, const RestoredFiles &files)
 	}
 }
 
-Status ChildSide::open_memory_fds()
+// place(fd) takes one of our fds and gives the task's number of it (-1 and
+// errno if it can't): a task opening its own moves it to its service range;
+// criu opening them for a root made ahead lists it for the root to take.
+using FdPlacer = std::function<int(int)>;
+
+Result<int> placed(Result<int> fd, const FdPlacer &place, const char *what)
 {
-	int p = openat(pages_dir_fd_, ti_.mem.pages_image.c_str(), O_RDONLY | O_CLOEXEC);
+	if (!fd)
+		return fd.error();
+	int n = place(*fd);
+	if (n < 0)
+		return sys_error("can't place the fd of %s", what);
+	return n;
+}
+
+Result<int> open_dir(const TreeImages &tree, uint32_t id, const FdPlacer &place, const char *what, pid_t pid)
+{
+	const char *path = tree.files.find(id)->reg->name;
+	int fd = ::open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return sys_error("can't open %s %s of PID %d", what, path, pid);
+	return placed(fd, place, what);
+}
+
+// The task's pages image, its VMAs' files (into m.vmas[].fd; shmem: the
+// objects of create_shmem_objects()), its executable, its root (unless it
+// is ours) and its cwd, as the dump names them from criu's root.
+Result<RegionFds> open_region_fds(const TreeImages &tree, TaskImages &ti, int pages_dir_fd,
+				  const std::map<uint64_t, int> &shmem, const FdPlacer &place)
+{
+	RegionFds r;
+	auto &m = ti.mem;
+	int p = openat(pages_dir_fd, m.pages_image.c_str(), O_RDONLY | O_CLOEXEC);
 	if (p < 0)
-		return sys_error("can't open image %s", ti_.mem.pages_image.c_str());
-	pages_fd_ = service_fd(p);
+		return sys_error("can't open image %s", m.pages_image.c_str());
+	auto pages = placed(p, place, "the pages image");
+	if (!pages)
+		return pages.error();
+	r.pages = *pages;
 	std::map<std::pair<uint32_t, uint32_t>, int> by_file;
 	std::map<uint64_t, int> by_shmid;
-	auto &m = ti_.mem;
-	unhold_other_files(m, tree_.files);
+	unhold_other_files(m, tree.files);
 	for (size_t i = 0; i < m.vmas.size(); i++) {
 		if (m.vmas[i].held)
 			continue;
 		if (uint32_t id = m.vma_file[i]) {
 			auto key = std::make_pair(id, m.vma_fflags[i]);
 			if (!by_file.count(key)) {
-				auto fd = open_file_entry(tree_.files, id, m.vma_fflags[i]);
+				auto fd =
+				    placed(open_file_entry(tree.files, id, m.vma_fflags[i]), place, "a mapped file");
 				if (!fd)
 					return fd.error();
-				by_file[key] = service_fd(*fd);
+				by_file[key] = *fd;
 			}
 			m.vmas[i].fd = by_file[key];
 		} else if (uint64_t shmid = m.vma_shmid[i]) {
 			if (!by_shmid.count(shmid)) {
-				int fd = fcntl(inh_.shmem.at(shmid), F_DUPFD_CLOEXEC, next_service_fd_);
-				if (fd < 0)
+				int dup = fcntl(shmem.at(shmid), F_DUPFD_CLOEXEC, 0);
+				if (dup < 0)
 					return sys_error("can't dup shared memory object %llx",
 							 (unsigned long long)shmid);
-				next_service_fd_ = fd + 1;
-				close_fds_.push_back(fd);
-				by_shmid[shmid] = fd;
+				auto fd = placed(dup, place, "a shared memory object");
+				if (!fd)
+					return fd.error();
+				by_shmid[shmid] = *fd;
 			}
 			m.vmas[i].fd = by_shmid[shmid];
 		}
 	}
-	auto exe = open_file_entry(tree_.files, m.mm->exe_file_id, O_RDONLY);
+	auto exe = placed(open_file_entry(tree.files, m.mm->exe_file_id, O_RDONLY), place, "the executable");
 	if (!exe)
 		return exe.error();
-	exe_fd_ = fcntl(*exe, F_DUPFD, next_service_fd_);
-	::close(*exe);
-	if (exe_fd_ < 0)
-		return sys_error("can't move the exe fd");
-	next_service_fd_ = exe_fd_ + 1;
-	return {};
+	r.exe = *exe;
+	if (strcmp(tree.files.find(ti.fs->root_id)->reg->name, "/") != 0) {
+		auto root = open_dir(tree, ti.fs->root_id, place, "the root", ti.pid);
+		if (!root)
+			return root.error();
+		r.root = *root;
+	}
+	auto cwd = open_dir(tree, ti.fs->cwd_id, place, "the cwd", ti.pid);
+	if (!cwd)
+		return cwd.error();
+	r.cwd = *cwd;
+	return r;
+}
+
+// What the blob does before it maps the memory: the fds (ops), then the
+// root (chroot to where the root's fd is), the cwd and the umask.
+void add_fs_ops(std::vector<rst_op> &ops, const RegionFds &r, const FsEntry &fs)
+{
+	rst_op op{};
+	if (r.root >= 0) {
+		op.kind = RST_OP_FCHDIR;
+		op.fd = r.root;
+		ops.push_back(op);
+		op.kind = RST_OP_CHROOT;
+		ops.push_back(op);
+	}
+	op.kind = RST_OP_FCHDIR;
+	op.fd = r.cwd;
+	ops.push_back(op);
+	op = {};
+	op.kind = RST_OP_UMASK;
+	op.arg = fs.has_umask ? (int32_t)fs.umask : 022;
+	ops.push_back(op);
 }
 
 // Anything else criu had open (the RPC socket, --inherit-fd originals...)
@@ -431,7 +502,6 @@ Status ChildSide::open_memory_fds()
 Status ChildSide::close_strays()
 {
 	std::set<int> keep(close_fds_.begin(), close_fds_.end());
-	keep.insert(exe_fd_);
 	unsigned from = tree_.min_service_fd;
 	for (int fd : keep) {
 		if (fd < (int)from)
@@ -555,56 +625,15 @@ void ChildSide::keep_pool_fds(const std::vector<rst_op> &fds)
 	}
 }
 
-// The task's root (unless it is ours) and cwd, as the dump names them from
-// criu's root.
-Status ChildSide::open_fs_fds()
+// The region of task ti, with room for its setup (fd_ops() and add_fs_ops();
+// a thin root's also takes every fd open_region_fds() opens, enters four
+// namespaces and makes its session).
+RegionTask region_task(const TreeImages &tree, const TaskImages &ti, bool thin = false)
 {
-	auto open_dir = [this](uint32_t id, const char *what) -> Result<int> {
-		const char *path = tree_.files.find(id)->reg->name;
-		int fd = ::open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0 || (fd = service_fd(fd)) < 0)
-			return sys_error("can't open %s %s of PID %d", what, path, ti_.pid);
-		return fd;
-	};
-	if (strcmp(tree_.files.find(ti_.fs->root_id)->reg->name, "/") != 0) {
-		auto r = open_dir(ti_.fs->root_id, "the root");
-		if (!r)
-			return r.error();
-		root_fd_ = *r;
-	}
-	auto c = open_dir(ti_.fs->cwd_id, "the cwd");
-	if (!c)
-		return c.error();
-	cwd_fd_ = *c;
-	return {};
-}
-
-// What the blob does before it maps the memory: the fds, then the root
-// (chroot to where the root's fd is), the cwd and the umask.
-std::vector<rst_op> ChildSide::setup_ops(std::vector<rst_op> ops) const
-{
-	rst_op op{};
-	if (root_fd_ >= 0) {
-		op.kind = RST_OP_FCHDIR;
-		op.fd = root_fd_;
-		ops.push_back(op);
-		op.kind = RST_OP_CHROOT;
-		ops.push_back(op);
-	}
-	op.kind = RST_OP_FCHDIR;
-	op.fd = cwd_fd_;
-	ops.push_back(op);
-	op = {};
-	op.kind = RST_OP_UMASK;
-	op.arg = ti_.fs->has_umask ? (int32_t)ti_.fs->umask : 022;
-	ops.push_back(op);
-	return ops;
-}
-
-// The region of task ti, with room for its setup (setup_ops()).
-RegionTask region_task(const TreeImages &tree, const TaskImages &ti)
-{
-	return {ti.mem, ti.cores, *ti.pstree, fd_ops_room(tree.files, ti.fds, ti.epolls_owned) + 4};
+	size_t room = fd_ops_room(tree.files, ti.fds, ti.epolls_owned) + 4;
+	if (thin)
+		room += ti.mem.vmas.size() + 4 + 4 + 1;
+	return {ti.mem, ti.cores, *ti.pstree, room};
 }
 
 // The region made ahead, or one made now.
@@ -618,7 +647,7 @@ Status ChildSide::build_region(const std::vector<rst_op> &ops)
 		region_.emplace(std::move(*r));
 	}
 	region_->log_choices(t);
-	return region_->finish(ti_.mem, pages_fd_, exe_fd_, close_fds_, ops);
+	return region_->finish(ti_.mem, region_fds_.pages, region_fds_.exe, close_fds_, ops);
 }
 
 // A task that could not get to its blob tells the tracer why and ends.
@@ -630,6 +659,32 @@ Status ChildSide::build_region(const std::vector<rst_op> &ops)
 	ssize_t w = write(report_fd, &rep, sizeof(rep));
 	(void)w;
 	_exit(1);
+}
+
+// glibc registered rseq for criu's own thread; its area goes away with the
+// address space, and the blob registers the task's own.
+Status unregister_rseq()
+{
+	if (!__rseq_size)
+		return {};
+	// glibc's registered length is 32 even where __rseq_size says less
+	char *area = (char *)__builtin_thread_pointer() + __rseq_offset;
+	if (syscall(SYS_rseq, area, 32, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) < 0 &&
+	    syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) < 0)
+		return sys_error("can't unregister criu's rseq area");
+	return {};
+}
+
+// From here on only the blob runs (the tracer or the blob unmaps the region).
+[[noreturn]] void jump_into(const RestorerRegion &r)
+{
+	asm volatile("movq %0, %%rsp\n\t"
+		     "movq %1, %%rdi\n\t"
+		     "jmp *%2\n\t"
+		     :
+		     : "r"(r.stack_top()), "r"(r.args_addr()), "r"(r.start() + RST_BLOB_ENTRY_OFF)
+		     : "memory");
+	__builtin_unreachable();
 }
 
 void ChildSide::run_and_exit()
@@ -664,12 +719,15 @@ Status ChildSide::run()
 	auto fds = fd_ops(tree_.files, ti_.fds, inh_.files, ti_.epolls_owned);
 	if (!fds)
 		return fds.error();
-	TRY(open_memory_fds());
-	TRY(open_fs_fds());
+	auto rfds = open_region_fds(tree_, ti_, pages_dir_fd_, inh_.shmem, [this](int fd) { return service_fd(fd); });
+	if (!rfds)
+		return rfds.error();
+	region_fds_ = *rfds;
 	keep_pool_fds(*fds);
 	TRY(close_strays());
 	TRY(wait_zombie_children());
-	TRY(build_region(setup_ops(*fds)));
+	add_fs_ops(*fds, region_fds_, *ti_.fs);
+	TRY(build_region(*fds));
 
 	ChildReport rep{};
 	rep.pid = ti_.pid;
@@ -678,24 +736,9 @@ Status ChildSide::run()
 	rep.region_len = region_->len();
 	rep.args = region_->args_addr();
 	TRY(write_all(report_fd_, &rep, sizeof(rep), "report to criu"));
-	// glibc registered rseq for criu's own thread; its area goes away with
-	// the address space, and the blob registers the task's own.
-	if (__rseq_size) {
-		// glibc's registered length is 32 even where __rseq_size says less
-		char *area = (char *)__builtin_thread_pointer() + __rseq_offset;
-		if (syscall(SYS_rseq, area, 32, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) < 0 &&
-		    syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) < 0)
-			return sys_error("can't unregister criu's rseq area");
-	}
+	TRY(unregister_rseq());
 	pr_info("Jumping into the restorer at %lx\n", (unsigned long)region_->start());
-	// The tracer unmaps the region; from here on only the blob runs.
-	asm volatile("movq %0, %%rsp\n\t"
-		     "movq %1, %%rdi\n\t"
-		     "jmp *%2\n\t"
-		     :
-		     : "r"(region_->stack_top()), "r"(region_->args_addr()), "r"(region_->start() + RST_BLOB_ENTRY_OFF)
-		     : "memory");
-	__builtin_unreachable();
+	jump_into(*region_);
 }
 
 // --------------------------------------------------------------- tracer side
@@ -742,6 +785,8 @@ std::string setup_failed(pid_t pid, const rst_args &a, uint64_t i)
 		return strfmt("can't add fd %d to epoll fd %d", op.arg, op.fd);
 	case RST_OP_FCHDIR:
 		return "can't go to the task's root or cwd";
+	case RST_OP_JOIN_CGROUP:
+		return "can't join a cgroup";
 	case RST_OP_CHROOT:
 		return "can't chroot";
 	default:
@@ -1305,6 +1350,15 @@ struct PreparedRoot {
 	std::vector<HeldRange> held;
 	pid_t pid = -1;
 	Fd go, report;	// criu's ends of the root's pipes
+	// A thin root (restore_thin()): its region, shared with us; the fds of
+	// its go and of our pidfd (their numbers are the same in the root); the
+	// write end of its report, which we write for it; the ipc images and
+	// the sysctls of a new ipc namespace, read ahead.
+	bool thin = false;
+	std::optional<RestorerRegion> region;
+	Fd child_go, child_pidfd, report_wr;
+	std::optional<IpcImages> ipc;
+	std::optional<IpcVars> fresh_ipc;
 };
 std::optional<PreparedRoot> g_prepared;
 
@@ -1505,6 +1559,237 @@ Result<pid_t> restore_prepared(const Options &o, const ImageDir &dir, timespec t
 	return trace_tree(o, p.tree, dir, p.report.get(), p.pid, nullptr, go, nullptr, t0);
 }
 
+// ---------------------------------------------------------- a thin root
+
+// A root made ahead can run no criu code after its go when criu can do for
+// it all it would do before its blob (ChildSide::run()): a tree of one task
+// (no children to create), no tty and no unix socket (a socket's peer
+// credentials would be criu's), no SysV object to create (its creator would
+// be criu). It then enters its blob before the request comes, which
+// replaces criu's address space there and waits for the go (rst_args::
+// go_fd); criu fills in the rest of the region, shared with it, and lists
+// for the blob what only the task can do itself (rst_op): take criu's fds
+// of its files (pidfd_getfd), enter the sandbox's namespaces, chroot,
+// chdir, umask, setsid. Unmapping criu took 0.2-0.27 ms of each restore's
+// path (Documentation/switch.md).
+bool thin_fits(const TreeImages &tree, const std::optional<IpcImages> &ipc)
+{
+	if (tree.tasks.size() != 1 || tree.tasks[0].zombie || (ipc && ipc->objects()))
+		return false;
+	return std::none_of(tree.tasks[0].fds.begin(), tree.tasks[0].fds.end(), [&](auto &e) {
+		auto type = tree.files.find(e->id)->type;
+		return type == FD_TYPES__TTY || type == FD_TYPES__UNIXSK;
+	});
+}
+
+// In the thin root, from its creation: only its go fd and our pidfd stay
+// open, and it jumps into the blob.
+[[noreturn]] void enter_blob_ahead(const RestorerRegion &r, int go_fd, int pidfd)
+{
+	sigset_t all;
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, nullptr);
+	int lo = std::min(go_fd, pidfd), hi = std::max(go_fd, pidfd);
+	if ((lo > 0 && close_range(0, lo - 1, 0) < 0) || (hi > lo + 1 && close_range(lo + 1, hi - 1, 0) < 0) ||
+	    close_range(hi + 1, ~0U, 0) < 0 || !unregister_rseq())
+		_exit(1);
+	jump_into(r);
+}
+
+// Makes the thin root of p (prepare_root()).
+Status make_thin_root(PreparedRoot &p)
+{
+	TaskImages &ti = p.tree.tasks[0];
+	int min_fd = p.tree.min_service_fd;
+	// (a new region each time: a root's blob writes into its region)
+	p.region.reset();
+	auto region = RestorerRegion::make(region_task(p.tree, ti, true), true);
+	if (!region)
+		return region.error();
+	p.region.emplace(std::move(*region));
+	// the VMAs as held now: the blob unmaps everything else before its go
+	TRY(p.region->finish(ti.mem, -1, -1, {}, {}));
+	Fd go_rd, go_wr, rep_rd, rep_wr;
+	TRY(high_pipe(min_fd, 0, go_rd, go_wr));
+	TRY(high_pipe(min_fd, 0, rep_rd, rep_wr));
+	// made here: PIDs of criu's namespace mean nothing in the root's
+	Fd pidfd((int)syscall(SYS_pidfd_open, getpid(), 0));
+	if (!pidfd.valid() || !(pidfd = Fd(fcntl(pidfd.get(), F_DUPFD_CLOEXEC, min_fd))).valid())
+		return sys_error("can't open a pidfd of criu");
+	p.region->wait_for_go(go_rd.get(), pidfd.get());
+	pid_t vpid = ti.pid;
+	pid_t pid = clone_with_pid(vpid, false, p.tree.ns.clone_flags());
+	if (pid < 0)
+		return sys_error("can't create PID %d", vpid);
+	if (pid == 0)
+		enter_blob_ahead(*p.region, go_rd.get(), pidfd.get());
+	p.pid = pid;
+	p.go = std::move(go_wr);
+	p.report = std::move(rep_rd);
+	p.report_wr = std::move(rep_wr);
+	p.child_go = std::move(go_rd);
+	p.child_pidfd = std::move(pidfd);
+	if (p.tree.ns.ipc && !p.fresh_ipc) {
+		// what a new ipc namespace holds: the root's is one
+		JoinedNs j;
+		TRY(j.join_task(pid, CLONE_NEWIPC));
+		auto v = IpcVars::read();
+		if (!v)
+			return v.error();
+		p.fresh_ipc.emplace(std::move(*v));
+	}
+	pr_debug("PID %d made ahead as %d, waiting in its restorer\n", vpid, pid);
+	return {};
+}
+
+// What criu opens for a thin root, kept open until the root took it, and
+// the root's fd numbers for it (its service fds, closed by its blob).
+struct ThinSetup {
+	std::vector<Fd> ours;
+	std::vector<int> close_fds;
+	int next;
+
+	explicit ThinSetup(const PreparedRoot &p) : next(p.tree.min_service_fd)
+	{
+		close_fds = {p.child_go.get(), p.child_pidfd.get()};
+	}
+	// The root's number for fd (ours): ops gets the take.
+	int place(int fd, std::vector<rst_op> &ops)
+	{
+		while (std::count(close_fds.begin(), close_fds.end(), next))
+			next++;
+		rst_op op{};
+		op.kind = RST_OP_TAKE_FD;
+		op.fd = fd;
+		op.arg = next;
+		op.flags = O_CLOEXEC;
+		ours.emplace_back(fd);
+		ops.push_back(op);
+		close_fds.push_back(next);
+		return next++;
+	}
+};
+
+// The root joins the cgroups itself, first (see RST_OP_JOIN_CGROUP),
+// through criu's fds of their tasks files.
+Status thin_cgroups(const ImageDir &dir, CgroupTarget &cg, ThinSetup &s, std::vector<rst_op> &ops)
+{
+	TRY(cg.apply_limits(dir));
+	auto files = cg.join_files();
+	if (!files)
+		return files.error();
+	for (auto &f : *files) {
+		rst_op op{};
+		op.kind = RST_OP_JOIN_CGROUP;
+		op.fd = s.place(f.release(), ops);
+		ops.push_back(op);
+	}
+	return {};
+}
+
+// In the namespaces the root will have (JoinedNs: a --switch sandbox's, or
+// the new uts and ipc ones the root was made in): what the root would do
+// there itself before its blob, and the opening of its files; ops gets the
+// rest of its setup.
+Result<RegionFds> thin_in_namespaces(const Options &o, PreparedRoot &p, JoinedNs &joined, ThinSetup &s, Inherited &inh,
+				     std::vector<rst_op> &ops)
+{
+	TaskImages &ti = p.tree.tasks[0];
+	std::vector<rst_op> ns_ops;
+	if (o.switch_to.empty()) {
+		TRY(joined.join_task(p.pid, (p.tree.ns.uts ? CLONE_NEWUTS : 0) | (p.tree.ns.ipc ? CLONE_NEWIPC : 0)));
+		if (p.tree.ns.uts)
+			TRY(restore_uts(p.dir, ti.ids->uts_ns_id));
+	} else {
+		for (auto &[fd, kind] : joined.entered()) {
+			int dup = fcntl(fd.get(), F_DUPFD_CLOEXEC, 0);
+			if (dup < 0)
+				return sys_error("can't dup a namespace fd");
+			rst_op op{};
+			op.kind = RST_OP_SETNS;
+			op.fd = s.place(dup, ops);
+			op.arg = kind;
+			ns_ops.push_back(op);
+		}
+	}
+	// (a released sandbox's ipc namespace is as new, see criu-sandbox(8))
+	if (p.ipc)
+		TRY(p.ipc->restore(o.switch_to.empty() || !o.switch_deps.empty() ? &*p.fresh_ipc : nullptr));
+	TRY(prepare_inherited(o, p.tree, inh));
+	auto rfds = open_region_fds(p.tree, ti, p.dir.fd(), inh.shmem, [&](int fd) { return s.place(fd, ops); });
+	if (!rfds)
+		return rfds.error();
+	auto fds = fd_ops(p.tree.files, ti.fds, inh.files, ti.epolls_owned);
+	if (!fds)
+		return fds.error();
+	for (auto op : *fds) {
+		if (op.kind == RST_OP_DUP3)
+			op.kind = RST_OP_TAKE_FD;
+		ops.push_back(op);
+	}
+	ops.insert(ops.end(), ns_ops.begin(), ns_ops.end());  // mnt last
+	add_fs_ops(ops, *rfds, *ti.fs);			      // after setns(mnt): it moves root and cwd
+	rst_op op{};
+	if (ti.pstree->sid == (uint32_t)ti.pid)
+		op.kind = RST_OP_SETSID;
+	else if (ti.pstree->pgid == (uint32_t)ti.pid)
+		op.kind = RST_OP_SETPGID;
+	if (op.kind)
+		ops.push_back(op);
+	return rfds;
+}
+
+// Everything before the go: the region finished, the root's setup in it.
+// We are left in the namespaces the root will have (joined).
+Status thin_setup(const Options &o, const ImageDir &dir, PreparedRoot &p, ThinSetup &s, Inherited &inh,
+		  std::optional<JoinedNs> &joined)
+{
+	std::vector<rst_op> ops;
+	auto j = JoinedNs::enter(o, {});  // the cgroups, the sandbox's namespaces and deps
+	if (!j)
+		return j.error();
+	joined.emplace(std::move(*j));
+	if (auto &cg = joined->cgroups())
+		TRY(thin_cgroups(dir, *cg, s, ops));
+	auto rfds = thin_in_namespaces(o, p, *joined, s, inh, ops);
+	if (!rfds)
+		return rfds.error();
+	return p.region->finish(p.tree.tasks[0].mem, rfds->pages, rfds->exe, s.close_fds, ops);
+}
+
+Result<pid_t> restore_thin(const Options &o, const ImageDir &dir, timespec t0)
+{
+	PreparedRoot &p = *g_prepared;
+	pid_t vpid = p.tree.tasks[0].pid;
+	pr_info("Restoring PID %d through its root made ahead (PID %d here, waiting in its restorer)\n", vpid, p.pid);
+	TRY(notify(o, "pre-restore", 0));
+	ThinSetup s(p);
+	Inherited inh;
+	std::optional<JoinedNs> joined;
+	if (auto st = thin_setup(o, dir, p, s, inh, joined); !st) {
+		joined.reset();
+		inh.release();
+		kill(p.pid, SIGKILL);
+		waitpid(p.pid, nullptr, 0);
+		return st.error();
+	}
+	ChildReport rep{};
+	rep.pid = vpid;
+	rep.ok = 1;
+	rep.region_start = p.region->start();
+	rep.region_len = p.region->len();
+	rep.args = p.region->args_addr();
+	auto go = [&]() -> Status {
+		TRY(write_all(p.report_wr.get(), &rep, sizeof(rep), "the root's report"));
+		auto st = write_all(p.go.get(), "g", 1, "the go");
+		joined.reset();	 // (while the root works: the tracer needs our /proc)
+		return st;
+	};
+	auto r = trace_tree(o, p.tree, dir, p.report.get(), p.pid, nullptr, go, nullptr, t0);
+	inh.release();
+	return r;
+}
+
 }  // namespace
 
 Result<pid_t> restore_task(const Options &o)
@@ -1516,8 +1801,14 @@ Result<pid_t> restore_task(const Options &o)
 	plugins::set_image_dir(dir->fd());
 	if (g_prepared && g_prepared->pid > 0) {
 		// (our child: still there unless someone killed it)
-		if (waitpid(g_prepared->pid, nullptr, WNOHANG) == 0 && prepared_fits(o, *dir))
-			return restore_prepared(o, *dir, t0);
+		if (waitpid(g_prepared->pid, nullptr, WNOHANG) == 0 && prepared_fits(o, *dir)) {
+			auto r = g_prepared->thin ? restore_thin(o, *dir, t0) : restore_prepared(o, *dir, t0);
+			// used: the next restore makes its own root
+			g_prepared->pid = -1;
+			g_prepared->go.reset();
+			g_prepared->report.reset();
+			return r;
+		}
 		kill(g_prepared->pid, SIGKILL);
 		waitpid(g_prepared->pid, nullptr, 0);
 		g_prepared.reset();
@@ -1569,26 +1860,20 @@ Result<pid_t> restore_task(const Options &o)
 	TRY(notify(o, "pre-restore", 0));
 
 	Inherited inh;
-	auto release = [&] {
-		inh.files.close_all();
-		for (auto &[id, fd] : inh.shmem)
-			::close(fd);
-		inh.shmem.clear();
-	};
 	if (auto st = prepare_inherited(o, *tree, inh); !st) {
-		release();
+		inh.release();
 		return st.error();
 	}
 	RootPipes pipes;
 	if (auto st = pipes.open(tree->min_service_fd); !st) {
-		release();
+		inh.release();
 		return st.error();
 	}
 	pipes.hand_to(inh);
 	auto &cg = joined->cgroups();
 	pid_t pid = clone_with_pid(root.pid, o.restore_sibling, tree->ns.clone_flags());
 	if (pid < 0) {
-		release();
+		inh.release();
 		return sys_error("can't create PID %d", root.pid);
 	}
 	if (pid == 0) {
@@ -1604,7 +1889,7 @@ Result<pid_t> restore_task(const Options &o)
 		ChildSide(o, *dir, *tree, 0, inh).run_and_exit();
 	}
 	// The tasks hold what they inherited.
-	release();
+	inh.release();
 	pipes.close_child_ends();
 	auto go = [&]() -> Status {
 		if (write(pipes.go.get(), "g", 1) != 1)
@@ -1649,11 +1934,23 @@ Result<bool> prepare_root(const std::vector<HeldRange> &held, int images_dir_fd)
 		if (!tree->ns.pid || tree->ns.net || tree->ns.mnt)
 			return false;
 		g_prepared.emplace(PreparedRoot{std::move(*dir), std::move(*tree), held});
-		g_prepared->tree.pages = &g_prepared->dir;
+		PreparedRoot &p = *g_prepared;
+		p.tree.pages = &p.dir;
+		if (p.tree.ipc_objects) {
+			auto ipc = IpcImages::read(p.dir, p.tree.tasks[0].ids->ipc_ns_id);
+			if (!ipc)
+				return ipc.error();
+			p.ipc.emplace(std::move(*ipc));
+		}
+		p.thin = thin_fits(p.tree, p.ipc);
 	}
 	PreparedRoot &p = *g_prepared;
 	if (p.pid > 0)
 		return true;
+	if (p.thin) {
+		TRY(make_thin_root(p));
+		return true;
+	}
 	pid_t vpid = p.tree.tasks[0].pid;
 	RootPipes pipes;
 	TRY(pipes.open(p.tree.min_service_fd));

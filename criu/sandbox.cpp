@@ -208,6 +208,11 @@ Result<std::optional<CgroupTarget>> restore_cgroups(const Options &o)
 	return cg;
 }
 
+static const char *ns_name(int kind)
+{
+	return kind == CLONE_NEWNET ? "net" : kind == CLONE_NEWUTS ? "uts" : kind == CLONE_NEWIPC ? "ipc" : "mnt";
+}
+
 Result<JoinedNs> JoinedNs::enter(const Options &o, const ExternalNs &ext)
 {
 	// (namespace file or fd, kind); mnt last: the paths are criu's until then
@@ -244,25 +249,44 @@ Result<JoinedNs> JoinedNs::enter(const Options &o, const ExternalNs &ext)
 	auto deps = SandboxDeps::clone(o);
 	if (!deps)
 		return deps.error();
-	j.cwd_.reset(::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	TRY(j.join(std::move(targets), o.switch_to.empty() ? "--inherit-fd" : o.switch_to));
+	TRY(deps->attach());
+	pr_info("Entered the namespaces of %s\n", o.switch_to.empty() ? "--inherit-fd" : o.switch_to.c_str());
+	return j;
+}
+
+Status JoinedNs::join(std::vector<std::pair<Fd, int>> targets, const std::string &whose)
+{
+	if (!cwd_.valid())
+		cwd_.reset(::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	for (auto &[fd, kind] : targets) {
-		const char *name = kind == CLONE_NEWNET	  ? "net"
-				   : kind == CLONE_NEWUTS ? "uts"
-				   : kind == CLONE_NEWIPC ? "ipc"
-							  : "mnt";
+		const char *name = ns_name(kind);
 		Fd mine(::open(strfmt("/proc/self/ns/%s", name).c_str(), O_RDONLY | O_CLOEXEC));
 		if (!mine.valid())
 			return sys_error("can't open criu's own %s namespace", name);
 		if (setns(fd.get(), kind) < 0)
-			return sys_error("can't enter the %s namespace of %s", name,
-					 o.switch_to.empty() ? "--inherit-fd" : o.switch_to.c_str());
-		j.back_.emplace_back(std::move(mine), kind);
+			return sys_error("can't enter the %s namespace of %s", name, whose.c_str());
+		back_.emplace_back(std::move(mine), kind);
 		if (kind == CLONE_NEWNS && chdir("/") < 0)
-			return sys_error("can't chdir to the sandbox's root");
+			return sys_error("can't chdir to the root of %s", whose.c_str());
+		entered_.emplace_back(std::move(fd), kind);
 	}
-	TRY(deps->attach());
-	pr_info("Entered the namespaces of %s\n", o.switch_to.empty() ? "--inherit-fd" : o.switch_to.c_str());
-	return j;
+	return {};
+}
+
+Status JoinedNs::join_task(pid_t pid, unsigned long kinds)
+{
+	std::vector<std::pair<Fd, int>> targets;
+	for (int kind : {CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNS}) {
+		if (!(kinds & kind))
+			continue;
+		const char *name = ns_name(kind);
+		Fd fd(::open(strfmt("/proc/%d/ns/%s", pid, name).c_str(), O_RDONLY | O_CLOEXEC));
+		if (!fd.valid())
+			return sys_error("can't open the %s namespace of PID %d", name, pid);
+		targets.emplace_back(std::move(fd), kind);
+	}
+	return join(std::move(targets), strfmt("PID %d", pid));
 }
 
 JoinedNs::~JoinedNs()

@@ -49,6 +49,8 @@ public:
 	// is known to be new (a released sandbox's, see sandbox.h): those the
 	// images hold the same are not written (each write costs 10-15 us).
 	Status restore(const IpcVars *fresh = nullptr);
+	// Any object to create (before restore())?
+	bool objects() const;
 
 private:
 	PbPtr<IpcVarEntry> vars_;

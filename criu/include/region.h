@@ -44,8 +44,9 @@ class RestorerRegion
 {
 public:
 	// Maps and fills the region of t, in a hole of our address space (read
-	// now) and of the task's dump.
-	static Result<RestorerRegion> make(const RegionTask &t);
+	// now) and of the task's dump. shared: for a child forked after it (a
+	// root made ahead), which then sees what we finish() in it.
+	static Result<RestorerRegion> make(const RegionTask &t, bool shared = false);
 
 	RestorerRegion(RestorerRegion &&o) noexcept;
 	RestorerRegion &operator=(RestorerRegion &&o) noexcept;
@@ -57,6 +58,10 @@ public:
 	// the memory is in place, ops the task's setup.
 	Status finish(const MemPlan &m, int pages_fd, int exe_fd, const std::vector<int> &close_fds,
 		      const std::vector<rst_op> &ops);
+	// For a root made ahead that enters the blob before its request: the
+	// blob waits for a byte on go_fd (the task's), and takes the driver's
+	// fds through pidfd (RST_OP_TAKE_FD). Both are closed with close_fds.
+	void wait_for_go(int go_fd, int pidfd);
 	// Logs what make() chose that a user may want to know (make() may run
 	// before the log is set up).
 	void log_choices(const RegionTask &t) const;

@@ -148,7 +148,16 @@ struct rst_itimer {
  * its root is not criu's) and umask.
  */
 enum rst_op_kind {
-	RST_OP_DUP3,	  /* dup3(fd, arg, flags) */
+	RST_OP_DUP3, /* dup3(fd, arg, flags) */
+	/* the driver's fd: pidfd_getfd(pidfd, fd), moved to arg (flags: O_CLOEXEC or 0) */
+	RST_OP_TAKE_FD,
+	RST_OP_SETNS,	/* setns(fd, arg) */
+	RST_OP_SETSID,	/* setsid() */
+	RST_OP_SETPGID, /* setpgid(0, 0) */
+	/* write(fd, "0", 1): fd is a cgroup's tasks (v2: cgroup.procs); the
+	 * task moves itself, which spares the kernel the threadgroup lock that
+	 * moving another process takes (an RCU grace period, 8-16 ms) */
+	RST_OP_JOIN_CGROUP,
 	RST_OP_EPOLL_ADD, /* epoll_ctl(fd, EPOLL_CTL_ADD, arg, {flags, data}) */
 	RST_OP_FCHDIR,	  /* fchdir(fd) */
 	RST_OP_CHROOT,	  /* chroot("."): the root where fchdir went */
@@ -188,6 +197,7 @@ enum rst_step {
 	RST_POSIX_TIMER,
 	RST_SCHED,
 	RST_SETUP, /* an rst_op: its index in rst_args::ops */
+	RST_GO,	   /* waiting for the go */
 	RST_STEP_MAX
 };
 
@@ -205,8 +215,16 @@ struct rst_args {
 
 	uint32_t nr_ops; /* the task's setup, before its memory is mapped */
 	struct rst_op *ops;
+	/*
+	 * A root made ahead of its request enters the blob early: it replaces
+	 * criu's address space, then waits for a byte on go_fd while the driver
+	 * fills in the rest of this region (shared with it), the setup included.
+	 * -1: no wait. pidfd is the driver's (RST_OP_TAKE_FD), -1 if none.
+	 */
+	int32_t go_fd;
+	int32_t pidfd;
 
-	uint32_t nr_close_fds; /* driver fds to close once memory is in place */
+	uint32_t nr_close_fds; /* driver fds to close once memory and mm are in place */
 	int32_t *close_fds;
 
 	/* prctl(PR_SET_MM, PR_SET_MM_MAP) payload, struct prctl_mm_map layout */

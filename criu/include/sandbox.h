@@ -87,9 +87,17 @@ public:
 	static Result<JoinedNs> enter(const Options &o, const ExternalNs &ext);
 	// The cgroups the tree goes into, if any.
 	std::optional<CgroupTarget> &cgroups() { return cgroups_; }
+	// Also enters these kinds (CLONE_NEW*; net, uts, ipc, mnt) of pid's
+	// namespaces.
+	Status join_task(pid_t pid, unsigned long kinds);
+	// The namespaces entered, in the order entered (mnt last), kind.
+	const std::vector<std::pair<Fd, int>> &entered() const { return entered_; }
 
 private:
+	Status join(std::vector<std::pair<Fd, int>> targets, const std::string &whose);
+
 	std::vector<std::pair<Fd, int>> back_;	// criu's own namespaces, kind
+	std::vector<std::pair<Fd, int>> entered_;
 	Fd cwd_;
 	std::optional<CgroupTarget> cgroups_;
 };

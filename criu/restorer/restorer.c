@@ -234,11 +234,34 @@ struct rst_epoll_event {
 	uint64_t data;
 } __attribute__((packed));
 
-static long setup_op(const struct rst_op *op)
+/* pidfd_getfd() gives the lowest free fd, close-on-exec. */
+static long take_fd(int pidfd, const struct rst_op *op)
+{
+	long fd = sys_pidfd_getfd(pidfd, op->fd);
+	if (fd < 0 || fd == op->arg)
+		return fd < 0 ? fd : sys_fcntl(fd, 2 /* F_SETFD */, op->flags ? 1 /* FD_CLOEXEC */ : 0);
+	long r = sys_dup3(fd, op->arg, (int)op->flags);
+	sys_close(fd);
+	return r;
+}
+
+static long setup_op(struct rst_args *a, const struct rst_op *op)
 {
 	switch (op->kind) {
 	case RST_OP_DUP3:
 		return sys_dup3(op->fd, op->arg, (int)op->flags);
+	case RST_OP_TAKE_FD:
+		return take_fd(a->pidfd, op);
+	case RST_OP_SETNS:
+		return sys_setns(op->fd, op->arg);
+	case RST_OP_SETSID:
+		return sys_setsid();
+	case RST_OP_SETPGID:
+		return sys_setpgid(0, 0);
+	case RST_OP_JOIN_CGROUP: {
+		char self = '0';
+		return sys_write(op->fd, &self, 1);
+	}
 	case RST_OP_EPOLL_ADD: {
 		struct rst_epoll_event ev = {op->flags, op->data};
 		return sys_epoll_ctl(op->fd, 1 /* EPOLL_CTL_ADD */, op->arg, &ev);
@@ -257,7 +280,20 @@ static long setup_op(const struct rst_op *op)
 static void run_setup(struct rst_args *a, struct rst_thread *t)
 {
 	for (uint32_t i = 0; i < a->nr_ops; i++)
-		CHECK(t, RST_SETUP, setup_op(&a->ops[i]), i);
+		CHECK(t, RST_SETUP, setup_op(a, &a->ops[i]), i);
+}
+
+/* A root made ahead: until the driver says go (or went away: end quietly). */
+static void wait_go(struct rst_args *a, struct rst_thread *t)
+{
+	char c;
+	long r;
+	do
+		r = sys_read(a->go_fd, &c, 1);
+	while (r == -4 /* EINTR */);
+	if (r == 0)
+		sys_exit_group(0);
+	CHECK(t, RST_GO, r, a->go_fd);
 }
 
 static void map_vmas(struct rst_args *a, struct rst_thread *t)
@@ -500,15 +536,15 @@ void rst_main(struct rst_args *a)
 	/* park the specials right behind the region's own pages */
 	move_specials(a, lead, a->region_start + a->region_len);
 	unmap_rest(a, lead);
+	if (a->go_fd >= 0)
+		wait_go(a, lead);
 	run_setup(a, lead);
 	map_vmas(a, lead);
 	read_pages(a, lead);
 	finish_vmas(a, lead);
+	restore_mm(a, lead);
 	for (uint32_t i = 0; i < a->nr_close_fds; i++)
 		sys_close(a->close_fds[i]);
-	restore_mm(a, lead);
-	if (a->exe_fd >= 0)
-		sys_close(a->exe_fd);
 	restore_process_state(a, lead);
 	for (int i = 0; i < 3; i++)
 		if (a->itimers[i].value_sec || a->itimers[i].value_usec)

@@ -147,6 +147,34 @@ static inline long sys_umask(int mask)
 {
 	return S6(95, mask, 0, 0, 0, 0, 0);
 }
+static inline long sys_read(int fd, void *buf, uint64_t n)
+{
+	return S6(0, fd, buf, n, 0, 0, 0);
+}
+static inline long sys_write(int fd, const void *buf, uint64_t n)
+{
+	return S6(1, fd, buf, n, 0, 0, 0);
+}
+static inline long sys_fcntl(int fd, int cmd, long arg)
+{
+	return S6(72, fd, cmd, arg, 0, 0, 0);
+}
+static inline long sys_pidfd_getfd(int pidfd, int fd)
+{
+	return S6(438, pidfd, fd, 0, 0, 0, 0);
+}
+static inline long sys_setns(int fd, int type)
+{
+	return S6(308, fd, type, 0, 0, 0, 0);
+}
+static inline long sys_setsid(void)
+{
+	return S6(112, 0, 0, 0, 0, 0, 0);
+}
+static inline long sys_setpgid(int pid, int pgid)
+{
+	return S6(109, pid, pgid, 0, 0, 0, 0);
+}
 static inline long sys_exit_group(int c)
 {
 	return S6(231, c, 0, 0, 0, 0, 0);
