@@ -151,9 +151,7 @@ enum rst_op_kind {
 	RST_OP_DUP3, /* dup3(fd, arg, flags) */
 	/* the driver's fd: pidfd_getfd(pidfd, fd), moved to arg (flags: O_CLOEXEC or 0) */
 	RST_OP_TAKE_FD,
-	RST_OP_SETNS,	/* setns(fd, arg) */
-	RST_OP_SETSID,	/* setsid() */
-	RST_OP_SETPGID, /* setpgid(0, 0) */
+	RST_OP_SETNS, /* setns(fd, arg) */
 	/* write(fd, "0", 1): fd is a cgroup's tasks (v2: cgroup.procs); the
 	 * task moves itself, which spares the kernel the threadgroup lock that
 	 * moving another process takes (an RCU grace period, 8-16 ms) */

@@ -254,10 +254,6 @@ static long setup_op(struct rst_args *a, const struct rst_op *op)
 		return take_fd(a->pidfd, op);
 	case RST_OP_SETNS:
 		return sys_setns(op->fd, op->arg);
-	case RST_OP_SETSID:
-		return sys_setsid();
-	case RST_OP_SETPGID:
-		return sys_setpgid(0, 0);
 	case RST_OP_JOIN_CGROUP: {
 		char self = '0';
 		return sys_write(op->fd, &self, 1);

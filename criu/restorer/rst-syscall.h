@@ -167,14 +167,6 @@ static inline long sys_setns(int fd, int type)
 {
 	return S6(308, fd, type, 0, 0, 0, 0);
 }
-static inline long sys_setsid(void)
-{
-	return S6(112, 0, 0, 0, 0, 0, 0);
-}
-static inline long sys_setpgid(int pid, int pgid)
-{
-	return S6(109, pid, pgid, 0, 0, 0, 0);
-}
 static inline long sys_exit_group(int c)
 {
 	return S6(231, c, 0, 0, 0, 0, 0);
