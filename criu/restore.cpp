@@ -632,7 +632,7 @@ RegionTask region_task(const TreeImages &tree, const TaskImages &ti, bool thin =
 {
 	size_t room = fd_ops_room(tree.files, ti.fds, ti.epolls_owned) + 4;
 	if (thin)
-		room += ti.mem.vmas.size() + 4 + 2 * 4 + 2 * 16;
+		room += ti.mem.vmas.size() + 4 + 8 + 32;
 	return {ti.mem, ti.cores, *ti.pstree, room};
 }
 
@@ -1798,7 +1798,12 @@ Result<pid_t> restore_task(const Options &o)
 	plugins::set_image_dir(dir->fd());
 	if (g_prepared && g_prepared->pid > 0) {
 		// (our child: still there unless someone killed it)
-		if (waitpid(g_prepared->pid, nullptr, WNOHANG) == 0 && prepared_fits(o, *dir)) {
+		int status = 0;
+		bool alive = waitpid(g_prepared->pid, &status, WNOHANG) == 0;
+		if (!alive)
+			pr_info("The root made ahead (PID %d) is gone (%s): restoring without it\n", g_prepared->pid,
+				WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "it exited");
+		if (alive && prepared_fits(o, *dir)) {
 			auto r = g_prepared->thin ? restore_thin(o, *dir, t0) : restore_prepared(o, *dir, t0);
 			// used: the next restore makes its own root
 			g_prepared->pid = -1;

@@ -742,7 +742,9 @@ def test_thin_root(zdtm, mm_pool, name, thin):
     left), and the restore goes through it: criu restores the hostname in
     the root's uts namespace, the root takes its files from criu; the
     instance has the dumped hostname and passes. socket_unix00's root made
-    ahead is an ordinary one, and its instance passes too"""
+    ahead is an ordinary one, and its instance passes too. Once both
+    roots waiting are killed, a third restore goes the ordinary way, its
+    log saying why, and passes"""
     r = zdtm(name, timeout=120)
     hostname = "thin-" + name.replace("_", "-")
 
@@ -753,8 +755,11 @@ def test_thin_root(zdtm, mm_pool, name, thin):
     imgdir = r.dump(r.pid)
     wrapper.wait(timeout=r.remaining(10))
     tmpl = mm_template(r, imgdir)
-    for i in range(2):
-        if i:
+    for i in range(3 if thin else 2):
+        if i == 2:
+            for root in _waiting_roots(tmpl, 2, time.monotonic() + 10):
+                os.kill(root, 9)
+        elif i:
             roots = _waiting_roots(tmpl, 2 if thin else 1, time.monotonic() + (10 if thin else 1))
             r.check(len(roots) == (2 if thin else 0), "%d roots made ahead wait in their restorer" % len(roots))
             for root in roots:
@@ -764,10 +769,13 @@ def test_thin_root(zdtm, mm_pool, name, thin):
                 r.check(maps and not left, "the root made ahead %d still maps criu: %s" % (root, left))
         pid = restore_instance(r, imgdir, tmpl, "thin%d" % i)
         log = read_text(imgdir / ("thin%d.log" % i)) or ""
-        if i:
+        if i == 1:
             r.check(_made_ahead(imgdir, "thin1"), "not restored through a root made ahead")
             r.check(("waiting in its restorer" in log) == thin, "the root made ahead %s in its restorer" % (
                 "did not wait" if thin else "waited"))
+        if i == 2:
+            r.check(not _made_ahead(imgdir, "thin2"), "restored through a root made ahead that was killed")
+            r.check("is gone (Killed): restoring without it" in log, "the log does not say the root was gone")
         got = subprocess.run(["nsenter", "-t", str(pid), "-u", "hostname"], capture_output=True, text=True,
                              timeout=10).stdout.strip()
         r.check(got == hostname, "instance %d: hostname %r, dumped %r" % (i, got, hostname))
