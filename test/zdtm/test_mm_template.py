@@ -732,7 +732,9 @@ def _waiting_roots(tmpl, want, deadline):
 
 
 @pytest.mark.parametrize("name,thin", [("epoll00", True), ("socket_inet00", True), ("chroot00", True),
-                                       ("shm_anon", True), ("fd_gaps", True), ("socket_unix00", False)])
+                                       ("shm_anon", True), ("fd_gaps", True), ("memfd00", True),
+                                       ("timerfd00", True), ("signalfd00", True), ("inotify00", True),
+                                       ("pipe00", True), ("socket_unix00", False)])
 def test_thin_root(zdtm, mm_pool, name, thin):
     """a single task, init of pid, uts and ipc namespaces of its own with a
     hostname of its own: the template's spares make the roots of the next
@@ -741,7 +743,9 @@ def test_thin_root(zdtm, mm_pool, name, thin):
     address space already gone (no mapping of criu's binary or its plugin
     left), and the restore goes through it: criu restores the hostname in
     the root's uts namespace, the root takes its files from criu; the
-    instance has the dumped hostname and passes. socket_unix00's root made
+    instance has the dumped hostname and passes (epoll registrations, TCP
+    sockets, a chroot, shared anonymous memory, fd gaps, a memfd, timerfd,
+    signalfd, inotify, pipes with data). socket_unix00's root made
     ahead is an ordinary one, and its instance passes too. Once both
     roots waiting are killed, a third restore goes the ordinary way, its
     log saying why, and passes"""
