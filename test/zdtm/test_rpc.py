@@ -1545,15 +1545,18 @@ def test_rpc_prepare_request(zdtm):
     r.ok = True
 
 
-def test_rpc_prepared_pid_namespace(zdtm):
+@pytest.mark.parametrize("name", ["ns_pid_uts", "epoll00"])
+def test_rpc_prepared_pid_namespace(zdtm, name):
     """a tree in pid and uts namespaces of its own (ns_pid_uts: children, a
-    grandchild, a zombie, a hostname) through a --prepare service: its spare
-    also makes the next restore's root ahead (PID 1 of a new pid namespace),
-    and the restore goes through it, twice in a row, each instance PID 1 of
-    its namespace with the dump's inner PIDs, passing"""
+    grandchild, a zombie, a hostname; epoll00: one task, whose root made
+    ahead is a thin one, waiting in its restorer) through a --prepare
+    service: its spare also makes the next restore's root ahead (PID 1 of a
+    new pid namespace), and the restore goes through it, twice in a row,
+    each instance PID 1 of its namespace with the dump's inner PIDs,
+    passing"""
     if NOCR:
         pytest.skip("ZDTM_NOCR")
-    r = zdtm("ns_pid_uts", timeout=120)
+    r = zdtm(name, timeout=120)
     svc, log = _prepared_service(r)
     wrapper = start_in_namespaces(r, ["pid", "uts"])
     inner = sorted(nspid(p)[-1] for p in descendants(r.pid))
@@ -1570,6 +1573,9 @@ def test_rpc_prepared_pid_namespace(zdtm):
         r.track(pid)
         r.check("through its root made ahead" in (read_text(imgdir / ("restore-%d.log" % i)) or ""),
                 "restore %d did not go through a root made ahead" % i)
+        thin = "waiting in its restorer" in (read_text(imgdir / ("restore-%d.log" % i)) or "")
+        r.check(thin == (name == "epoll00"), "restore %d: the root made ahead was %sa thin one" % (
+            i, "" if thin else "not "))
         r.check(nspid(pid)[-1] == 1, "instance %d: NSpid %s" % (i, nspid(pid)))
         got = sorted(nspid(p)[-1] for p in descendants(pid))
         r.check(got == inner, "instance %d: inner PIDs %s, dumped %s" % (i, got, inner))
