@@ -1,7 +1,7 @@
 // What the parts of the restore share: restore.cpp reads and checks the
-// images, runs each task's side until its blob (ChildSide) and traces the
-// tree (trace_tree()); ahead.cpp makes roots ahead of their request and
-// restores through them.
+// images and runs each task's side until its blob (ChildSide); tracer.cpp
+// traces the tree (trace_tree()); ahead.cpp makes roots ahead of their
+// request and restores through them.
 #pragma once
 
 #include <sys/types.h>
@@ -203,7 +203,7 @@ Status unregister_rseq();
 [[noreturn]] void jump_into(const RestorerRegion &r);
 // criu opens what tasks share before the root exists.
 Status prepare_inherited(const Options &o, TreeImages &tree, Inherited &inh);
-// From the root's creation (pid) on, until the tree runs (see restore.cpp).
+// From the root's creation (pid) on, until the tree runs (see tracer.cpp).
 Result<pid_t> trace_tree(const Options &o, TreeImages &tree, const ImageDir &dir, int rep_fd, pid_t pid,
 			 CgroupTarget *cg, const std::function<Status()> &go, OwnMntns *mntns, timespec t0);
 
