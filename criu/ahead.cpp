@@ -131,12 +131,7 @@ RootAhead work_ahead(PreparedRoot &p, const Inherited &inh)
 		if (auto v = IpcVars::read())
 			a.new_ipc.emplace(std::move(*v));
 	TaskImages &ti = p.tree.tasks[0];
-	if (p.tree.ipc_objects) {
-		auto i = IpcImages::read(p.dir, ti.ids->ipc_ns_id);
-		if (!i)
-			report_and_exit(inh.report_fd, ti.pid, i.error());
-		a.ipc.emplace(std::move(*i));
-	}
+	a.ipc = std::move(p.ipc);  // (read by prepare_root(); this is our copy of it)
 	auto region = RestorerRegion::make(region_task(p.tree, ti));
 	if (!region)
 		report_and_exit(inh.report_fd, ti.pid, region.error());

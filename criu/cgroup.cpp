@@ -195,11 +195,10 @@ Result<std::vector<Fd>> CgroupTarget::join_files() const
 	return v;
 }
 
-Status CgroupTarget::join_through(const std::vector<Fd> &files, pid_t pid)
+Status CgroupTarget::join_through(const std::vector<Fd> &files)
 {
-	std::string who = std::to_string(pid);
 	for (auto &f : files)
-		if (write(f.get(), who.data(), who.size()) != (ssize_t)who.size()) {
+		if (write(f.get(), "0", 1) != 1) {
 			int err = errno;
 			auto name = read_link(strfmt("/proc/self/fd/%d", f.get()));
 			errno = err;

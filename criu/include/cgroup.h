@@ -53,10 +53,9 @@ public:
 	// For another process of criu to join them (join_through()): each
 	// cgroup's `tasks` (v2: cgroup.procs) opened for writing.
 	Result<std::vector<Fd>> join_files() const;
-	// Moves the calling task (or the single-threaded process pid) into the
-	// cgroups of files join_files() opened (or their copies), as
-	// join_self() does.
-	static Status join_through(const std::vector<Fd> &files, pid_t pid = 0);
+	// Moves the calling task into the cgroups of files join_files()
+	// opened (or their copies), as join_self() does.
+	static Status join_through(const std::vector<Fd> &files);
 	// How many processes are in them now.
 	Result<size_t> tasks() const;
 
